@@ -1,0 +1,443 @@
+//! Layered configuration: defaults < `tars.toml` (or `--config` / `TARS_CONFIG`) < `TARS_*`
+//! environment (`__` between nested keys) < command-line flags.
+//!
+//! Everything is validated here, once, so that a typo in a deployment fails at start-up with the
+//! key's name and what it accepts, not minutes later inside a worker.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that names the configuration file.
+pub const CONFIG_ENV: &str = "TARS_CONFIG";
+/// The file read from the working directory when no file is named.
+pub const DEFAULT_CONFIG_FILE: &str = "tars.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist: create it or drop --config / TARS_CONFIG")]
+    MissingFile { path: String },
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}` = {value:?} is invalid: {allowed}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        allowed: String,
+    },
+}
+
+/// Which wire protocol the LLM endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmApi {
+    /// Ollama's native `/api/chat`: the only one that lets us set `num_ctx` per request.
+    Ollama,
+    /// `/v1/chat/completions` as served by Ollama, llama.cpp, vLLM, LM Studio...
+    Openai,
+}
+
+/// By hand, so that a wrong value names the choices (serde's derived message does not, through
+/// config-rs).
+impl<'de> Deserialize<'de> for LlmApi {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ollama" => Ok(LlmApi::Ollama),
+            "openai" => Ok(LlmApi::Openai),
+            _ => Err(serde::de::Error::custom(format!(
+                "{s:?} is not an LLM API: use \"ollama\" or \"openai\""
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub redis: RedisConfig,
+    pub llm: LlmConfig,
+    pub worker: WorkerConfig,
+    pub queue: QueueConfig,
+    pub scan: ScanConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    pub api: LlmApi,
+    /// Base URL of the server, without the `/api/chat` or `/v1/...` path.
+    pub url: String,
+    pub model: String,
+    /// Sent as `Authorization: Bearer` to OpenAI-compatible servers that want one.
+    pub api_key: Option<String>,
+    /// Context window asked of Ollama; prompts are sized to fit it, since Ollama truncates
+    /// silently past it.
+    pub num_ctx: u32,
+    /// Upper bound on the answer's length in tokens.
+    pub max_answer_tokens: u32,
+    pub temperature: f32,
+    /// Whole-request deadline: a local model on a small machine can take minutes.
+    pub timeout_secs: u64,
+    /// Attempts inside one task attempt for connection errors, 5xx and 503 (a busy server).
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Tasks one worker process runs at once.
+    pub concurrency: usize,
+    /// After SIGTERM, how long in-flight tasks may run before they are handed back.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// A task whose worker has not renewed it for this long is given to another worker.
+    pub lease_secs: u64,
+    /// Attempts per task before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Finished runs and their tasks expire after this many days.
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    pub tags: Vec<String>,
+    pub max_file_bytes: u64,
+    pub max_block_lines: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+        }
+    }
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            api: LlmApi::Ollama,
+            url: "http://127.0.0.1:11434".into(),
+            model: "qwen2.5-coder:7b".into(),
+            api_key: None,
+            num_ctx: 8192,
+            max_answer_tokens: 2048,
+            temperature: 0.2,
+            timeout_secs: 300,
+            retries: 3,
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 1,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            lease_secs: 60,
+            max_attempts: 5,
+            retention_days: 7,
+        }
+    }
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        let d = crate::scan::ScanOptions::default();
+        ScanConfig {
+            tags: d.tags,
+            max_file_bytes: d.max_file_bytes,
+            max_block_lines: d.max_block_lines,
+        }
+    }
+}
+
+impl ScanConfig {
+    pub fn options(&self) -> crate::scan::ScanOptions {
+        crate::scan::ScanOptions {
+            tags: self.tags.clone(),
+            max_file_bytes: self.max_file_bytes,
+            max_block_lines: self.max_block_lines,
+        }
+    }
+}
+
+/// Flag values from a binary, applied last. Keys use the dotted form (`worker.concurrency`).
+pub type Overrides = Vec<(&'static str, String)>;
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` flag; `env` is the process environment, passed
+    /// in so that tests do not have to mutate the real one.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let defaults = config::Config::try_from(&Config::default())?;
+        let mut builder = config::Config::builder().add_source(defaults);
+
+        let named: Option<PathBuf> = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get(CONFIG_ENV).map(PathBuf::from));
+        match named {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::MissingFile {
+                        path: path.display().to_string(),
+                    });
+                }
+                builder = builder.add_source(
+                    config::File::from(path.as_path()).format(config::FileFormat::Toml),
+                );
+            }
+            None => {
+                builder = builder.add_source(
+                    config::File::new(DEFAULT_CONFIG_FILE, config::FileFormat::Toml)
+                        .required(false),
+                );
+            }
+        }
+
+        // Only `TARS_<SECTION>__<KEY>` variables are configuration; others with the prefix
+        // (TARS_LOG, TARS_CONFIG, TARS_CACHE...) belong to the binaries and scripts.
+        let tars_env: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| {
+                k.strip_prefix("TARS_")
+                    .is_some_and(|rest| rest.contains("__"))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("TARS")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(tars_env)),
+        );
+        for (key, value) in overrides {
+            builder = builder.set_override(*key, value.as_str())?;
+        }
+        let cfg: Config = builder.build()?.try_deserialize()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Loads from the real process environment.
+    pub fn from_env(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Config::load(file, &env, overrides)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, value: impl ToString, allowed: &str) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                value: value.to_string(),
+                allowed: allowed.to_string(),
+            }
+        }
+        if !(self.redis.url.starts_with("redis://")
+            || self.redis.url.starts_with("rediss://")
+            || self.redis.url.starts_with("unix://"))
+        {
+            return Err(invalid(
+                "redis.url",
+                &self.redis.url,
+                "a URL such as redis://127.0.0.1:6379",
+            ));
+        }
+        if reqwest::Url::parse(&self.llm.url)
+            .map(|u| !matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(true)
+        {
+            return Err(invalid(
+                "llm.url",
+                &self.llm.url,
+                "an http(s) URL such as http://127.0.0.1:11434",
+            ));
+        }
+        if self.llm.model.trim().is_empty() {
+            return Err(invalid(
+                "llm.model",
+                &self.llm.model,
+                "a model name such as qwen2.5-coder:7b",
+            ));
+        }
+        if self.llm.num_ctx < 512 {
+            return Err(invalid("llm.num_ctx", self.llm.num_ctx, "at least 512"));
+        }
+        if self.llm.max_answer_tokens == 0 || self.llm.max_answer_tokens >= self.llm.num_ctx {
+            return Err(invalid(
+                "llm.max_answer_tokens",
+                self.llm.max_answer_tokens,
+                "more than 0 and less than llm.num_ctx",
+            ));
+        }
+        if !(0.0..=2.0).contains(&self.llm.temperature) {
+            return Err(invalid(
+                "llm.temperature",
+                self.llm.temperature,
+                "a number from 0.0 to 2.0",
+            ));
+        }
+        if self.llm.timeout_secs == 0 {
+            return Err(invalid("llm.timeout_secs", 0, "at least 1"));
+        }
+        if self.worker.concurrency == 0 || self.worker.concurrency > 256 {
+            return Err(invalid(
+                "worker.concurrency",
+                self.worker.concurrency,
+                "a whole number from 1 to 256",
+            ));
+        }
+        if self.queue.lease_secs < 3 {
+            return Err(invalid(
+                "queue.lease_secs",
+                self.queue.lease_secs,
+                "at least 3 (the lease is renewed every third of it)",
+            ));
+        }
+        if self.queue.max_attempts == 0 {
+            return Err(invalid("queue.max_attempts", 0, "at least 1"));
+        }
+        if self.queue.retention_days == 0 {
+            return Err(invalid("queue.retention_days", 0, "at least 1"));
+        }
+        if self.scan.tags.is_empty()
+            || self
+                .scan
+                .tags
+                .iter()
+                .any(|t| t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(invalid(
+                "scan.tags",
+                format!("{:?}", self.scan.tags),
+                "a non-empty list of words such as [\"TODO\", \"FIXME\"]",
+            ));
+        }
+        if self.scan.max_block_lines < 5 {
+            return Err(invalid(
+                "scan.max_block_lines",
+                self.scan.max_block_lines,
+                "at least 5",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[llm]\nurl = \"http://file:1\"\nmodel = \"from-file\"\n[worker]\nconcurrency = 3\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("TARS_LLM__URL", "http://127.0.0.1:8080"),
+            ("TARS_LLM__API", "openai"),
+            ("TARS_QUEUE__LEASE_SECS", "9"),
+        ]);
+        let cfg = Config::load(
+            Some(&file),
+            &e,
+            &vec![("worker.concurrency", "7".to_string())],
+        )
+        .unwrap();
+        assert_eq!(cfg.llm.url, "http://127.0.0.1:8080");
+        assert_eq!(cfg.llm.model, "from-file");
+        assert_eq!(cfg.llm.api, LlmApi::Openai);
+        assert_eq!(cfg.queue.lease_secs, 9);
+        assert_eq!(cfg.worker.concurrency, 7);
+    }
+
+    #[test]
+    fn other_tars_variables_are_not_configuration() {
+        let e = env(&[("TARS_LOG", "debug"), ("TARS_CACHE", "/tmp/x")]);
+        assert!(Config::load(None, &e, &vec![]).is_ok());
+    }
+
+    #[test]
+    fn config_file_from_env_var() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.toml");
+        std::fs::write(&file, "[redis]\nurl = \"redis://10.0.0.1:7000\"\n").unwrap();
+        let e = env(&[(CONFIG_ENV, file.to_str().unwrap())]);
+        let cfg = Config::load(None, &e, &vec![]).unwrap();
+        assert_eq!(cfg.redis.url, "redis://10.0.0.1:7000");
+    }
+
+    #[test]
+    fn bad_api_names_key_and_choices() {
+        let e = env(&[("TARS_LLM__API", "claude")]);
+        let err = Config::load(None, &e, &vec![]).unwrap_err().to_string();
+        assert!(err.contains("claude"), "{err}");
+        assert!(err.contains("ollama") && err.contains("openai"), "{err}");
+        assert!(err.contains("llm.api") || err.contains("api"), "{err}");
+    }
+
+    #[test]
+    fn bad_number_names_key() {
+        let e = env(&[("TARS_WORKER__CONCURRENCY", "0")]);
+        let err = Config::load(None, &e, &vec![]).unwrap_err().to_string();
+        assert!(err.contains("worker.concurrency"), "{err}");
+        let e = env(&[("TARS_QUEUE__LEASE_SECS", "soon")]);
+        let err = Config::load(None, &e, &vec![]).unwrap_err().to_string();
+        assert!(err.contains("lease_secs"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "[llm]\nmodle = \"x\"\n").unwrap();
+        let err = Config::load(Some(&file), &HashMap::new(), &vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("modle"), "{err}");
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nope/t.toml")), &HashMap::new(), &vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nope/t.toml"), "{err}");
+    }
+}

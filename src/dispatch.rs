@@ -1,0 +1,366 @@
+//! What the dispatcher CLI does, as library calls: print a scan, start a run, wait for it with
+//! progress, write its patches and summary, report its status.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::queue::{Queue, QueueError, RunStatus, TaskRecord, TaskSpec, TaskState};
+use crate::scan::{self, ScanError, ScanReport};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("run {run} did not finish within {secs} s ({finished} of {total} tasks finished)")]
+    WaitTimeout {
+        run: String,
+        secs: u64,
+        finished: u64,
+        total: u64,
+    },
+}
+
+/// One line of `dispatcher scan --json`.
+#[derive(Debug, Serialize)]
+pub struct ScanLine<'a> {
+    pub id: &'a str,
+    pub path: &'a str,
+    pub line: usize,
+    pub tag: &'a str,
+    pub text: &'a str,
+    pub author: Option<&'a str>,
+    pub language: &'a str,
+    pub symbol: Option<&'a str>,
+    pub block: scan::ByteRange,
+    pub block_lines: (usize, usize),
+}
+
+/// Prints a scan: `path:line: TAG text` lines and a summary on `err`, or JSON lines.
+pub fn print_scan(
+    report: &ScanReport,
+    json: bool,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> std::io::Result<()> {
+    let mut by_tag: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_lang: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut total = 0usize;
+    for f in &report.files {
+        for t in &f.todos {
+            total += 1;
+            *by_tag.entry(&t.tag).or_default() += 1;
+            *by_lang.entry(&t.language).or_default() += 1;
+            if json {
+                let l = ScanLine {
+                    id: &t.id,
+                    path: &t.path,
+                    line: t.line,
+                    tag: &t.tag,
+                    text: &t.text,
+                    author: t.author.as_deref(),
+                    language: &t.language,
+                    symbol: t.symbol.as_deref(),
+                    block: t.block,
+                    block_lines: t.block_lines,
+                };
+                serde_json::to_writer(&mut *out, &l)?;
+                writeln!(out)?;
+            } else {
+                writeln!(out, "{}:{}: {} {}", t.path, t.line, t.tag, t.text)?;
+            }
+        }
+    }
+    let fmt = |m: &BTreeMap<&str, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    writeln!(
+        err,
+        "{total} TODOs in {} files ({} files scanned)",
+        report.files.len(),
+        report.files_scanned
+    )?;
+    if total > 0 {
+        writeln!(err, "  by tag: {}", fmt(&by_tag))?;
+        writeln!(err, "  by language: {}", fmt(&by_lang))?;
+    }
+    if !report.skipped.is_empty() {
+        let s = report
+            .skipped
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{} {v}",
+                    serde_json::to_string(k)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        writeln!(err, "  skipped files: {s}")?;
+    }
+    for e in &report.errors {
+        writeln!(err, "  warning: {e}")?;
+    }
+    Ok(())
+}
+
+/// A run that was created and filled.
+#[derive(Debug)]
+pub struct Started {
+    pub run: String,
+    pub tasks: usize,
+    pub added: usize,
+    pub report: ScanReport,
+}
+
+/// Scans `root`, creates a run and enqueues one task per TODO.
+pub async fn start_run(queue: &Queue, cfg: &Config, root: &Path) -> Result<Started, DispatchError> {
+    let report = scan::scan_path(root, &cfg.scan.options())?;
+    queue.ensure_group().await?;
+    let repo = std::fs::canonicalize(root)
+        .unwrap_or_else(|_| root.to_path_buf())
+        .display()
+        .to_string();
+    let run = queue.create_run(&repo).await?;
+    let mut tasks = 0;
+    let mut added = 0;
+    for f in &report.files {
+        queue.put_blob(&f.content_hash, &f.content).await?;
+        for t in &f.todos {
+            tasks += 1;
+            if queue.enqueue(&run, &TaskSpec::from_todo(t)).await? {
+                added += 1;
+            }
+        }
+    }
+    Ok(Started {
+        run,
+        tasks,
+        added,
+        report,
+    })
+}
+
+/// Polls the run's counters until every task has finished, showing progress on stderr: a bar
+/// on a terminal, a plain line per change otherwise (CI logs, pipes).
+pub async fn wait_run(
+    queue: &Queue,
+    run: &str,
+    timeout: Option<Duration>,
+) -> Result<RunStatus, DispatchError> {
+    let started = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut last_line = String::new();
+    let mut failures = 0u32;
+    loop {
+        let st = match queue.run_status(run).await {
+            Ok(st) => {
+                failures = 0;
+                st
+            }
+            Err(QueueError::Redis(e)) if failures < 30 => {
+                failures += 1;
+                tracing::warn!(error = %e, "Redis unavailable while waiting; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let line = format!(
+            "{run}: {}/{} finished (done {}, failed {}, dead {}; running {}, queued {}, retrying {})",
+            st.finished(),
+            st.total,
+            st.done,
+            st.failed,
+            st.dead,
+            st.running,
+            st.queued,
+            st.retrying
+        );
+        if tty {
+            let b = bar.get_or_insert_with(|| {
+                let b = indicatif::ProgressBar::new(st.total);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                b
+            });
+            b.set_length(st.total);
+            b.set_position(st.finished());
+            b.set_message(format!(
+                "done {} failed {} dead {} running {}",
+                st.done, st.failed, st.dead, st.running
+            ));
+        } else if line != last_line {
+            eprintln!("{line}");
+            last_line = line;
+        }
+        if st.is_complete() {
+            if let Some(b) = bar {
+                b.finish();
+            }
+            return Ok(st);
+        }
+        if let Some(t) = timeout
+            && started.elapsed() > t
+        {
+            return Err(DispatchError::WaitTimeout {
+                run: run.into(),
+                secs: t.as_secs(),
+                finished: st.finished(),
+                total: st.total,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One task in `summary.json`.
+#[derive(Debug, Serialize)]
+pub struct TaskSummary {
+    pub id: String,
+    pub path: String,
+    pub line: usize,
+    pub tag: String,
+    pub text: String,
+    pub language: String,
+    pub state: TaskState,
+    pub reason: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub attempts: u32,
+    /// Time in the LLM call of the last attempt.
+    pub llm_ms: Option<u64>,
+    /// From enqueue to the first start.
+    pub wait_ms: Option<u64>,
+    /// From enqueue to the final result.
+    pub total_ms: Option<u64>,
+    pub worker: Option<String>,
+    /// File name of the patch in the output directory, for done tasks.
+    pub patch: Option<String>,
+    pub errors: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub run: String,
+    pub repo: String,
+    pub status: RunStatus,
+    pub tasks: Vec<TaskSummary>,
+}
+
+fn summarize(t: &TaskRecord) -> TaskSummary {
+    let since = |end: Option<u64>| match (t.enqueued_at, end) {
+        (Some(a), Some(b)) if b >= a => Some(b - a),
+        _ => None,
+    };
+    TaskSummary {
+        id: t.spec.id.clone(),
+        path: t.spec.path.clone(),
+        line: t.spec.line,
+        tag: t.spec.tag.clone(),
+        text: t.spec.text.clone(),
+        language: t.spec.language.clone(),
+        state: t.state,
+        reason: t.reason.clone(),
+        model: t.model.clone(),
+        prompt_tokens: t.prompt_tokens,
+        completion_tokens: t.completion_tokens,
+        attempts: t.attempts,
+        llm_ms: t.llm_ms,
+        wait_ms: since(t.started_at),
+        total_ms: since(t.finished_at),
+        worker: t.worker.clone(),
+        patch: (t.state == TaskState::Done && t.patch.is_some())
+            .then(|| format!("{}.patch", t.spec.id)),
+        errors: t.errors.clone(),
+    }
+}
+
+/// Writes `DIR/<task-id>.patch` for every done task and `DIR/summary.json` for all of them.
+pub async fn write_results(queue: &Queue, run: &str, dir: &Path) -> Result<Summary, DispatchError> {
+    let status = queue.run_status(run).await?;
+    let tasks = queue.run_tasks(run).await?;
+    let werr = |path: PathBuf| {
+        move |source| DispatchError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(werr(dir.to_path_buf()))?;
+    for t in &tasks {
+        if let (TaskState::Done, Some(p)) = (t.state, &t.patch) {
+            let path = dir.join(format!("{}.patch", t.spec.id));
+            std::fs::write(&path, p).map_err(werr(path.clone()))?;
+        }
+    }
+    let summary = Summary {
+        run: run.to_string(),
+        repo: status.repo.clone(),
+        status,
+        tasks: tasks.iter().map(summarize).collect(),
+    };
+    let path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    std::fs::write(&path, json + "\n").map_err(werr(path.clone()))?;
+    Ok(summary)
+}
+
+/// The run named, or the latest one.
+pub async fn resolve_run(queue: &Queue, run: Option<&str>) -> Result<String, DispatchError> {
+    Ok(match run {
+        Some(r) => r.to_string(),
+        None => queue.latest_run().await?,
+    })
+}
+
+/// `dispatcher status` in words.
+pub fn format_status(st: &RunStatus) -> String {
+    let mut s = format!(
+        "run {}  repo {}\n  total {}  finished {}{}\n",
+        st.run,
+        st.repo,
+        st.total,
+        st.finished(),
+        if st.is_complete() { " (complete)" } else { "" }
+    );
+    for state in TaskState::ALL {
+        s.push_str(&format!("  {:<9}{}\n", state.as_str(), st.count(state)));
+    }
+    s
+}
+
+/// Failure reasons counted, for the end-of-run report.
+pub fn failure_reasons(summary: &Summary) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for t in &summary.tasks {
+        if matches!(t.state, TaskState::Failed | TaskState::Dead) {
+            let r = t.reason.clone().unwrap_or_else(|| "unknown".into());
+            *m.entry(r).or_default() += 1;
+        }
+    }
+    m
+}

@@ -1,0 +1,154 @@
+use crate::fake_llm::{FakeLlm, Reply, openai_completion};
+use crate::util::{RedisServer, cmd, demo_repo, free_port, run};
+
+#[test]
+fn scan_of_a_missing_path_says_so() {
+    let mut c = cmd("dispatcher");
+    c.args(["scan", "/definitely/not/here"]);
+    let out = run(c);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("/definitely/not/here") && out.stderr.contains("does not exist"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+#[test]
+fn run_on_a_file_says_it_is_not_a_directory() {
+    let repo = demo_repo();
+    let mut c = cmd("dispatcher");
+    c.arg("run").arg(repo.path().join("src/lib.rs"));
+    let out = run(c);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("not a directory"), "{}", out.stderr);
+}
+
+#[test]
+fn unreachable_redis_names_the_url_and_how_to_start_one() {
+    let repo = demo_repo();
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let mut c = cmd("dispatcher");
+    c.args(["run", "--redis-url", &url]).arg(repo.path());
+    let out = run(c);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains(&url) && out.stderr.contains("redis-server"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_config_value_names_the_key() {
+    let mut c = cmd("dispatcher");
+    c.env("TARS_LLM__API", "gpt").args(["status"]);
+    let out = run(c);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("gpt") && out.stderr.contains("ollama"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn worker_with_unreachable_llm_names_the_url() {
+    let redis = RedisServer::start();
+    let llm_url = format!("http://127.0.0.1:{}", free_port());
+    let mut c = cmd("worker");
+    c.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__URL", &llm_url);
+    let out = run(c);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains(&llm_url), "{}", out.stderr);
+}
+
+#[test]
+fn worker_with_missing_ollama_model_suggests_pull() {
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/api/tags" => Reply::Json {
+            status: 200,
+            body: r#"{"models":[{"name":"llama3.2:latest","model":"llama3.2:latest"}]}"#.into(),
+        },
+        _ => Reply::Json {
+            status: 404,
+            body: r#"{"error":"not found"}"#.into(),
+        },
+    });
+    let mut c = cmd("worker");
+    c.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__URL", fake.url())
+        .env("TARS_LLM__MODEL", "qwen2.5-coder:7b");
+    let out = run(c);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("ollama pull qwen2.5-coder:7b"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains(&fake.url()), "{}", out.stderr);
+}
+
+#[test]
+fn answer_without_code_block_fails_the_task_and_keeps_the_answer() {
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/v1/models" => Reply::Json {
+            status: 200,
+            body: r#"{"object":"list","data":[{"id":"m"}]}"#.into(),
+        },
+        _ => Reply::Json {
+            status: 200,
+            body: openai_completion("I think you should validate the input."),
+        },
+    });
+    let repo = demo_repo();
+    let out_dir = tempfile::tempdir().unwrap();
+    let env = |c: &mut std::process::Command| {
+        c.env("TARS_REDIS__URL", redis.url())
+            .env("TARS_LLM__URL", fake.url())
+            .env("TARS_LLM__API", "openai")
+            .env("TARS_LLM__MODEL", "m");
+    };
+    let mut w = cmd("worker");
+    env(&mut w);
+    w.stderr(std::process::Stdio::null());
+    let _worker = crate::util::Proc {
+        child: w.spawn().unwrap(),
+        name: "worker".into(),
+    };
+    let mut d = cmd("dispatcher");
+    env(&mut d);
+    d.args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(out_dir.path())
+        .arg(repo.path());
+    let out = run(d);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 6);
+    for t in tasks {
+        assert_eq!(t["state"], "failed", "{t}");
+        assert!(
+            t["reason"].as_str().unwrap().contains("no code block"),
+            "{t}"
+        );
+        assert!(t["patch"].is_null());
+    }
+    // The raw answer is kept in the task's hash for inspection.
+    let run_id = out.stdout.trim();
+    let mut conn = redis.conn();
+    let id = tasks[0]["id"].as_str().unwrap();
+    let answer: String = redis::cmd("HGET")
+        .arg(format!("{{tars}}:task:{run_id}:{id}"))
+        .arg("answer")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(answer, "I think you should validate the input.");
+}

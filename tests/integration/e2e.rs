@@ -1,0 +1,141 @@
+//! The whole path for real: dispatcher, Redis, two worker processes, a real LLM server
+//! (llama.cpp with SmolLM2-135M through the OpenAI-compatible backend).
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use crate::util::{LlamaServer, Proc, RedisServer, cmd, demo_repo, git, run};
+
+#[test]
+fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
+    let t0 = Instant::now();
+    let redis = RedisServer::start();
+    let llm = LlamaServer::start();
+    let repo = demo_repo();
+    let out_dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let env = |c: &mut std::process::Command| {
+        c.env("TARS_REDIS__URL", redis.url())
+            .env("TARS_LLM__API", "openai")
+            .env("TARS_LLM__URL", llm.url())
+            .env("TARS_LLM__MODEL", "smollm2")
+            .env("TARS_LLM__NUM_CTX", "2048")
+            .env("TARS_LLM__MAX_ANSWER_TOKENS", "512")
+            .env("TARS_LLM__TIMEOUT_SECS", "120");
+    };
+    let mut workers = Vec::new();
+    for i in 0..2 {
+        let mut w = cmd("worker");
+        env(&mut w);
+        let log = std::fs::File::create(logs.path().join(format!("worker{i}.log"))).unwrap();
+        w.stderr(Stdio::from(log));
+        workers.push(Proc {
+            child: w.spawn().unwrap(),
+            name: format!("worker{i}"),
+        });
+    }
+    let mut d = cmd("dispatcher");
+    env(&mut d);
+    d.args(["run", "--wait", "--timeout", "900", "--out"])
+        .arg(out_dir.path())
+        .arg(repo.path());
+    let out = run(d);
+    let worker_logs: String = (0..2)
+        .map(|i| {
+            std::fs::read_to_string(logs.path().join(format!("worker{i}.log"))).unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "dispatcher: {}\nworkers: {worker_logs}",
+        out.stderr
+    );
+    let run_id = out.stdout.trim().to_string();
+
+    // Every task ended, done or failed with a reason.
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out_dir.path().join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 6);
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for t in tasks {
+        let state = t["state"].as_str().unwrap();
+        *counts.entry(state.to_string()).or_default() += 1;
+        match state {
+            "done" => {
+                let patch = out_dir
+                    .path()
+                    .join(t["patch"].as_str().expect("done task names its patch"));
+                assert!(patch.exists());
+                assert!(!t["model"].is_null(), "{t}");
+            }
+            "failed" => assert!(!t["reason"].as_str().unwrap_or_default().is_empty(), "{t}"),
+            other => panic!("task ended {other}: {t}"),
+        }
+    }
+
+    // Every written patch applies to a clean copy of the fixture, at its root.
+    let clean = demo_repo();
+    let mut patches = 0;
+    for e in std::fs::read_dir(out_dir.path()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "patch") {
+            patches += 1;
+            let o = std::process::Command::new("git")
+                .args(["apply", "--check"])
+                .arg(&p)
+                .current_dir(clean.path())
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{}: {}\n{}",
+                p.display(),
+                String::from_utf8_lossy(&o.stderr),
+                std::fs::read_to_string(&p).unwrap()
+            );
+        }
+    }
+    assert_eq!(patches as u64, counts.get("done").copied().unwrap_or(0));
+
+    // summary.json agrees with `dispatcher status --json`.
+    let mut s = cmd("dispatcher");
+    env(&mut s);
+    s.args(["status", "--json", &run_id]);
+    let st = run(s);
+    assert_eq!(st.code, Some(0), "{}", st.stderr);
+    let st: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    assert_eq!(st["total"], 6);
+    for state in ["queued", "running", "retrying", "done", "failed", "dead"] {
+        assert_eq!(
+            st[state].as_u64().unwrap(),
+            counts.get(state).copied().unwrap_or(0),
+            "{state}: {st}"
+        );
+        assert_eq!(summary["status"][state], st[state]);
+    }
+
+    // The user's working tree was not touched.
+    let porcelain = git(repo.path(), &["status", "--porcelain"]);
+    assert!(
+        porcelain.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&porcelain.stdout)
+    );
+    for w in &mut workers {
+        assert!(
+            w.child.try_wait().unwrap().is_none(),
+            "{} died: {worker_logs}",
+            w.name
+        );
+    }
+    eprintln!(
+        "e2e: {} tasks, {:?}, {patches} patches, {:.1} s",
+        tasks.len(),
+        counts,
+        t0.elapsed().as_secs_f64()
+    );
+}

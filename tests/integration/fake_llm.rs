@@ -1,0 +1,176 @@
+//! A scripted HTTP server for the LLM faults a real server cannot be made to show on demand:
+//! a 503, an error line in the middle of an NDJSON stream, a truncated prompt, an answer with no
+//! code block. It speaks the documented wire formats (Ollama's NDJSON `/api/chat`, OpenAI's
+//! `/v1/chat/completions`) and nothing else.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub body: String,
+}
+
+pub enum Reply {
+    Json {
+        status: u16,
+        body: String,
+    },
+    /// NDJSON lines sent as HTTP chunks; `cut` drops the connection after them without the
+    /// terminating chunk.
+    Ndjson {
+        lines: Vec<String>,
+        cut: bool,
+    },
+}
+
+type Handler = dyn Fn(&Request, usize) -> Reply + Send + Sync;
+
+pub struct FakeLlm {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl FakeLlm {
+    /// `handler` gets the request and its 0-based index among all requests.
+    pub fn start(handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> FakeLlm {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let handler: Arc<Handler> = Arc::new(handler);
+        let reqs = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let handler = handler.clone();
+                let reqs = reqs.clone();
+                std::thread::spawn(move || serve(stream, &*handler, &reqs));
+            }
+        });
+        FakeLlm { port, requests }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn count(&self, path: &str) -> usize {
+        self.requests
+            .lock()
+            .map(|r| r.iter().filter(|q| q.path == path).count())
+            .unwrap_or(0)
+    }
+}
+
+fn serve(stream: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let req = Request {
+            method,
+            path,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        };
+        let index = {
+            let mut r = reqs.lock().expect("lock");
+            r.push(req.clone());
+            r.len() - 1
+        };
+        match handler(&req, index) {
+            Reply::Json { status, body } => {
+                let reason = if status == 200 { "OK" } else { "Error" };
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            Reply::Ndjson { lines, cut } => {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
+                );
+                for l in lines {
+                    let chunk = format!("{l}\n");
+                    let _ = write!(out, "{:x}\r\n{chunk}\r\n", chunk.len());
+                    let _ = out.flush();
+                }
+                if cut {
+                    let _ = out.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+                let _ = write!(out, "0\r\n\r\n");
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+/// Ollama `/api/chat` stream lines for `content`, split in pieces, ending with the `done` line.
+pub fn ollama_stream(content: &str, prompt_eval_count: u64) -> Vec<String> {
+    let mut lines: Vec<String> = content
+        .split_inclusive(' ')
+        .map(|piece| {
+            serde_json::json!({
+                "model": "test-model", "created_at": "2026-11-24T00:00:00Z",
+                "message": {"role": "assistant", "content": piece}, "done": false
+            })
+            .to_string()
+        })
+        .collect();
+    lines.push(
+        serde_json::json!({
+            "model": "test-model", "created_at": "2026-11-24T00:00:01Z",
+            "message": {"role": "assistant", "content": ""},
+            "done": true, "done_reason": "stop",
+            "total_duration": 1_000_000u64, "prompt_eval_count": prompt_eval_count,
+            "eval_count": 42
+        })
+        .to_string(),
+    );
+    lines
+}
+
+/// An OpenAI chat completion body.
+pub fn openai_completion(content: &str) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "test-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    })
+    .to_string()
+}

@@ -1,0 +1,10 @@
+//! Integration tests: one target, shared helpers (tests/integration/util.rs), real processes.
+
+mod bad_input;
+mod e2e;
+mod fake_llm;
+mod llm_ollama;
+mod queue_redis;
+mod scan_cli;
+mod util;
+mod worker_signals;

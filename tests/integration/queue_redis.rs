@@ -1,0 +1,157 @@
+//! The queue's state transitions against a real redis-server.
+
+use std::time::Duration;
+
+use crate::util::RedisServer;
+use tars_fleet::queue::{Completion, Queue, Start, TaskSpec, TaskState, keys};
+
+fn spec(id: &str) -> TaskSpec {
+    TaskSpec {
+        id: id.into(),
+        path: "src/a.rs".into(),
+        line: 3,
+        tag: "TODO".into(),
+        text: "do it".into(),
+        language: "rust".into(),
+        symbol: Some("fn a() {".into()),
+        block_start: 0,
+        block_end: 10,
+        content_hash: "abc".into(),
+    }
+}
+
+async fn queue(r: &RedisServer) -> Queue {
+    let q = Queue::connect(&r.url(), 7).await.unwrap();
+    q.ensure_group().await.unwrap();
+    q
+}
+
+#[tokio::test]
+async fn enqueueing_the_same_task_twice_adds_nothing() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    let run = q.create_run("/repo").await.unwrap();
+    assert!(q.enqueue(&run, &spec("t1")).await.unwrap());
+    assert!(!q.enqueue(&run, &spec("t1")).await.unwrap());
+    assert!(q.enqueue(&run, &spec("t2")).await.unwrap());
+    let st = q.run_status(&run).await.unwrap();
+    assert_eq!((st.total, st.queued), (2, 2));
+    let len: u64 = redis::cmd("XLEN")
+        .arg(keys::tasks_stream())
+        .query(&mut r.conn())
+        .unwrap();
+    assert_eq!(len, 2);
+    assert_eq!(q.latest_run().await.unwrap(), run);
+}
+
+#[tokio::test]
+async fn a_task_completes_once_and_a_second_completion_is_dropped() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    let run = q.create_run("/repo").await.unwrap();
+    q.enqueue(&run, &spec("t1")).await.unwrap();
+    let mut b = q.blocking_connection().await.unwrap();
+    let ds = q
+        .fetch(&mut b, "w1", 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(ds.len(), 1);
+    assert_eq!(
+        q.start(&ds[0], "w1", 5).await.unwrap(),
+        Start::Running { attempt: 1 }
+    );
+    assert_eq!(q.run_status(&run).await.unwrap().running, 1);
+    let c = q
+        .complete(&ds[0], TaskState::Done, &[("patch", "diff".into())])
+        .await
+        .unwrap();
+    assert_eq!(c, Completion::Recorded);
+    let again = q
+        .complete(&ds[0], TaskState::Failed, &[("reason", "late".into())])
+        .await
+        .unwrap();
+    assert_eq!(again, Completion::Duplicate);
+    let st = q.run_status(&run).await.unwrap();
+    assert_eq!((st.done, st.failed, st.running, st.queued), (1, 0, 0, 0));
+    assert!(st.is_complete() && st.finished_at.is_some());
+    let t = q.task(&run, "t1").await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Done);
+    assert_eq!(t.patch.as_deref(), Some("diff"));
+    // Acknowledged entries leave the stream and the pending list.
+    let len: u64 = redis::cmd("XLEN")
+        .arg(keys::tasks_stream())
+        .query(&mut r.conn())
+        .unwrap();
+    assert_eq!(len, 0);
+}
+
+#[tokio::test]
+async fn retryable_failures_back_off_then_dead_letter_with_every_error() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    let run = q.create_run("/repo").await.unwrap();
+    q.enqueue(&run, &spec("t1")).await.unwrap();
+    let mut b = q.blocking_connection().await.unwrap();
+    for attempt in 1..=2u32 {
+        let ds = q
+            .fetch(&mut b, "w1", 10, Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert_eq!(ds.len(), 1, "attempt {attempt}");
+        assert_eq!(
+            q.start(&ds[0], "w1", 2).await.unwrap(),
+            Start::Running { attempt }
+        );
+        let err = serde_json::json!({"attempt": attempt, "kind": "busy"});
+        let c = q
+            .retry_later(&ds[0], 2, Duration::ZERO, &err, "LLM busy")
+            .await
+            .unwrap();
+        if attempt == 1 {
+            assert_eq!(c, Completion::Retrying);
+            assert_eq!(q.run_status(&run).await.unwrap().retrying, 1);
+            assert_eq!(q.promote_due(10).await.unwrap(), 1);
+        } else {
+            assert_eq!(c, Completion::Dead);
+        }
+    }
+    let st = q.run_status(&run).await.unwrap();
+    assert_eq!((st.dead, st.retrying, st.queued, st.running), (1, 0, 0, 0));
+    let t = q.task(&run, "t1").await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Dead);
+    assert_eq!(t.errors.len(), 2);
+    let dead: u64 = redis::cmd("XLEN")
+        .arg(keys::dead_stream())
+        .query(&mut r.conn())
+        .unwrap();
+    assert_eq!(dead, 1);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_reclaimed_by_another_worker() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    let run = q.create_run("/repo").await.unwrap();
+    q.enqueue(&run, &spec("t1")).await.unwrap();
+    let mut b = q.blocking_connection().await.unwrap();
+    let ds = q
+        .fetch(&mut b, "dead-worker", 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    q.start(&ds[0], "dead-worker", 5).await.unwrap();
+    // A live lease is not taken...
+    assert!(
+        q.reclaim("w2", Duration::from_secs(60), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // ...an expired one is, and the attempt counts.
+    let got = q.reclaim("w2", Duration::ZERO, 10).await.unwrap();
+    assert_eq!(got, ds);
+    assert_eq!(
+        q.start(&got[0], "w2", 5).await.unwrap(),
+        Start::Running { attempt: 2 }
+    );
+    assert_eq!(q.run_status(&run).await.unwrap().running, 1);
+}

@@ -1,0 +1,93 @@
+use crate::util::{cmd, demo_repo, run};
+
+/// The TODOs of examples/demo, as a person reading the code would list them.
+const DEMO_TODOS: &[(&str, usize, &str)] = &[
+    ("cmd/main.go", 6, "TODO"),
+    ("scripts/backup.sh", 4, "TODO"),
+    ("src/lib.rs", 3, "TODO"),
+    ("src/stats.py", 5, "TODO"),
+    ("src/stats.py", 10, "FIXME"),
+    ("web/cart.js", 4, "TODO"),
+];
+
+#[test]
+fn scan_json_lists_every_demo_todo_and_nothing_else() {
+    let repo = demo_repo();
+    // Ignored and unreadable-as-text files must not produce tasks.
+    std::fs::create_dir_all(repo.path().join("build")).unwrap();
+    std::fs::write(repo.path().join("build/gen.js"), "// TODO: generated\n").unwrap();
+    std::fs::write(repo.path().join("packed.js"), b"\0\x01// TODO: binary\n").unwrap();
+    std::fs::write(repo.path().join("latin1.py"), b"# TODO: caf\xe9\n").unwrap();
+
+    let mut c = cmd("dispatcher");
+    c.args(["scan", "--json"]).arg(repo.path());
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let mut found: Vec<(String, usize, String)> = Vec::new();
+    for line in out.stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
+        for key in ["id", "path", "line", "tag", "text", "language", "block"] {
+            assert!(!v[key].is_null(), "{key} missing in {line}");
+        }
+        assert_eq!(v["id"].as_str().unwrap().len(), 16);
+        let (start, end) = (
+            v["block"]["start"].as_u64().unwrap(),
+            v["block"]["end"].as_u64().unwrap(),
+        );
+        assert!(start < end, "{line}");
+        found.push((
+            v["path"].as_str().unwrap().to_string(),
+            v["line"].as_u64().unwrap() as usize,
+            v["tag"].as_str().unwrap().to_string(),
+        ));
+    }
+    found.sort();
+    let expected: Vec<(String, usize, String)> = DEMO_TODOS
+        .iter()
+        .map(|(p, l, t)| (p.to_string(), *l, t.to_string()))
+        .collect();
+    assert_eq!(found, expected);
+    assert!(out.stderr.contains("binary 1"), "{}", out.stderr);
+    assert!(out.stderr.contains("not_utf8 1"), "{}", out.stderr);
+}
+
+#[test]
+fn scan_plain_output_is_path_line_tag_text() {
+    let repo = demo_repo();
+    let mut c = cmd("dispatcher");
+    c.arg("scan").arg(repo.path());
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == "src/stats.py:10: FIXME swap low and high when low > high"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stdout.lines().count(), DEMO_TODOS.len());
+    assert!(out.stderr.contains("6 TODOs in 5 files"), "{}", out.stderr);
+}
+
+#[test]
+fn scan_block_covers_the_enclosing_function() {
+    let repo = demo_repo();
+    let mut c = cmd("dispatcher");
+    c.args(["scan", "--json"]).arg(repo.path());
+    let out = run(c);
+    let content = std::fs::read_to_string(repo.path().join("src/lib.rs")).unwrap();
+    let v: serde_json::Value = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["path"] == "src/lib.rs")
+        .expect("the Rust TODO");
+    let block = &content[v["block"]["start"].as_u64().unwrap() as usize
+        ..v["block"]["end"].as_u64().unwrap() as usize];
+    assert!(
+        block.starts_with("pub fn parse_port(s: &str) -> u16 {"),
+        "{block}"
+    );
+    assert!(block.trim_end().ends_with('}'), "{block}");
+    assert!(!block.contains("fn greet"), "{block}");
+}
