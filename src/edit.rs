@@ -26,6 +26,10 @@ pub enum Rejection {
     TodoStillPresent { tag: String },
     #[error("the answer elides code ({line:?}): a patch must not drop the rest of the block")]
     Elision { line: String },
+    #[error(
+        "the rewritten block no longer defines `{name}`: the answer dropped the code around the TODO"
+    )]
+    DroppedSymbol { name: String },
     #[error("the task's block range {start}..{end} does not fit the file ({len} bytes)")]
     BadRange {
         start: usize,
@@ -46,6 +50,7 @@ impl Rejection {
             Rejection::Unchanged => "unchanged",
             Rejection::TodoStillPresent { .. } => "todo_still_present",
             Rejection::Elision { .. } => "elision",
+            Rejection::DroppedSymbol { .. } => "dropped_symbol",
             Rejection::BadRange { .. } => "bad_range",
             Rejection::DiffMismatch(_) => "diff_mismatch",
         }
@@ -264,6 +269,69 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// The name a block's header defines (`parse_port` in `pub fn parse_port(s: &str) -> u16 {`,
+/// `Cart` in `class Cart:`), so a rewrite that deletes the definition can be recognised. A
+/// changed signature is fine; a vanished name is not.
+fn symbol_name(header: &str) -> Option<&str> {
+    const NOT_NAMES: &[&str] = &[
+        "if", "for", "while", "switch", "catch", "match", "function", "fn", "def", "func",
+        "return", "with", "elif", "else", "foreach", "unless", "until", "sizeof",
+    ];
+    const DEFINERS: &[&str] = &[
+        "class",
+        "struct",
+        "impl",
+        "interface",
+        "enum",
+        "trait",
+        "type",
+        "module",
+        "namespace",
+        "object",
+    ];
+    let ident = |s: &str| -> Option<(usize, usize)> {
+        let end = s.len();
+        let start = s
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+            .last()
+            .map(|(i, _)| i)?;
+        Some((start, end))
+    };
+    if let Some(paren) = header.find('(') {
+        let before = header[..paren].trim_end();
+        if let Some((a, b)) = ident(before) {
+            let name = &before[a..b];
+            if !NOT_NAMES.contains(&name) && !name.chars().all(|c| c.is_ascii_digit()) {
+                return Some(name);
+            }
+        }
+    }
+    // Generic parameters are not the name: `impl<T> Queue<T>` defines Queue.
+    let mut depth = 0usize;
+    let plain: String = header
+        .chars()
+        .map(|c| {
+            match c {
+                '<' => depth += 1,
+                '>' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => return c,
+                _ => {}
+            }
+            ' '
+        })
+        .collect();
+    let words: Vec<&str> = plain
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .find(|w| DEFINERS.contains(&w[0]))
+        .and_then(|w| header.find(w[1]).map(|i| &header[i..i + w[1].len()]))
+}
+
 /// Turns an answer into a patch, or says which gate it failed.
 pub fn make_patch(spec: &TaskSpec, content: &str, answer: &str) -> Result<Patch, Rejection> {
     let (start, end) = (spec.block_start, spec.block_end);
@@ -292,6 +360,14 @@ pub fn make_patch(spec: &TaskSpec, content: &str, answer: &str) -> Result<Patch,
     if !tag_gone || !text_gone {
         return Err(Rejection::TodoStillPresent {
             tag: spec.tag.clone(),
+        });
+    }
+    if let Some(name) = spec.symbol.as_deref().and_then(symbol_name)
+        && count_tag(original, name) > 0
+        && count_tag(&new_block, name) == 0
+    {
+        return Err(Rejection::DroppedSymbol {
+            name: name.to_string(),
         });
     }
     let had_elision: Vec<&str> = original.lines().filter(|l| elision_line(l)).collect();
@@ -529,6 +605,24 @@ mod tests {
         let diff = unified_diff("f", "a\nb\nc\n", "a\nB\nc\n");
         assert!(apply_unified("a\nx\nc\n", &diff).is_err());
         assert_eq!(apply_unified("a\nb\nc\n", &diff).unwrap(), "a\nB\nc\n");
+    }
+
+    #[test]
+    fn deleting_the_function_is_rejected_but_changing_its_signature_is_not() {
+        let mut s = spec(FILE, BLOCK, "handle overflow");
+        s.symbol = Some("fn add(a: i32, b: i32) -> i32 {".into());
+        let gone = "```rust\n// addition lives elsewhere now\n```";
+        assert_eq!(
+            make_patch(&s, FILE, gone),
+            Err(Rejection::DroppedSymbol { name: "add".into() })
+        );
+        let resig =
+            "```rust\nfn add(a: i32, b: i32) -> Option<i32> {\n    a.checked_add(b)\n}\n```";
+        assert!(make_patch(&s, FILE, resig).is_ok());
+        assert_eq!(symbol_name("backup() {"), Some("backup"));
+        assert_eq!(symbol_name("class Cart(Base):"), Some("Cart"));
+        assert_eq!(symbol_name("impl<T> Queue<T> {"), Some("Queue"));
+        assert_eq!(symbol_name("if (x) {"), None);
     }
 
     #[test]
