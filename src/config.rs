@@ -89,6 +89,12 @@ pub struct LlmConfig {
     pub timeout_secs: u64,
     /// Attempts inside one task attempt for connection errors, 5xx and 503 (a busy server).
     pub retries: u32,
+    /// Fleet-wide cap on concurrent requests to this endpoint, enforced through Redis: a
+    /// server answers only `OLLAMA_NUM_PARALLEL` at once, whatever the number of workers.
+    pub max_in_flight: Option<u32>,
+    /// Answers asked for per task attempt before a gate failure is final; each new ask says
+    /// why the last answer was rejected.
+    pub answer_attempts: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +145,8 @@ impl Default for LlmConfig {
             temperature: 0.2,
             timeout_secs: 300,
             retries: 3,
+            max_in_flight: None,
+            answer_attempts: 2,
         }
     }
 }
@@ -304,6 +312,20 @@ impl Config {
         }
         if self.llm.timeout_secs == 0 {
             return Err(invalid("llm.timeout_secs", 0, "at least 1"));
+        }
+        if self.llm.max_in_flight == Some(0) {
+            return Err(invalid(
+                "llm.max_in_flight",
+                0,
+                "at least 1, or leave it unset for no cap",
+            ));
+        }
+        if self.llm.answer_attempts == 0 || self.llm.answer_attempts > 10 {
+            return Err(invalid(
+                "llm.answer_attempts",
+                self.llm.answer_attempts,
+                "a whole number from 1 to 10",
+            ));
         }
         if self.worker.concurrency == 0 || self.worker.concurrency > 256 {
             return Err(invalid(

@@ -68,6 +68,11 @@ pub mod keys {
     pub fn delayed() -> String {
         format!("{PREFIX}:delayed")
     }
+    /// ZSET holder -> lease expiry (ms, server clock): the fleet-wide permits of one LLM
+    /// endpoint (`llm.max_in_flight`).
+    pub fn llm_permits(endpoint: &str) -> String {
+        format!("{PREFIX}:llm:{endpoint}:permits")
+    }
     /// HASH with a TTL: a worker's heartbeat.
     pub fn worker(id: &str) -> String {
         format!("{PREFIX}:worker:{id}")
@@ -104,16 +109,18 @@ pub enum TaskState {
     Done,
     Failed,
     Dead,
+    Cancelled,
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 6] = [
+    pub const ALL: [TaskState; 7] = [
         TaskState::Queued,
         TaskState::Running,
         TaskState::Retrying,
         TaskState::Done,
         TaskState::Failed,
         TaskState::Dead,
+        TaskState::Cancelled,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -123,13 +130,17 @@ impl TaskState {
             TaskState::Done => "done",
             TaskState::Failed => "failed",
             TaskState::Dead => "dead",
+            TaskState::Cancelled => "cancelled",
         }
     }
     pub fn parse(s: &str) -> Option<TaskState> {
         TaskState::ALL.into_iter().find(|t| t.as_str() == s)
     }
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskState::Done | TaskState::Failed | TaskState::Dead)
+        matches!(
+            self,
+            TaskState::Done | TaskState::Failed | TaskState::Dead | TaskState::Cancelled
+        )
     }
 }
 
@@ -268,11 +279,14 @@ pub struct RunStatus {
     pub done: u64,
     pub failed: u64,
     pub dead: u64,
+    pub cancelled: u64,
+    /// Completions dropped because the task had already finished (it was delivered twice).
+    pub duplicates: u64,
 }
 
 impl RunStatus {
     pub fn finished(&self) -> u64 {
-        self.done + self.failed + self.dead
+        self.done + self.failed + self.dead + self.cancelled
     }
     pub fn is_complete(&self) -> bool {
         self.finished() >= self.total
@@ -285,6 +299,7 @@ impl RunStatus {
             TaskState::Done => self.done,
             TaskState::Failed => self.failed,
             TaskState::Dead => self.dead,
+            TaskState::Cancelled => self.cancelled,
         }
     }
 }
@@ -320,135 +335,27 @@ pub enum Completion {
     Dead,
 }
 
-const ENQUEUE: &str = r#"
--- KEYS: task, run, run_tasks, stream, runs   ARGV: run, task, now, retention_secs, field, value...
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'run', ARGV[1], 'attempts', 0, 'enqueued_at', ARGV[3], unpack(ARGV, 5))
-redis.call('SADD', KEYS[3], ARGV[2])
-redis.call('HINCRBY', KEYS[2], 'total', 1)
-redis.call('HINCRBY', KEYS[2], 'queued', 1)
-redis.call('HDEL', KEYS[2], 'finished_at')
-redis.call('XADD', KEYS[4], '*', 'run', ARGV[1], 'task', ARGV[2])
-return 1
-"#;
+/// Every script starts with the shared prelude (terminal states, run completion, ack).
+fn script(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("lua/prelude.lua")))
+}
 
-const START: &str = r#"
--- KEYS: task, run, stream, dead   ARGV: entry, group, worker, now, max_attempts, run, task
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st or st == 'done' or st == 'failed' or st == 'dead' then
-  redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
-  redis.call('XDEL', KEYS[3], ARGV[1])
-  return {'skip', st or 'missing'}
-end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if attempts > tonumber(ARGV[5]) then
-  local reason = 'attempts exhausted: the task was delivered ' .. (attempts - 1) .. ' times without finishing (workers lost or killed mid-task)'
-  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-  redis.call('HINCRBY', KEYS[2], st, -1)
-  redis.call('HINCRBY', KEYS[2], 'dead', 1)
-  redis.call('HSET', KEYS[1], 'state', 'dead', 'reason', reason, 'finished_at', ARGV[4])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'run', ARGV[6], 'task', ARGV[7], 'reason', reason)
-  redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
-  redis.call('XDEL', KEYS[3], ARGV[1])
-  return {'dead', attempts - 1}
-end
-if st ~= 'running' then
-  redis.call('HINCRBY', KEYS[2], st, -1)
-  redis.call('HINCRBY', KEYS[2], 'running', 1)
-end
-redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[3], 'started_at', ARGV[4], 'entry', ARGV[1])
-return {'running', attempts}
-"#;
-
-const COMPLETE: &str = r#"
--- KEYS: task, run, stream, results, runs   ARGV: entry, group, state, now, retention_secs, run, task, field, value...
-local st = redis.call('HGET', KEYS[1], 'state')
-redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[3], ARGV[1])
-if not st or st == 'done' or st == 'failed' or st == 'dead' then return 'duplicate' end
-redis.call('HINCRBY', KEYS[2], st, -1)
-redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'finished_at', ARGV[4], unpack(ARGV, 8))
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'run', ARGV[6], 'task', ARGV[7], 'state', ARGV[3])
-local c = redis.call('HMGET', KEYS[2], 'total', 'done', 'failed', 'dead')
-local fin = (tonumber(c[2]) or 0) + (tonumber(c[3]) or 0) + (tonumber(c[4]) or 0)
-if fin >= (tonumber(c[1]) or 0) then
-  redis.call('HSET', KEYS[2], 'finished_at', ARGV[4])
-end
-return 'recorded'
-"#;
-
-const RETRY: &str = r#"
--- KEYS: task, run, stream, delayed, dead, results   ARGV: entry, group, now, due_ms, max_attempts, error_json, reason, run, task
-local st = redis.call('HGET', KEYS[1], 'state')
-redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[3], ARGV[1])
-if not st or st == 'done' or st == 'failed' or st == 'dead' then return 'duplicate' end
-local errs = redis.call('HGET', KEYS[1], 'errors')
-if not errs or errs == '' or errs == '[]' then errs = '[' .. ARGV[6] .. ']'
-else errs = string.sub(errs, 1, -2) .. ',' .. ARGV[6] .. ']' end
-local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts')) or 0
-redis.call('HINCRBY', KEYS[2], st, -1)
-if attempts >= tonumber(ARGV[5]) then
-  redis.call('HINCRBY', KEYS[2], 'dead', 1)
-  redis.call('HSET', KEYS[1], 'state', 'dead', 'errors', errs, 'reason', ARGV[7], 'finished_at', ARGV[3])
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'run', ARGV[8], 'task', ARGV[9], 'reason', ARGV[7])
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'run', ARGV[8], 'task', ARGV[9], 'state', 'dead')
-  local c = redis.call('HMGET', KEYS[2], 'total', 'done', 'failed', 'dead')
-  local fin = (tonumber(c[2]) or 0) + (tonumber(c[3]) or 0) + (tonumber(c[4]) or 0)
-  if fin >= (tonumber(c[1]) or 0) then redis.call('HSET', KEYS[2], 'finished_at', ARGV[3]) end
-  return 'dead'
-end
-redis.call('HINCRBY', KEYS[2], 'retrying', 1)
-redis.call('HSET', KEYS[1], 'state', 'retrying', 'errors', errs, 'reason', ARGV[7])
-redis.call('ZADD', KEYS[4], ARGV[4], ARGV[8] .. ':' .. ARGV[9])
-return 'retrying'
-"#;
-
-const PROMOTE: &str = r#"
--- KEYS: delayed, stream   ARGV: now, limit, prefix
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local n = 0
-for _, member in ipairs(due) do
-  redis.call('ZREM', KEYS[1], member)
-  local sep = string.find(member, ':', 1, true)
-  if sep then
-    local run = string.sub(member, 1, sep - 1)
-    local task = string.sub(member, sep + 1)
-    local tkey = ARGV[3] .. ':task:' .. run .. ':' .. task
-    if redis.call('HGET', tkey, 'state') == 'retrying' then
-      local rkey = ARGV[3] .. ':run:' .. run
-      redis.call('HINCRBY', rkey, 'retrying', -1)
-      redis.call('HINCRBY', rkey, 'queued', 1)
-      redis.call('HSET', tkey, 'state', 'queued')
-      redis.call('XADD', KEYS[2], '*', 'run', run, 'task', task)
-      n = n + 1
-    end
-  end
-end
-return n
-"#;
-
-const RELEASE: &str = r#"
--- KEYS: task, run, stream   ARGV: entry, group, run, task
-local st = redis.call('HGET', KEYS[1], 'state')
-redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
-redis.call('XDEL', KEYS[3], ARGV[1])
-if st ~= 'running' then return 0 end
-redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-redis.call('HINCRBY', KEYS[2], 'running', -1)
-redis.call('HINCRBY', KEYS[2], 'queued', 1)
-redis.call('HSET', KEYS[1], 'state', 'queued')
-redis.call('XADD', KEYS[3], '*', 'run', ARGV[3], 'task', ARGV[4])
-return 1
-"#;
-
-static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ENQUEUE));
-static START_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(START));
-static COMPLETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(COMPLETE));
-static RETRY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RETRY));
-static PROMOTE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(PROMOTE));
-static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/enqueue.lua")));
+static START_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/start.lua")));
+static COMPLETE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/complete.lua")));
+static RETRY_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/retry.lua")));
+static PROMOTE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/promote.lua")));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/release.lua")));
+static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/renew.lua")));
+static CANCEL_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/cancel.lua")));
+static RETRY_RUN_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/retry_run.lua")));
+static PURGE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/purge.lua")));
+static PERMIT_ACQUIRE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/permit_acquire.lua")));
+static PERMIT_RENEW_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/permit_renew.lua")));
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -559,9 +466,16 @@ impl Queue {
                     ("done", "0".into()),
                     ("failed", "0".into()),
                     ("dead", "0".into()),
+                    ("cancelled", "0".into()),
                 ],
             )
             .zadd(keys::runs(), &run, now)
+            // Runs older than the retention have expired; drop them from the list too.
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(keys::runs())
+            .arg("-inf")
+            .arg(now.saturating_sub(self.retention_secs * 1000))
+            .ignore()
             .query_async(&mut c)
             .await?;
         Ok(run)
@@ -597,11 +511,9 @@ impl Queue {
             .key(keys::run(run))
             .key(keys::run_tasks(run))
             .key(keys::tasks_stream())
-            .key(keys::runs())
             .arg(run)
             .arg(&spec.id)
-            .arg(now_ms())
-            .arg(self.retention_secs);
+            .arg(now_ms());
         for (k, v) in spec.fields() {
             inv.arg(k).arg(v);
         }
@@ -675,20 +587,121 @@ impl Queue {
         Ok(out)
     }
 
-    /// Renews the lease of a delivery by resetting its idle time. Returns false when the entry
-    /// is no longer pending (another delivery finished it).
+    /// Renews the lease of a delivery this consumer owns. Returns false when it no longer owns
+    /// it (the lease expired and another worker took the task, or the task finished).
     pub async fn renew(&self, consumer: &str, entry: &str) -> Result<bool, QueueError> {
         let mut c = self.conn();
-        let ids: Vec<String> = redis::cmd("XCLAIM")
-            .arg(keys::tasks_stream())
+        let n: i64 = RENEW_SCRIPT
+            .key(keys::tasks_stream())
             .arg(GROUP)
             .arg(consumer)
-            .arg(0)
             .arg(entry)
-            .arg("JUSTID")
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Whether the run was cancelled: workers check it at their checkpoints.
+    pub async fn run_cancelled(&self, run: &str) -> Result<bool, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = redis::cmd("HEXISTS")
+            .arg(keys::run(run))
+            .arg("cancelled_at")
             .query_async(&mut c)
             .await?;
-        Ok(!ids.is_empty())
+        Ok(n == 1)
+    }
+
+    /// Cancels a run; returns how many queued or retrying tasks were cancelled at once.
+    pub async fn cancel_run(&self, run: &str) -> Result<u64, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = CANCEL_SCRIPT
+            .key(keys::run(run))
+            .key(keys::run_tasks(run))
+            .key(keys::delayed())
+            .arg(PREFIX)
+            .arg(run)
+            .arg(now_ms())
+            .arg(self.retention_secs)
+            .invoke_async(&mut c)
+            .await?;
+        u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
+    }
+
+    /// Requeues a run's tasks that ended in `state` (failed, dead or cancelled).
+    pub async fn retry_run(&self, run: &str, state: TaskState) -> Result<u64, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = RETRY_RUN_SCRIPT
+            .key(keys::run(run))
+            .key(keys::run_tasks(run))
+            .key(keys::tasks_stream())
+            .arg(PREFIX)
+            .arg(run)
+            .arg(state.as_str())
+            .invoke_async(&mut c)
+            .await?;
+        u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
+    }
+
+    /// Removes a run and its tasks; returns how many tasks were removed.
+    pub async fn purge_run(&self, run: &str) -> Result<u64, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = PURGE_SCRIPT
+            .key(keys::run(run))
+            .key(keys::run_tasks(run))
+            .key(keys::delayed())
+            .key(keys::runs())
+            .arg(PREFIX)
+            .arg(run)
+            .invoke_async(&mut c)
+            .await?;
+        u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
+    }
+
+    /// Tries to take one of `max` fleet-wide permits for an LLM endpoint; the permit lapses
+    /// after `ttl` unless renewed.
+    pub async fn permit_acquire(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        max: u32,
+        ttl: Duration,
+    ) -> Result<bool, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = PERMIT_ACQUIRE_SCRIPT
+            .key(keys::llm_permits(endpoint))
+            .arg(holder)
+            .arg(ttl.as_millis() as u64)
+            .arg(max)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn permit_renew(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = PERMIT_RENEW_SCRIPT
+            .key(keys::llm_permits(endpoint))
+            .arg(holder)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn permit_release(&self, endpoint: &str, holder: &str) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        let _: i64 = redis::cmd("ZREM")
+            .arg(keys::llm_permits(endpoint))
+            .arg(holder)
+            .query_async(&mut c)
+            .await?;
+        Ok(())
     }
 
     pub async fn start(
@@ -703,6 +716,7 @@ impl Queue {
             .key(keys::run(&d.run))
             .key(keys::tasks_stream())
             .key(keys::dead_stream())
+            .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
             .arg(GROUP)
             .arg(worker)
@@ -710,6 +724,7 @@ impl Queue {
             .arg(max_attempts)
             .arg(&d.run)
             .arg(&d.task)
+            .arg(self.retention_secs)
             .invoke_async(&mut c)
             .await?;
         let word = v.first().map(value_string).unwrap_or_default();
@@ -745,7 +760,7 @@ impl Queue {
             .key(keys::run(&d.run))
             .key(keys::tasks_stream())
             .key(keys::results_stream())
-            .key(keys::runs())
+            .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
             .arg(GROUP)
             .arg(state.as_str())
@@ -773,6 +788,7 @@ impl Queue {
         backoff: Duration,
         error: &serde_json::Value,
         reason: &str,
+        reason_kind: &str,
     ) -> Result<Completion, QueueError> {
         let mut c = self.conn();
         let now = now_ms();
@@ -783,6 +799,7 @@ impl Queue {
             .key(keys::delayed())
             .key(keys::dead_stream())
             .key(keys::results_stream())
+            .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
             .arg(GROUP)
             .arg(now)
@@ -792,6 +809,8 @@ impl Queue {
             .arg(reason)
             .arg(&d.run)
             .arg(&d.task)
+            .arg(self.retention_secs)
+            .arg(reason_kind)
             .invoke_async(&mut c)
             .await?;
         Ok(match r.as_str() {
@@ -860,6 +879,8 @@ impl Queue {
             done: num("done"),
             failed: num("failed"),
             dead: num("dead"),
+            cancelled: num("cancelled"),
+            duplicates: num("duplicates"),
         })
     }
 

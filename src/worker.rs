@@ -247,6 +247,15 @@ fn task_backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + jitter)
 }
 
+/// How one delivery ended for this worker.
+enum Outcome {
+    Finished(Result<Completion, QueueError>),
+    /// Shutdown grace ran out: hand the task back.
+    Shutdown,
+    /// Another worker owns the task now (our lease lapsed): drop our work, write nothing.
+    LeaseLost,
+}
+
 async fn handle(shared: Arc<Shared>, d: Delivery) {
     let attempt = match shared
         .queue
@@ -264,22 +273,29 @@ async fn handle(shared: Arc<Shared>, d: Delivery) {
             return;
         }
         Err(e) => {
-            // The delivery stays pending; its lease expires and another worker reclaims it.
+            // The delivery stays pending; its lease expires and a worker reclaims it.
             tracing::warn!(task = %d.task, error = %e, "could not start task");
             return;
         }
     };
     shared.in_flight.lock().await.push(d.task.clone());
     let renew_stop = CancellationToken::new();
-    let renewer = tokio::spawn(renew_loop(shared.clone(), d.clone(), renew_stop.clone()));
+    let lost = CancellationToken::new();
+    let renewer = tokio::spawn(renew_loop(
+        shared.clone(),
+        d.clone(),
+        renew_stop.clone(),
+        lost.clone(),
+    ));
     let outcome = tokio::select! {
-        o = process(&shared, &d, attempt) => Some(o),
-        _ = shared.hard_stop.cancelled() => None,
+        o = process(&shared, &d, attempt) => Outcome::Finished(o),
+        _ = shared.hard_stop.cancelled() => Outcome::Shutdown,
+        _ = lost.cancelled() => Outcome::LeaseLost,
     };
     renew_stop.cancel();
     let _ = renewer.await;
     match outcome {
-        None => match shared.queue.release(&d).await {
+        Outcome::Shutdown => match shared.queue.release(&d).await {
             Ok(_) => {
                 shared.counters.handed_back.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(task = %d.task, "handed the task back to the queue");
@@ -288,10 +304,13 @@ async fn handle(shared: Arc<Shared>, d: Delivery) {
                 tracing::warn!(task = %d.task, error = %e, "could not hand back; it returns after its lease")
             }
         },
-        Some(Err(e)) => {
+        Outcome::LeaseLost => {
+            tracing::warn!(task = %d.task, "lease lost: another worker has the task now; abandoning this attempt");
+        }
+        Outcome::Finished(Err(e)) => {
             tracing::warn!(task = %d.task, error = %e, "could not record the result; the task returns after its lease");
         }
-        Some(Ok(c)) => {
+        Outcome::Finished(Ok(c)) => {
             let counter = match c {
                 Completion::Recorded => None,
                 Completion::Duplicate => Some(&shared.counters.duplicates),
@@ -306,7 +325,12 @@ async fn handle(shared: Arc<Shared>, d: Delivery) {
     shared.in_flight.lock().await.retain(|t| t != &d.task);
 }
 
-async fn renew_loop(shared: Arc<Shared>, d: Delivery, stop: CancellationToken) {
+async fn renew_loop(
+    shared: Arc<Shared>,
+    d: Delivery,
+    stop: CancellationToken,
+    lost: CancellationToken,
+) {
     let every = Duration::from_millis(shared.cfg.queue.lease_secs * 1000 / 3);
     loop {
         tokio::select! {
@@ -316,15 +340,122 @@ async fn renew_loop(shared: Arc<Shared>, d: Delivery, stop: CancellationToken) {
         match shared.queue.renew(&shared.id, &d.entry).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::debug!(task = %d.task, "the delivery is no longer pending (finished elsewhere)")
+                lost.cancel();
+                return;
             }
+            // Redis away: keep trying; if it stays away past the lease, another worker will
+            // reclaim the task and the next renewal reports the loss.
             Err(e) => tracing::warn!(task = %d.task, error = %e, "lease renewal failed"),
         }
     }
 }
 
+/// Retries a Redis write through a short outage (a restart, a failover) so that a finished
+/// task's result is not thrown away for a blip.
+async fn persist<T, F, Fut>(what: &str, f: F) -> Result<T, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueueError>>,
+{
+    use backon::{ExponentialBuilder, Retryable};
+    f.retry(
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(10)
+            .with_jitter(),
+    )
+    .when(|e| matches!(e, QueueError::Redis(_)))
+    .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "{what}: Redis unavailable, retrying"))
+    .await
+}
+
+/// A fleet-wide LLM permit, renewed while held, released when dropped.
+struct Permit {
+    queue: Queue,
+    endpoint: String,
+    holder: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Permit {
+    async fn acquire(shared: &Shared, max: u32) -> Result<Permit, QueueError> {
+        let endpoint = shared.cfg.llm.url.trim_end_matches('/').to_string();
+        let nonce: u32 = rand::random();
+        let holder = format!("{}:{nonce:08x}", shared.id);
+        let ttl = Duration::from_secs(shared.cfg.queue.lease_secs);
+        let mut logged = false;
+        while !shared
+            .queue
+            .permit_acquire(&endpoint, &holder, max, ttl)
+            .await?
+        {
+            if !logged {
+                tracing::debug!(
+                    endpoint,
+                    max,
+                    "waiting for an LLM permit (llm.max_in_flight)"
+                );
+                logged = true;
+            }
+            let wait = 50 + rand::random::<u64>() % 100;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        let (q, e, h) = (shared.queue.clone(), endpoint.clone(), holder.clone());
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                if let Ok(false) = q.permit_renew(&e, &h, ttl).await {
+                    tracing::warn!("LLM permit lapsed while in use");
+                }
+            }
+        });
+        Ok(Permit {
+            queue: shared.queue.clone(),
+            endpoint,
+            holder,
+            renewer,
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        let (q, e, h) = (
+            self.queue.clone(),
+            std::mem::take(&mut self.endpoint),
+            std::mem::take(&mut self.holder),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = q.permit_release(&e, &h).await {
+                tracing::debug!(error = %err, "permit release failed; it lapses on its own");
+            }
+        });
+    }
+}
+
+async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completion>, QueueError> {
+    if !shared.queue.run_cancelled(&d.run).await? {
+        return Ok(None);
+    }
+    tracing::info!(task = %d.task, run = %d.run, "run cancelled: abandoning the task");
+    let fields = [
+        ("reason", "the run was cancelled".to_string()),
+        ("reason_kind", "cancelled".to_string()),
+    ];
+    persist("cancel", || {
+        shared.queue.complete(d, TaskState::Cancelled, &fields)
+    })
+    .await
+    .map(Some)
+}
+
 async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completion, QueueError> {
     let q = &shared.queue;
+    if let Some(c) = cancelled_now(shared, d).await? {
+        return Ok(c);
+    }
     let Some(task) = q.task(&d.run, &d.task).await? else {
         return q
             .complete(
@@ -337,94 +468,132 @@ async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completi
     let spec = task.spec;
     let Some(content) = q.get_blob(&spec.content_hash).await? else {
         shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-        return q
-            .complete(
-                d,
-                TaskState::Failed,
-                &[
-                    (
-                        "reason",
-                        "the file's content is no longer in Redis (its blob expired); scan again"
-                            .into(),
-                    ),
-                    ("reason_kind", "blob_missing".into()),
-                ],
-            )
-            .await;
+        let fields = [
+            (
+                "reason",
+                "the file's content is no longer in Redis (its blob expired); scan again"
+                    .to_string(),
+            ),
+            ("reason_kind", "blob_missing".to_string()),
+        ];
+        return persist("fail", || q.complete(d, TaskState::Failed, &fields)).await;
     };
     let budget = u64::from(shared.cfg.llm.num_ctx - shared.cfg.llm.max_answer_tokens);
-    let messages = edit::build_prompt(&spec, &content, budget);
-    tracing::info!(task = %d.task, path = %spec.path, line = spec.line, attempt, "asking the LLM");
-    match shared.llm.chat(&messages).await {
-        Ok(answer) => {
-            let mut fields = vec![
-                ("model", answer.model.clone()),
-                ("llm_ms", answer.elapsed.as_millis().to_string()),
-                ("answer", answer.content.clone()),
-            ];
-            if let Some(p) = answer.prompt_tokens {
-                fields.push(("prompt_tokens", p.to_string()));
-            }
-            if let Some(c) = answer.completion_tokens {
-                fields.push(("completion_tokens", c.to_string()));
-            }
-            match edit::make_patch(&spec, &content, &answer.content) {
-                Ok(patch) => {
-                    fields.push(("patch", patch.diff));
-                    fields.push(("lines_added", patch.lines_added.to_string()));
-                    fields.push(("lines_removed", patch.lines_removed.to_string()));
-                    fields.push(("reason", String::new()));
-                    let c = q.complete(d, TaskState::Done, &fields).await?;
-                    if c == Completion::Recorded {
-                        shared.counters.done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tracing::info!(task = %d.task, "patch recorded");
-                    Ok(c)
+    let base = edit::build_prompt(&spec, &content, budget);
+    let answer_attempts = shared.cfg.llm.answer_attempts;
+    let (mut prompt_tokens, mut completion_tokens, mut llm_ms) = (0u64, 0u64, 0u128);
+    let mut messages = base.clone();
+    for ask in 1..=answer_attempts {
+        tracing::info!(task = %d.task, path = %spec.path, line = spec.line, attempt, ask, "asking the LLM");
+        let answer = {
+            let _permit = match shared.cfg.llm.max_in_flight {
+                Some(max) => Some(Permit::acquire(shared, max).await?),
+                None => None,
+            };
+            shared.llm.chat(&messages).await
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => return llm_failed(shared, d, attempt, e).await,
+        };
+        if let Some(c) = cancelled_now(shared, d).await? {
+            return Ok(c);
+        }
+        prompt_tokens += answer.prompt_tokens.unwrap_or(0);
+        completion_tokens += answer.completion_tokens.unwrap_or(0);
+        llm_ms += answer.elapsed.as_millis();
+        let mut fields = vec![
+            ("model", answer.model.clone()),
+            ("llm_ms", llm_ms.to_string()),
+            ("answer", answer.content.clone()),
+            ("answers", ask.to_string()),
+            ("prompt_tokens", prompt_tokens.to_string()),
+            ("completion_tokens", completion_tokens.to_string()),
+        ];
+        match edit::make_patch(&spec, &content, &answer.content) {
+            Ok(patch) => {
+                fields.push(("patch", patch.diff));
+                fields.push(("lines_added", patch.lines_added.to_string()));
+                fields.push(("lines_removed", patch.lines_removed.to_string()));
+                fields.push(("reason", String::new()));
+                let c = persist("done", || q.complete(d, TaskState::Done, &fields)).await?;
+                if c == Completion::Recorded {
+                    shared.counters.done.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(rejection) => {
-                    fields.push(("reason", rejection.to_string()));
-                    fields.push(("reason_kind", rejection.kind().into()));
-                    let c = q.complete(d, TaskState::Failed, &fields).await?;
-                    if c == Completion::Recorded {
-                        shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tracing::info!(task = %d.task, reason = %rejection, "answer rejected");
-                    Ok(c)
+                tracing::info!(task = %d.task, "patch recorded");
+                return Ok(c);
+            }
+            Err(rejection) if ask < answer_attempts => {
+                tracing::info!(task = %d.task, reason = %rejection, "answer rejected; asking again");
+                messages = base.clone();
+                if let Some(user) = messages.last_mut() {
+                    user.content.push_str(&format!(
+                        "\n\nA previous answer was rejected: {rejection}. Avoid that."
+                    ));
                 }
             }
-        }
-        Err(e) if e.is_retryable() => {
-            let error = serde_json::json!({
-                "attempt": attempt,
-                "kind": e.kind(),
-                "error": e.to_string(),
-                "worker": shared.id,
-            });
-            let c = q
-                .retry_later(
-                    d,
-                    shared.cfg.queue.max_attempts,
-                    task_backoff(attempt),
-                    &error,
-                    &e.to_string(),
-                )
-                .await?;
-            tracing::warn!(task = %d.task, attempt, error = %e, outcome = ?c, "LLM call failed");
-            Ok(c)
-        }
-        Err(e) => {
-            let c = q
-                .complete(
-                    d,
-                    TaskState::Failed,
-                    &[("reason", e.to_string()), ("reason_kind", e.kind().into())],
-                )
-                .await?;
-            if c == Completion::Recorded {
-                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+            Err(rejection) => {
+                fields.push(("reason", rejection.to_string()));
+                fields.push(("reason_kind", rejection.kind().into()));
+                let c = persist("fail", || q.complete(d, TaskState::Failed, &fields)).await?;
+                if c == Completion::Recorded {
+                    shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                }
+                tracing::info!(task = %d.task, reason = %rejection, "answer rejected");
+                return Ok(c);
             }
-            tracing::warn!(task = %d.task, error = %e, "LLM refused the task");
-            Ok(c)
         }
+    }
+    unreachable_attempts()
+}
+
+/// `llm.answer_attempts` is validated to be at least 1, so the loop above always returns.
+fn unreachable_attempts() -> Result<Completion, QueueError> {
+    Err(QueueError::Malformed {
+        what: "configuration",
+        detail: "llm.answer_attempts is 0".into(),
+    })
+}
+
+async fn llm_failed(
+    shared: &Shared,
+    d: &Delivery,
+    attempt: u32,
+    e: LlmError,
+) -> Result<Completion, QueueError> {
+    let q = &shared.queue;
+    if e.is_retryable() {
+        let error = serde_json::json!({
+            "attempt": attempt,
+            "kind": e.kind(),
+            "error": e.to_string(),
+            "worker": shared.id,
+        });
+        let backoff = task_backoff(attempt);
+        let reason = e.to_string();
+        let c = persist("retry", || {
+            q.retry_later(
+                d,
+                shared.cfg.queue.max_attempts,
+                backoff,
+                &error,
+                &reason,
+                e.kind(),
+            )
+        })
+        .await?;
+        tracing::warn!(task = %d.task, attempt, error = %e, outcome = ?c, "LLM call failed");
+        Ok(c)
+    } else {
+        let fields = [
+            ("reason", e.to_string()),
+            ("reason_kind", e.kind().to_string()),
+        ];
+        let c = persist("fail", || q.complete(d, TaskState::Failed, &fields)).await?;
+        if c == Completion::Recorded {
+            shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::warn!(task = %d.task, error = %e, "LLM refused the task");
+        Ok(c)
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tars_fleet::config::{Config, Overrides};
 use tars_fleet::dispatch;
-use tars_fleet::queue::Queue;
+use tars_fleet::queue::{Queue, TaskState};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Cancel a run: queued tasks are dropped now, running ones at their next checkpoint.
+    Cancel { run: String },
+    /// Requeue a run's failed tasks (or dead ones with --dead) with a fresh attempt budget.
+    Retry {
+        run: String,
+        /// Requeue dead-lettered tasks instead of failed ones.
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Remove a run and its tasks from Redis.
+    Purge { run: String },
     /// Write a run's patches and summary.json (what `run --wait` writes at the end).
     Results {
         run: Option<String>,
@@ -148,6 +159,28 @@ async fn real_main(cli: Cli) -> Result<()> {
             } else {
                 print!("{}", dispatch::format_status(&st));
             }
+        }
+        Cmd::Cancel { run } => {
+            let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
+            let n = queue.cancel_run(&run).await?;
+            eprintln!(
+                "run {run} cancelled: {n} queued tasks dropped; running tasks stop at their next checkpoint"
+            );
+        }
+        Cmd::Retry { run, dead } => {
+            let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
+            let state = if dead {
+                TaskState::Dead
+            } else {
+                TaskState::Failed
+            };
+            let n = queue.retry_run(&run, state).await?;
+            eprintln!("run {run}: {n} {} tasks requeued", state.as_str());
+        }
+        Cmd::Purge { run } => {
+            let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
+            let n = queue.purge_run(&run).await?;
+            eprintln!("run {run} purged: {n} tasks removed");
         }
         Cmd::Results { run, out } => {
             let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;

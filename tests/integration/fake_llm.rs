@@ -174,3 +174,49 @@ pub fn openai_completion(content: &str) -> String {
     })
     .to_string()
 }
+
+/// An answer that resolves the TODO of an OpenAI chat request built by `edit::build_prompt`:
+/// the block to rewrite, minus its TODO line. Passes every gate, so tests that use it exercise
+/// delivery rather than the model.
+pub fn resolving_answer(request_body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(request_body).unwrap_or_default();
+    let user = v["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let block = user
+        .split_once("Block to rewrite:\n")
+        .map(|x| x.1)
+        .and_then(|rest| rest.split_once('\n'))
+        .map(|x| x.1)
+        .and_then(|rest| rest.split_once("\n```"))
+        .map(|x| x.0)
+        .unwrap_or_default();
+    let kept: Vec<&str> = block.lines().filter(|l| !l.contains("TODO")).collect();
+    format!("```\n{}\n```", kept.join("\n"))
+}
+
+/// The `/v1/models` answer of a single-model server.
+pub fn models_reply() -> Reply {
+    Reply::Json {
+        status: 200,
+        body: r#"{"object":"list","data":[{"id":"m"}]}"#.into(),
+    }
+}
+
+/// A repository of `files` Python files with `per_file` small functions, each with one TODO.
+pub fn many_todos_repo(files: usize, per_file: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in 0..files {
+        let mut s = String::from("\"\"\"Generated fixture.\"\"\"\n\n");
+        for j in 0..per_file {
+            s.push_str(&format!(
+                "\ndef f_{f}_{j}(x):\n    # TODO: handle case {f}-{j}\n    return x + {j}\n\n"
+            ));
+        }
+        std::fs::write(dir.path().join(format!("m{f}.py")), s).expect("write fixture");
+    }
+    dir
+}

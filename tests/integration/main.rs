@@ -5,6 +5,7 @@ mod e2e;
 mod fake_llm;
 mod llm_ollama;
 mod queue_redis;
+mod reliability;
 mod scan_cli;
 mod util;
 mod worker_signals;

@@ -72,6 +72,7 @@ async fn a_task_completes_once_and_a_second_completion_is_dropped() {
         .unwrap();
     assert_eq!(again, Completion::Duplicate);
     let st = q.run_status(&run).await.unwrap();
+    assert_eq!(st.duplicates, 1);
     assert_eq!((st.done, st.failed, st.running, st.queued), (1, 0, 0, 0));
     assert!(st.is_complete() && st.finished_at.is_some());
     let t = q.task(&run, "t1").await.unwrap().unwrap();
@@ -104,7 +105,7 @@ async fn retryable_failures_back_off_then_dead_letter_with_every_error() {
         );
         let err = serde_json::json!({"attempt": attempt, "kind": "busy"});
         let c = q
-            .retry_later(&ds[0], 2, Duration::ZERO, &err, "LLM busy")
+            .retry_later(&ds[0], 2, Duration::ZERO, &err, "LLM busy", "busy")
             .await
             .unwrap();
         if attempt == 1 {

@@ -118,6 +118,17 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Stops the server gracefully (it writes its append-only file) and starts it again on the
+    /// same port and directory, as an operator's restart would.
+    pub fn restart(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.signal("TERM");
+            p.wait_timeout(Duration::from_secs(20))
+                .expect("redis-server stops on SIGTERM");
+        }
+        self.spawn();
+    }
+
     pub fn conn(&self) -> redis::Connection {
         redis::Client::open(self.url().as_str())
             .and_then(|c| c.get_connection())

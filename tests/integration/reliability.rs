@@ -1,0 +1,419 @@
+//! Delivery under failure: long calls, SIGTERM, a fleet-wide LLM cap, and a chaos run with
+//! killed workers, a restarted Redis and a faulty LLM. Real redis-server, real worker processes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::fake_llm::{
+    FakeLlm, Reply, many_todos_repo, models_reply, openai_completion, resolving_answer,
+};
+use crate::util::{Proc, RedisServer, cmd, run, wait_until};
+
+const CHAT: &str = "/v1/chat/completions";
+
+fn spawn_worker(redis: &RedisServer, llm: &str, extra: &[(&str, &str)], log: &Path) -> Proc {
+    let mut w = cmd("worker");
+    w.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__API", "openai")
+        .env("TARS_LLM__URL", llm)
+        .env("TARS_LLM__MODEL", "m");
+    for (k, v) in extra {
+        w.env(k, v);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log");
+    w.stderr(Stdio::from(log));
+    Proc {
+        child: w.spawn().expect("spawn worker"),
+        name: "worker".into(),
+    }
+}
+
+fn enqueue(redis: &RedisServer, repo: &Path) -> String {
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url()).arg("run").arg(repo);
+    let out = run(d);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+fn run_hash(redis: &RedisServer, run_id: &str) -> HashMap<String, String> {
+    redis::Client::open(redis.url().as_str())
+        .and_then(|c| c.get_connection())
+        .and_then(|mut c| {
+            redis::cmd("HGETALL")
+                .arg(format!("{{tars}}:run:{run_id}"))
+                .query(&mut c)
+        })
+        .unwrap_or_default()
+}
+
+fn counter(h: &HashMap<String, String>, k: &str) -> u64 {
+    h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn wait_complete(redis: &RedisServer, run_id: &str, limit: Duration) {
+    wait_until("run complete", limit, || {
+        let h = run_hash(redis, run_id);
+        !h.is_empty() && h.contains_key("finished_at")
+    });
+}
+
+/// Every task hash of a run: id -> fields.
+fn tasks(redis: &RedisServer, run_id: &str) -> HashMap<String, HashMap<String, String>> {
+    let mut c = redis.conn();
+    let ids: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{{tars}}:run:{run_id}:tasks"))
+        .query(&mut c)
+        .unwrap();
+    ids.into_iter()
+        .map(|id| {
+            let h: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(format!("{{tars}}:task:{run_id}:{id}"))
+                .query(&mut c)
+                .unwrap();
+            (id, h)
+        })
+        .collect()
+}
+
+/// Result-stream entries per task: exactly one per finished task when nothing is recorded twice.
+fn results_per_task(redis: &RedisServer) -> HashMap<String, usize> {
+    let mut c = redis.conn();
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("{tars}:stream:results")
+        .arg("-")
+        .arg("+")
+        .query::<redis::Value>(&mut c)
+        .ok()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .unwrap_or_default();
+    let mut m = HashMap::new();
+    for (_, f) in entries {
+        *m.entry(f.get("task").cloned().unwrap_or_default())
+            .or_default() += 1;
+    }
+    m
+}
+
+fn pending(redis: &RedisServer) -> u64 {
+    let v: redis::Value = redis::cmd("XPENDING")
+        .arg("{tars}:stream:tasks")
+        .arg("workers")
+        .query(&mut redis.conn())
+        .unwrap();
+    match v {
+        redis::Value::Array(a) => match a.first() {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_call_lasting_three_leases_finishes_once_on_its_first_worker() {
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        CHAT => {
+            std::thread::sleep(Duration::from_secs(10));
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 1);
+    let run_id = enqueue(&redis, repo.path());
+    let logs = tempfile::tempdir().unwrap();
+    let lease = [("TARS_QUEUE__LEASE_SECS", "3")];
+    let _a = spawn_worker(&redis, &fake.url(), &lease, &logs.path().join("a.log"));
+    let _b = spawn_worker(&redis, &fake.url(), &lease, &logs.path().join("b.log"));
+    wait_complete(&redis, &run_id, Duration::from_secs(60));
+
+    assert_eq!(fake.count(CHAT), 1, "the task was sent to the LLM once");
+    let ts = tasks(&redis, &run_id);
+    let (_, t) = ts.iter().next().unwrap();
+    assert_eq!(t["state"], "done");
+    assert_eq!(t["attempts"], "1", "delivered to one worker only");
+    assert!(results_per_task(&redis).values().all(|&n| n == 1));
+    assert_eq!(counter(&run_hash(&redis, &run_id), "duplicates"), 0);
+}
+
+#[test]
+fn sigterm_hands_tasks_back_and_another_worker_finishes_them() {
+    let redis = RedisServer::start();
+    let slow = Arc::new(AtomicBool::new(true));
+    let s = slow.clone();
+    let fake = FakeLlm::start(move |req, _| match req.path.as_str() {
+        CHAT => {
+            if s.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 4);
+    let run_id = enqueue(&redis, repo.path());
+    let logs = tempfile::tempdir().unwrap();
+    let grace = [
+        ("TARS_WORKER__SHUTDOWN_GRACE_SECS", "2"),
+        ("TARS_WORKER__CONCURRENCY", "2"),
+    ];
+    let mut a = spawn_worker(&redis, &fake.url(), &grace, &logs.path().join("a.log"));
+    wait_until("two calls in flight", Duration::from_secs(30), || {
+        fake.count(CHAT) >= 2
+    });
+    let t = Instant::now();
+    a.signal("TERM");
+    let status = a
+        .wait_timeout(Duration::from_secs(30))
+        .expect("worker exits after SIGTERM");
+    let took = t.elapsed();
+    assert!(status.success(), "{status}");
+    // Handed back at once: queued again, not waiting out a lease.
+    let h = run_hash(&redis, &run_id);
+    assert_eq!(
+        (counter(&h, "running"), counter(&h, "queued")),
+        (0, 4),
+        "{h:?}"
+    );
+
+    slow.store(false, Ordering::SeqCst);
+    let _b = spawn_worker(&redis, &fake.url(), &[], &logs.path().join("b.log"));
+    wait_complete(&redis, &run_id, Duration::from_secs(60));
+    let h = run_hash(&redis, &run_id);
+    assert_eq!(counter(&h, "done"), 4, "{h:?}");
+    for (id, t) in tasks(&redis, &run_id) {
+        assert_eq!(
+            t["attempts"], "1",
+            "{id}: the handed-back attempt does not count"
+        );
+    }
+    eprintln!("sigterm: worker exited {took:?} after SIGTERM with a 2 s grace");
+}
+
+#[test]
+fn max_in_flight_caps_concurrent_llm_calls_across_workers_even_after_a_kill() {
+    let redis = RedisServer::start();
+    let now = Arc::new(AtomicUsize::new(0));
+    let max_seen = Arc::new(AtomicUsize::new(0));
+    let (n, m) = (now.clone(), max_seen.clone());
+    let fake = FakeLlm::start(move |req, i| match req.path.as_str() {
+        CHAT => {
+            let cur = n.fetch_add(1, Ordering::SeqCst) + 1;
+            m.fetch_max(cur, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(100 + (i as u64 * 37) % 200));
+            n.fetch_sub(1, Ordering::SeqCst);
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(4, 10);
+    let run_id = enqueue(&redis, repo.path());
+    let logs = tempfile::tempdir().unwrap();
+    let env = [
+        ("TARS_LLM__MAX_IN_FLIGHT", "2"),
+        ("TARS_WORKER__CONCURRENCY", "4"),
+        ("TARS_QUEUE__LEASE_SECS", "3"),
+    ];
+    let mut workers: Vec<Proc> = (0..4)
+        .map(|i| {
+            spawn_worker(
+                &redis,
+                &fake.url(),
+                &env,
+                &logs.path().join(format!("w{i}.log")),
+            )
+        })
+        .collect();
+
+    // Kill the worker that holds a permit, found through the permit's holder id (`<host>-<pid>-<tag>:<nonce>`).
+    let permits_key = format!("{{tars}}:llm:{}:permits", fake.url());
+    let mut victim = None;
+    wait_until("a permit holder", Duration::from_secs(30), || {
+        let holders: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&permits_key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut redis.conn())
+            .unwrap_or_default();
+        victim = holders.iter().find_map(|h| {
+            let worker = h.rsplit_once(':')?.0;
+            let pid: u32 = worker.rsplit('-').nth(1)?.parse().ok()?;
+            workers.iter().position(|w| w.pid() == pid)
+        });
+        victim.is_some()
+    });
+    let victim = victim.unwrap();
+    workers[victim].signal("KILL");
+    let _ = workers[victim].wait_timeout(Duration::from_secs(10));
+
+    wait_complete(&redis, &run_id, Duration::from_secs(180));
+    let h = run_hash(&redis, &run_id);
+    assert_eq!(counter(&h, "done"), 40, "{h:?}");
+    let max = max_seen.load(Ordering::SeqCst);
+    assert!(
+        max <= 2,
+        "the LLM saw {max} concurrent requests with llm.max_in_flight = 2"
+    );
+    assert_eq!(max, 2, "the cap is reached, not merely respected by idling");
+}
+
+#[test]
+fn chaos_killed_workers_restarted_redis_and_a_faulty_llm_lose_nothing() {
+    const TASKS: u64 = 500;
+    let mut redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, i| match req.path.as_str() {
+        CHAT => {
+            // Deterministic pseudo-random: latency 10-200 ms, ~10% 503 and ~5% 500.
+            let r = (i as u64).wrapping_mul(2_654_435_761) % 1000;
+            std::thread::sleep(Duration::from_millis(10 + r % 191));
+            if r < 100 {
+                Reply::Json {
+                    status: 503,
+                    body: r#"{"error":"server busy"}"#.into(),
+                }
+            } else if r < 150 {
+                Reply::Json {
+                    status: 500,
+                    body: r#"{"error":"internal"}"#.into(),
+                }
+            } else {
+                Reply::Json {
+                    status: 200,
+                    body: openai_completion(&resolving_answer(&req.body)),
+                }
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(50, 10);
+    let run_id = enqueue(&redis, repo.path());
+    assert_eq!(counter(&run_hash(&redis, &run_id), "total"), TASKS);
+
+    let logs = tempfile::tempdir().unwrap();
+    let env = [
+        ("TARS_WORKER__CONCURRENCY", "4"),
+        ("TARS_QUEUE__LEASE_SECS", "3"),
+        ("TARS_LLM__RETRIES", "1"),
+        ("TARS_LLM__TIMEOUT_SECS", "10"),
+    ];
+    let mut spawned = 0;
+    let mut spawn = |redis: &RedisServer| {
+        spawned += 1;
+        spawn_worker(
+            redis,
+            &fake.url(),
+            &env,
+            &logs.path().join(format!("w{spawned}.log")),
+        )
+    };
+    let mut workers: Vec<Proc> = (0..4).map(|_| spawn(&redis)).collect();
+
+    let start = Instant::now();
+    let mut kills = 0;
+    let mut restarted = false;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    loop {
+        let h = run_hash(&redis, &run_id);
+        if h.contains_key("finished_at") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "chaos run did not finish: {h:?}"
+        );
+        // About one SIGKILL a second, each followed by a restart of that worker.
+        std::thread::sleep(Duration::from_secs(1));
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let victim = (seed % workers.len() as u64) as usize;
+        workers[victim].signal("KILL");
+        let _ = workers[victim].wait_timeout(Duration::from_secs(10));
+        kills += 1;
+        workers[victim] = spawn(&redis);
+        if !restarted && counter(&h, "done") >= TASKS / 3 {
+            redis.restart();
+            restarted = true;
+        }
+    }
+    let elapsed = start.elapsed();
+    assert!(restarted, "Redis was restarted mid-run");
+
+    let h = run_hash(&redis, &run_id);
+    let ts = tasks(&redis, &run_id);
+    assert_eq!(ts.len() as u64, TASKS);
+    let mut recount: HashMap<String, u64> = HashMap::new();
+    let mut retried = 0;
+    for (id, t) in &ts {
+        let state = t.get("state").cloned().unwrap_or_default();
+        assert!(
+            state == "done" || state == "dead",
+            "{id} ended {state}: {t:?}"
+        );
+        if state == "dead" {
+            assert!(
+                !t.get("reason").cloned().unwrap_or_default().is_empty(),
+                "{id}: dead without a reason"
+            );
+        }
+        if t.get("attempts")
+            .and_then(|a| a.parse::<u32>().ok())
+            .unwrap_or(0)
+            > 1
+        {
+            retried += 1;
+        }
+        *recount.entry(state).or_default() += 1;
+    }
+    for state in [
+        "queued",
+        "running",
+        "retrying",
+        "done",
+        "failed",
+        "dead",
+        "cancelled",
+    ] {
+        assert_eq!(
+            counter(&h, state),
+            recount.get(state).copied().unwrap_or(0),
+            "counter {state}: {h:?}"
+        );
+    }
+    let per_task = results_per_task(&redis);
+    for id in ts.keys() {
+        assert_eq!(
+            per_task.get(id).copied().unwrap_or(0),
+            1,
+            "{id} has {:?} results",
+            per_task.get(id)
+        );
+    }
+    assert_eq!(pending(&redis), 0, "no delivery left pending");
+    eprintln!(
+        "chaos: {TASKS} tasks in {:.1} s, {kills} SIGKILLs, 1 Redis restart, {} LLM requests, {retried} tasks retried, done {}, dead {}, duplicates dropped {}",
+        elapsed.as_secs_f64(),
+        fake.count(CHAT),
+        recount.get("done").copied().unwrap_or(0),
+        recount.get("dead").copied().unwrap_or(0),
+        counter(&h, "duplicates"),
+    );
+}
