@@ -176,7 +176,7 @@ pub fn openai_completion(content: &str) -> String {
 }
 
 /// An answer that resolves the TODO of an OpenAI chat request built by `edit::build_prompt`:
-/// the block to rewrite, minus its TODO line. Passes every gate, so tests that use it exercise
+/// the block to rewrite, minus its tag lines. Passes every gate, so tests that use it exercise
 /// delivery rather than the model.
 pub fn resolving_answer(request_body: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(request_body).unwrap_or_default();
@@ -194,7 +194,11 @@ pub fn resolving_answer(request_body: &str) -> String {
         .and_then(|rest| rest.split_once("\n```"))
         .map(|x| x.0)
         .unwrap_or_default();
-    let kept: Vec<&str> = block.lines().filter(|l| !l.contains("TODO")).collect();
+    let tags = ["TODO", "FIXME", "HACK", "XXX", "BUG"];
+    let kept: Vec<&str> = block
+        .lines()
+        .filter(|l| !tags.iter().any(|t| l.contains(t)))
+        .collect();
     format!("```\n{}\n```", kept.join("\n"))
 }
 

@@ -6,6 +6,7 @@ mod fake_llm;
 mod llm_ollama;
 mod queue_redis;
 mod reliability;
+mod run_control;
 mod scan_cli;
 mod util;
 mod worker_signals;

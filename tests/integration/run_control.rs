@@ -1,0 +1,143 @@
+//! `dispatcher cancel`, `retry [--dead]` and `purge` against real workers and Redis.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
+use crate::util::{Proc, RedisServer, cmd, demo_repo, run, wait_until};
+
+const PROSE: u8 = 0;
+const RESOLVE: u8 = 1;
+const SLOW: u8 = 2;
+const BUSY: u8 = 3;
+
+fn dispatcher(redis: &RedisServer, args: &[&str]) -> crate::util::Output {
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url()).args(args);
+    let out = run(d);
+    assert_eq!(out.code, Some(0), "dispatcher {args:?}: {}", out.stderr);
+    out
+}
+
+fn status(redis: &RedisServer, run_id: &str) -> serde_json::Value {
+    serde_json::from_str(&dispatcher(redis, &["status", "--json", run_id]).stdout).unwrap()
+}
+
+fn wait_for(
+    redis: &RedisServer,
+    run_id: &str,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) {
+    wait_until(what, Duration::from_secs(60), || {
+        check(&status(redis, run_id))
+    });
+}
+
+#[test]
+fn cancel_retry_and_purge_a_run() {
+    let redis = RedisServer::start();
+    let mode = Arc::new(AtomicU8::new(PROSE));
+    let m = mode.clone();
+    let fake = FakeLlm::start(move |req, _| {
+        if req.path != "/v1/chat/completions" {
+            return models_reply();
+        }
+        match m.load(Ordering::SeqCst) {
+            PROSE => Reply::Json {
+                status: 200,
+                body: openai_completion("Just validate it."),
+            },
+            BUSY => Reply::Json {
+                status: 503,
+                body: r#"{"error":"busy"}"#.into(),
+            },
+            SLOW => {
+                std::thread::sleep(Duration::from_secs(2));
+                Reply::Json {
+                    status: 200,
+                    body: openai_completion(&resolving_answer(&req.body)),
+                }
+            }
+            _ => Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            },
+        }
+    });
+    let repo = demo_repo();
+    let path = repo.path().to_str().unwrap().to_string();
+    let mut w = cmd("worker");
+    w.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__API", "openai")
+        .env("TARS_LLM__URL", fake.url())
+        .env("TARS_LLM__RETRIES", "0")
+        .env("TARS_LLM__ANSWER_ATTEMPTS", "1")
+        .env("TARS_QUEUE__MAX_ATTEMPTS", "1")
+        .env("TARS_WORKER__CONCURRENCY", "6")
+        .stderr(std::process::Stdio::null());
+    let _worker = Proc {
+        child: w.spawn().unwrap(),
+        name: "worker".into(),
+    };
+
+    // Answers without code fail every task; `retry` requeues them and they succeed.
+    let run_a = dispatcher(&redis, &["run", &path])
+        .stdout
+        .trim()
+        .to_string();
+    wait_for(&redis, &run_a, "all failed", |s| s["failed"] == 6);
+    mode.store(RESOLVE, Ordering::SeqCst);
+    dispatcher(&redis, &["retry", &run_a]);
+    wait_for(&redis, &run_a, "all done after retry", |s| s["done"] == 6);
+
+    // A busy LLM with one attempt allowed dead-letters; `retry --dead` brings them back.
+    mode.store(BUSY, Ordering::SeqCst);
+    let run_b = dispatcher(&redis, &["run", &path])
+        .stdout
+        .trim()
+        .to_string();
+    wait_for(&redis, &run_b, "all dead", |s| s["dead"] == 6);
+    mode.store(RESOLVE, Ordering::SeqCst);
+    dispatcher(&redis, &["retry", "--dead", &run_b]);
+    wait_for(&redis, &run_b, "all done after retry --dead", |s| {
+        s["done"] == 6 && s["dead"] == 0
+    });
+
+    // Cancelling while the LLM works: in-flight tasks stop at their next checkpoint.
+    mode.store(SLOW, Ordering::SeqCst);
+    let run_c = dispatcher(&redis, &["run", &path])
+        .stdout
+        .trim()
+        .to_string();
+    wait_for(&redis, &run_c, "tasks in flight", |s| {
+        s["running"].as_u64().unwrap_or(0) > 0
+    });
+    dispatcher(&redis, &["cancel", &run_c]);
+    wait_for(&redis, &run_c, "run cancelled", |s| {
+        s["finished_at"].is_u64() && s["running"] == 0 && s["queued"] == 0
+    });
+    let s = status(&redis, &run_c);
+    assert_eq!(
+        s["cancelled"].as_u64().unwrap() + s["done"].as_u64().unwrap(),
+        6,
+        "{s}"
+    );
+    assert!(s["cancelled"].as_u64().unwrap() > 0, "{s}");
+
+    // Purge removes the run and every task key.
+    dispatcher(&redis, &["purge", &run_c]);
+    let mut conn = redis.conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{run_c}*"))
+        .query(&mut conn)
+        .unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["status", &run_c]);
+    let out = run(d);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+}
