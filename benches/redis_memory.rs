@@ -64,9 +64,15 @@ fn main() {
         std::thread::sleep(Duration::from_millis(25));
     }
 
+    // `cargo bench` passes --bench; under `cargo test --all-targets` run a small smoke size.
+    let files = if std::env::args().any(|a| a == "--bench") {
+        5000
+    } else {
+        50
+    };
     let repo = tempfile::tempdir().expect("tempdir");
     let filler = "    value = compute(value, 17)  # ordinary code line of a realistic length\n";
-    for f in 0..5000 {
+    for f in 0..files {
         let mut s = String::with_capacity(8500);
         for j in 0..2 {
             s.push_str(&format!(
