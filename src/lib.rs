@@ -13,6 +13,7 @@
 //!   diff and the gates a patch must pass.
 //! - [`worker`]: the worker loop: fetch, lease, call the LLM, validate, complete.
 //! - [`dispatch`]: run bookkeeping for the dispatcher CLI: enqueue, wait, status, results.
+//! - [`fleet`]: worker containers managed through Docker's API (bollard), found by label.
 //!
 //! The binaries in `src/bin` only parse arguments, load configuration, initialise tracing and
 //! call into these modules.
@@ -20,6 +21,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod edit;
+pub mod fleet;
 pub mod llm;
 pub mod queue;
 pub mod scan;

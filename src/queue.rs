@@ -906,6 +906,37 @@ impl Queue {
         Ok(out)
     }
 
+    /// Every live worker's heartbeat (SCAN, never KEYS: safe on a busy server).
+    pub async fn heartbeats(&self) -> Result<Vec<HashMap<String, String>>, QueueError> {
+        let mut c = self.conn();
+        let mut cursor: u64 = 0;
+        let mut keys_found: Vec<String> = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(keys::worker("*"))
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut c)
+                .await?;
+            keys_found.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        for k in keys_found {
+            let h: HashMap<String, String> = c.hgetall_map(k).await?;
+            if !h.is_empty() {
+                out.push(h);
+            }
+        }
+        out.sort_by(|a, b| a.get("id").cmp(&b.get("id")));
+        Ok(out)
+    }
+
     /// Writes a worker's heartbeat; it expires on its own when the worker dies.
     pub async fn heartbeat(
         &self,

@@ -77,6 +77,8 @@ struct Shared {
     id: String,
     counters: Counters,
     in_flight: Mutex<Vec<String>>,
+    /// Wakes the heartbeat when the in-flight set changes, so `current` is fresh.
+    changed: tokio::sync::Notify,
     /// Cancelled after the grace period: in-flight tasks stop and are handed back.
     hard_stop: CancellationToken,
 }
@@ -97,6 +99,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<WorkerStats
         id,
         counters: Counters::default(),
         in_flight: Mutex::new(Vec::new()),
+        changed: tokio::sync::Notify::new(),
         hard_stop: CancellationToken::new(),
     });
     let tracker = TaskTracker::new();
@@ -229,15 +232,58 @@ async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                 .into(),
             ),
         ];
-        if let Err(e) = shared
+        match shared
             .queue
             .heartbeat(&shared.id, &fields, Duration::from_secs(15))
             .await
         {
-            tracing::debug!(error = %e, "heartbeat failed");
+            Ok(()) => touch_health_file(),
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shared.changed.notified() => {}
+        }
     }
+}
+
+/// Where the container health check looks (`worker --health`); unset outside containers.
+pub const HEALTH_FILE_ENV: &str = "TARS_HEALTH_FILE";
+/// A worker is healthy while its heartbeat reached Redis within this long.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+
+fn touch_health_file() {
+    if let Ok(path) = std::env::var(HEALTH_FILE_ENV) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if let Err(e) = std::fs::write(&path, now.to_string()) {
+            tracing::debug!(path, error = %e, "cannot write the health file");
+        }
+    }
+}
+
+/// The container health check: healthy when the heartbeat loop reached Redis recently. Checks a
+/// file rather than Redis so that probing costs nothing and needs no network.
+pub fn check_health() -> Result<(), String> {
+    let path = std::env::var(HEALTH_FILE_ENV)
+        .map_err(|_| format!("{HEALTH_FILE_ENV} is not set: no health file to check"))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("no heartbeat yet ({path}: {e})"))?;
+    let then: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{path} is malformed"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let age = now.saturating_sub(then);
+    if age > HEALTHY_WITHIN.as_secs() {
+        return Err(format!("last heartbeat reached Redis {age} s ago"));
+    }
+    Ok(())
 }
 
 /// Exponential backoff with full jitter for a task's next attempt.
@@ -279,6 +325,7 @@ async fn handle(shared: Arc<Shared>, d: Delivery) {
         }
     };
     shared.in_flight.lock().await.push(d.task.clone());
+    shared.changed.notify_one();
     let renew_stop = CancellationToken::new();
     let lost = CancellationToken::new();
     let renewer = tokio::spawn(renew_loop(
@@ -323,6 +370,7 @@ async fn handle(shared: Arc<Shared>, d: Delivery) {
         }
     }
     shared.in_flight.lock().await.retain(|t| t != &d.task);
+    shared.changed.notify_one();
 }
 
 async fn renew_loop(

@@ -67,12 +67,50 @@ enum Cmd {
     },
     /// Remove a run and its tasks from Redis.
     Purge { run: String },
+    /// Manage worker containers through the Docker engine (DOCKER_HOST or the local socket).
+    Fleet {
+        #[command(subcommand)]
+        cmd: FleetCmd,
+    },
     /// Write a run's patches and summary.json (what `run --wait` writes at the end).
     Results {
         run: Option<String>,
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum FleetCmd {
+    /// Start N resource-limited worker containers on tars-network.
+    Up {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Memory limit per worker (docker syntax: 512m, 1g).
+        #[arg(long, default_value = "512m", allow_hyphen_values = true)]
+        memory: String,
+        /// CPUs per worker (0.5, 2).
+        #[arg(long, default_value = "1.0", allow_hyphen_values = true)]
+        cpus: String,
+        /// Process limit per worker.
+        #[arg(long, default_value_t = 128)]
+        pids: i64,
+        #[arg(long, default_value = tars_fleet::fleet::DEFAULT_IMAGE)]
+        image: String,
+        /// KEY=VALUE for the workers, e.g. TARS_REDIS__URL=redis://redis:6379 (their view of
+        /// the network); TARS_<SECTION>__<KEY> variables of this shell are passed on too.
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+    },
+    /// Grow or shrink the fleet to N workers (shrinking hands tasks back gracefully).
+    Scale { workers: usize },
+    /// Per worker: container, state, limits, memory in use, tasks done, current task.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop and remove every worker container.
+    Down,
 }
 
 fn main() -> std::process::ExitCode {
@@ -158,6 +196,24 @@ async fn real_main(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&st)?);
             } else {
                 print!("{}", dispatch::format_status(&st));
+                let workers = queue.heartbeats().await.unwrap_or_default();
+                println!("workers {}", workers.len());
+                for w in workers {
+                    let get = |k: &str| w.get(k).cloned().unwrap_or_default();
+                    println!(
+                        "  {}  host {}  {}  done {}  failed {}  current {}",
+                        get("id"),
+                        get("host"),
+                        get("state"),
+                        get("done"),
+                        get("failed"),
+                        if get("current").is_empty() {
+                            "-".into()
+                        } else {
+                            get("current")
+                        }
+                    );
+                }
             }
         }
         Cmd::Cancel { run } => {
@@ -182,6 +238,7 @@ async fn real_main(cli: Cli) -> Result<()> {
             let n = queue.purge_run(&run).await?;
             eprintln!("run {run} purged: {n} tasks removed");
         }
+        Cmd::Fleet { cmd } => fleet(cmd, &cfg).await?,
         Cmd::Results { run, out } => {
             let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
             let run = dispatch::resolve_run(&queue, run.as_deref()).await?;
@@ -190,6 +247,80 @@ async fn real_main(cli: Cli) -> Result<()> {
                 .await
                 .with_context(|| format!("writing the results of run {run}"))?;
             eprintln!("{} tasks; results in {}", s.tasks.len(), dir.display());
+        }
+    }
+    Ok(())
+}
+
+async fn fleet(cmd: FleetCmd, cfg: &Config) -> Result<()> {
+    use tars_fleet::fleet::{Fleet, FleetSpec, Limits};
+    match cmd {
+        FleetCmd::Up {
+            workers,
+            memory,
+            cpus,
+            pids,
+            image,
+            env,
+        } => {
+            let limits = Limits::parse(&memory, &cpus, pids)?;
+            for e in &env {
+                if !e.contains('=') {
+                    anyhow::bail!("--env {e:?} is not KEY=VALUE");
+                }
+            }
+            let fleet = Fleet::connect().await?;
+            let t0 = Instant::now();
+            let mut all: Vec<String> = std::env::vars()
+                .filter(|(k, _)| k.strip_prefix("TARS_").is_some_and(|r| r.contains("__")))
+                .filter(|(k, _)| !env.iter().any(|e| e.starts_with(&format!("{k}="))))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            all.extend(env);
+            let spec = FleetSpec {
+                image,
+                limits,
+                env: all,
+                stop_timeout: cfg.worker.shutdown_grace_secs as i64 + 10,
+            };
+            let started = fleet.up(&spec, workers).await?;
+            eprintln!(
+                "fleet: {} started ({}) in {:.1} s; {} running",
+                started.len(),
+                started.join(", "),
+                t0.elapsed().as_secs_f64(),
+                workers
+            );
+        }
+        FleetCmd::Scale { workers } => {
+            let fleet = Fleet::connect().await?;
+            let (added, removed) = fleet.scale(workers).await?;
+            eprintln!(
+                "fleet: {workers} workers ({} started, {} stopped)",
+                added.len(),
+                removed.len()
+            );
+        }
+        FleetCmd::Status { json } => {
+            let fleet = Fleet::connect().await?;
+            let heartbeats = match Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await {
+                Ok(q) => q.heartbeats().await.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("note: no queue activity shown: {e}");
+                    Vec::new()
+                }
+            };
+            let workers = fleet.status(&heartbeats).await?;
+            if json {
+                println!("{}", serde_json::to_string(&workers)?);
+            } else {
+                print!("{}", tars_fleet::fleet::format_status(&workers));
+            }
+        }
+        FleetCmd::Down => {
+            let fleet = Fleet::connect().await?;
+            let removed = fleet.down().await?;
+            eprintln!("fleet: {} workers stopped and removed", removed.len());
         }
     }
     Ok(())

@@ -24,6 +24,9 @@ struct Cli {
     /// Redis URL (redis.url).
     #[arg(long)]
     redis_url: Option<String>,
+    /// Exit 0 if this container's worker reached Redis recently (a HEALTHCHECK command).
+    #[arg(long)]
+    health: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,7 +44,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(real_main(Cli::parse())) {
+    let cli = Cli::parse();
+    if cli.health {
+        return match tars_fleet::worker::check_health() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    match rt.block_on(real_main(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -39,7 +39,15 @@ pub struct FakeLlm {
 impl FakeLlm {
     /// `handler` gets the request and its 0-based index among all requests.
     pub fn start(handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> FakeLlm {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        FakeLlm::start_on("127.0.0.1", handler)
+    }
+
+    /// Listens on `ip` (e.g. 0.0.0.0, so that containers reach it through host-gateway).
+    pub fn start_on(
+        ip: &str,
+        handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
+    ) -> FakeLlm {
+        let listener = TcpListener::bind((ip, 0)).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);

@@ -1,6 +1,7 @@
 //! Integration tests: one target, shared helpers (tests/integration/util.rs), real processes.
 
 mod bad_input;
+mod docker;
 mod e2e;
 mod fake_llm;
 mod llm_ollama;

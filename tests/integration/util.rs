@@ -145,6 +145,11 @@ pub struct LlamaServer {
 
 impl LlamaServer {
     pub fn start() -> LlamaServer {
+        LlamaServer::start_on("127.0.0.1")
+    }
+
+    /// Listens on `host`; 0.0.0.0 lets containers reach it through host.docker.internal.
+    pub fn start_on(host: &str) -> LlamaServer {
         let cache = std::env::var("HOME")
             .map(|h| PathBuf::from(h).join(".cache/tars-fleet"))
             .unwrap_or_else(|_| PathBuf::from("/tmp/tars-fleet"));
@@ -167,7 +172,7 @@ impl LlamaServer {
             .arg(&model)
             .args([
                 "--host",
-                "127.0.0.1",
+                host,
                 "--port",
                 &port.to_string(),
                 "--n_ctx",

@@ -1,0 +1,578 @@
+//! A fleet of worker containers driven through Docker's API (bollard): for users who want the
+//! dispatcher to manage workers on one machine without writing a compose file. Beyond one
+//! machine, use an orchestrator (see deploy/); this is deliberately not one.
+//!
+//! Every container carries our labels, so the fleet is whatever the engine says it is: no
+//! state file to drift, and exited or leaked containers are found and reaped by label. Workers
+//! get no Docker socket.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, NetworkCreateRequest,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+/// The network every fleet container joins (shared with the compose file).
+pub const NETWORK: &str = "tars-network";
+/// Marks a container as one of ours.
+pub const LABEL_FLEET: &str = "dev.tars-fleet.fleet";
+pub const LABEL_MEMORY: &str = "dev.tars-fleet.memory";
+pub const LABEL_CPUS: &str = "dev.tars-fleet.cpus";
+pub const LABEL_PIDS: &str = "dev.tars-fleet.pids";
+pub const LABEL_INDEX: &str = "dev.tars-fleet.index";
+/// Container name prefix: `tars-worker-1`, `tars-worker-2`...
+pub const NAME_PREFIX: &str = "tars-worker-";
+pub const DEFAULT_IMAGE: &str = "tars-fleet:latest";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error(
+        "cannot reach the Docker engine at {endpoint}: {detail}. Start Docker, or set DOCKER_HOST to the engine's address"
+    )]
+    Unreachable { endpoint: String, detail: String },
+    #[error(
+        "image {image} not found: build it with `compose/build-offline` (no registry) or `docker build -t {image} .`, or pass --image"
+    )]
+    ImageMissing { image: String },
+    #[error("--memory {value:?} is not a size: use a number with k, m or g (e.g. 512m, 1g)")]
+    BadMemory { value: String },
+    #[error("--cpus {value:?} is not a CPU count: use a positive number such as 0.5 or 2")]
+    BadCpus { value: String },
+    #[error("--pids {value} is too small: a worker needs at least 16")]
+    BadPids { value: i64 },
+    #[error("--workers {value} is out of range: use 0 to 256")]
+    BadCount { value: usize },
+    #[error(
+        "a container named {name} exists and is not part of the fleet: rename or remove it (`docker rm -f {name}`)"
+    )]
+    NameConflict { name: String },
+    #[error(
+        "network {name} exists with driver {driver}, not bridge: remove it (`docker network rm {name}`) or free the name"
+    )]
+    NetworkConflict { name: String, driver: String },
+    #[error("no fleet is running: start one with `dispatcher fleet up --workers N`")]
+    NoFleet,
+    #[error("Docker engine: {0}")]
+    Docker(#[from] bollard::errors::Error),
+}
+
+/// Resource limits of each worker container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
+}
+
+/// Parses `512m`, `1g`, `256M`, `1048576` (bytes) like `docker run --memory`.
+pub fn parse_memory(s: &str) -> Result<i64, FleetError> {
+    let bad = || FleetError::BadMemory {
+        value: s.to_string(),
+    };
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some(c) if c.is_ascii_digit() => (t, 1),
+        _ => return Err(bad()),
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let bytes = n * mult as f64;
+    // Docker refuses less than 6 MiB; a worker needs more anyway.
+    if !bytes.is_finite() || bytes < (6 << 20) as f64 || bytes > i64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as i64)
+}
+
+/// Parses `0.5`, `2` like `docker run --cpus`, into nano-CPUs.
+pub fn parse_cpus(s: &str) -> Result<i64, FleetError> {
+    let n: f64 = s.trim().parse().map_err(|_| FleetError::BadCpus {
+        value: s.to_string(),
+    })?;
+    if !n.is_finite() || !(0.01..=1024.0).contains(&n) {
+        return Err(FleetError::BadCpus {
+            value: s.to_string(),
+        });
+    }
+    Ok((n * 1e9) as i64)
+}
+
+impl Limits {
+    pub fn parse(memory: &str, cpus: &str, pids: i64) -> Result<Limits, FleetError> {
+        if pids < 16 {
+            return Err(FleetError::BadPids { value: pids });
+        }
+        Ok(Limits {
+            memory_bytes: parse_memory(memory)?,
+            nano_cpus: parse_cpus(cpus)?,
+            pids,
+        })
+    }
+}
+
+/// What `fleet up` starts.
+#[derive(Debug, Clone)]
+pub struct FleetSpec {
+    pub image: String,
+    pub limits: Limits,
+    /// `KEY=VALUE` for the workers (their Redis and LLM as seen from inside the network).
+    pub env: Vec<String>,
+    /// Seconds Docker waits after SIGTERM before SIGKILL: the worker's grace plus hand-back.
+    pub stop_timeout: i64,
+}
+
+/// One worker container as `fleet status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerStatus {
+    pub name: String,
+    pub id: String,
+    pub state: String,
+    pub health: Option<String>,
+    pub memory_limit: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub memory_usage: Option<u64>,
+    /// From the worker's heartbeat in Redis, joined by container hostname.
+    pub tasks_done: Option<u64>,
+    pub current: Option<String>,
+}
+
+pub struct Fleet {
+    docker: Docker,
+}
+
+fn endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+impl Fleet {
+    /// Connects to the engine named by DOCKER_HOST (or the local socket) and agrees on an API
+    /// version, since engines as old as 20.10 (API 1.41) are common.
+    pub async fn connect() -> Result<Fleet, FleetError> {
+        let unreachable = |e: bollard::errors::Error| FleetError::Unreachable {
+            endpoint: endpoint(),
+            detail: e.to_string(),
+        };
+        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Fleet { docker })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn ours(&self, all: bool) -> Result<Vec<bollard::models::ContainerSummary>, FleetError> {
+        let mut filters = HashMap::new();
+        filters.insert("label".to_string(), vec![LABEL_FLEET.to_string()]);
+        let opts = ListContainersOptionsBuilder::new()
+            .all(all)
+            .filters(&filters)
+            .build();
+        let mut v = self.docker.list_containers(Some(opts)).await?;
+        v.sort_by_key(|c| index_of(c.labels.as_ref()));
+        Ok(v)
+    }
+
+    /// Removes our containers that exited or died (crashed, OOM-killed, leaked by an
+    /// interrupted command). Returns their names.
+    pub async fn reap(&self) -> Result<Vec<String>, FleetError> {
+        let mut reaped = Vec::new();
+        for c in self.ours(true).await? {
+            let dead = matches!(
+                c.state,
+                Some(
+                    ContainerSummaryStateEnum::EXITED
+                        | ContainerSummaryStateEnum::DEAD
+                        | ContainerSummaryStateEnum::CREATED
+                )
+            );
+            if dead && let Some(id) = &c.id {
+                self.remove(id).await?;
+                reaped.push(name_of(&c));
+            }
+        }
+        Ok(reaped)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), FleetError> {
+        let opts = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates tars-network when it is missing; refuses a same-named network of another kind.
+    pub async fn ensure_network(&self) -> Result<(), FleetError> {
+        match self.docker.inspect_network(NETWORK, None).await {
+            Ok(n) => {
+                let driver = n.driver.unwrap_or_default();
+                if driver != "bridge" && driver != "overlay" {
+                    return Err(FleetError::NetworkConflict {
+                        name: NETWORK.into(),
+                        driver,
+                    });
+                }
+                Ok(())
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                let mut labels = HashMap::new();
+                labels.insert(LABEL_FLEET.to_string(), "network".to_string());
+                self.docker
+                    .create_network(NetworkCreateRequest {
+                        name: NETWORK.into(),
+                        driver: Some("bridge".into()),
+                        labels: Some(labels),
+                        ..Default::default()
+                    })
+                    .await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_image(&self, image: &str) -> Result<(), FleetError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(FleetError::ImageMissing {
+                image: image.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts workers until `n` run. Everything is checked before anything is created, and a
+    /// failure part-way removes what this call created.
+    pub async fn up(&self, spec: &FleetSpec, n: usize) -> Result<Vec<String>, FleetError> {
+        if n > 256 {
+            return Err(FleetError::BadCount { value: n });
+        }
+        self.check_image(&spec.image).await?;
+        self.reap().await?;
+        let running = self.ours(false).await?;
+        let mut used: Vec<usize> = running
+            .iter()
+            .map(|c| index_of(c.labels.as_ref()))
+            .collect();
+        let mut plan = Vec::new();
+        let mut i = 1;
+        while running.len() + plan.len() < n {
+            if !used.contains(&i) {
+                let name = format!("{NAME_PREFIX}{i}");
+                if self.docker.inspect_container(&name, None).await.is_ok() {
+                    return Err(FleetError::NameConflict { name });
+                }
+                plan.push((i, name));
+                used.push(i);
+            }
+            i += 1;
+        }
+        self.ensure_network().await?;
+        let mut created = Vec::new();
+        for (index, name) in plan {
+            match self.create_one(spec, index, &name).await {
+                Ok(()) => created.push(name),
+                Err(e) => {
+                    for c in &created {
+                        let _ = self.remove(c).await;
+                    }
+                    let _ = self.remove(&name).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    async fn create_one(
+        &self,
+        spec: &FleetSpec,
+        index: usize,
+        name: &str,
+    ) -> Result<(), FleetError> {
+        let l = spec.limits;
+        let mut labels = HashMap::new();
+        labels.insert(LABEL_FLEET.to_string(), "worker".to_string());
+        labels.insert(LABEL_INDEX.to_string(), index.to_string());
+        labels.insert(LABEL_MEMORY.to_string(), l.memory_bytes.to_string());
+        labels.insert(LABEL_CPUS.to_string(), l.nano_cpus.to_string());
+        labels.insert(LABEL_PIDS.to_string(), l.pids.to_string());
+        let mut env = spec.env.clone();
+        env.push(format!("TARS_WORKER_NAME={name}"));
+        let mut tmpfs = HashMap::new();
+        tmpfs.insert("/tmp".to_string(), "size=16m".to_string());
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(env),
+            labels: Some(labels),
+            stop_timeout: Some(spec.stop_timeout),
+            host_config: Some(HostConfig {
+                memory: Some(l.memory_bytes),
+                memory_swap: Some(l.memory_bytes),
+                nano_cpus: Some(l.nano_cpus),
+                pids_limit: Some(l.pids),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(tmpfs),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges:true".into()]),
+                network_mode: Some(NETWORK.into()),
+                extra_hosts: Some(vec!["host.docker.internal:host-gateway".into()]),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::new().name(name).build();
+        let created = self.docker.create_container(Some(opts), body).await?;
+        self.docker.start_container(&created.id, None).await?;
+        Ok(())
+    }
+
+    /// Grows or shrinks the fleet to `n`, copying the image, limits and environment of a
+    /// running worker. Shrinking stops the highest-numbered workers gracefully (SIGTERM, then
+    /// their stop timeout), so their in-flight tasks are handed back.
+    pub async fn scale(&self, n: usize) -> Result<(Vec<String>, Vec<String>), FleetError> {
+        if n > 256 {
+            return Err(FleetError::BadCount { value: n });
+        }
+        self.reap().await?;
+        let running = self.ours(false).await?;
+        if running.len() < n {
+            let template = running.first().ok_or(FleetError::NoFleet)?;
+            let spec = self
+                .spec_of(template.id.as_deref().unwrap_or_default())
+                .await?;
+            let added = self.up(&spec, n).await?;
+            return Ok((added, Vec::new()));
+        }
+        let mut removed = Vec::new();
+        for c in running.iter().rev().take(running.len() - n) {
+            if let Some(id) = &c.id {
+                self.stop_and_remove(id).await?;
+                removed.push(name_of(c));
+            }
+        }
+        Ok((Vec::new(), removed))
+    }
+
+    async fn spec_of(&self, id: &str) -> Result<FleetSpec, FleetError> {
+        let c = self.docker.inspect_container(id, None).await?;
+        let config = c.config.unwrap_or_default();
+        let hc = c.host_config.unwrap_or_default();
+        let env = config
+            .env
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.starts_with("TARS_") && !e.starts_with("TARS_WORKER_NAME="))
+            .collect();
+        Ok(FleetSpec {
+            image: config.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
+            limits: Limits {
+                memory_bytes: hc.memory.unwrap_or(0),
+                nano_cpus: hc.nano_cpus.unwrap_or(0),
+                pids: hc.pids_limit.unwrap_or(0),
+            },
+            env,
+            stop_timeout: config.stop_timeout.unwrap_or(40),
+        })
+    }
+
+    async fn stop_and_remove(&self, id: &str) -> Result<(), FleetError> {
+        let t = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|c| c.config.and_then(|c| c.stop_timeout))
+            .unwrap_or(40);
+        let opts = StopContainerOptionsBuilder::new().t(t as i32).build();
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.remove(id).await
+    }
+
+    /// Stops and removes every worker of the fleet (gracefully); returns their names.
+    pub async fn down(&self) -> Result<Vec<String>, FleetError> {
+        let mut names = Vec::new();
+        for c in self.ours(true).await? {
+            if let Some(id) = &c.id {
+                self.stop_and_remove(id).await?;
+                names.push(name_of(&c));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Every worker with its limits and memory in use; `heartbeats` (from Redis) adds queue
+    /// activity, matched by container hostname.
+    pub async fn status(
+        &self,
+        heartbeats: &[HashMap<String, String>],
+    ) -> Result<Vec<WorkerStatus>, FleetError> {
+        let mut out = Vec::new();
+        for c in self.ours(true).await? {
+            let id = c.id.clone().unwrap_or_default();
+            let inspect = self.docker.inspect_container(&id, None).await?;
+            let hc = inspect.host_config.clone().unwrap_or_default();
+            let state = inspect.state.clone().unwrap_or_default();
+            let running = state.running.unwrap_or(false);
+            let memory_usage = if running {
+                let opts = StatsOptionsBuilder::new()
+                    .stream(false)
+                    .one_shot(true)
+                    .build();
+                let mut s = self.docker.stats(&id, Some(opts));
+                match s.next().await {
+                    Some(Ok(st)) => st.memory_stats.and_then(|m| m.usage),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let hostname = inspect
+                .config
+                .and_then(|c| c.hostname)
+                .unwrap_or_else(|| id.chars().take(12).collect());
+            let hb = heartbeats
+                .iter()
+                .find(|h| h.get("host").is_some_and(|x| *x == hostname));
+            out.push(WorkerStatus {
+                name: name_of(&c),
+                id: id.chars().take(12).collect(),
+                state: state
+                    .status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                health: state.health.and_then(|h| h.status).map(|s| s.to_string()),
+                memory_limit: hc.memory,
+                nano_cpus: hc.nano_cpus,
+                pids_limit: hc.pids_limit,
+                memory_usage,
+                tasks_done: hb.and_then(|h| h.get("done")).and_then(|d| d.parse().ok()),
+                current: hb
+                    .and_then(|h| h.get("current"))
+                    .filter(|c| !c.is_empty())
+                    .cloned(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn index_of(labels: Option<&HashMap<String, String>>) -> usize {
+    labels
+        .and_then(|l| l.get(LABEL_INDEX))
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
+fn name_of(c: &bollard::models::ContainerSummary) -> String {
+    c.names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_default()
+}
+
+/// `fleet status` as a table.
+pub fn format_status(workers: &[WorkerStatus]) -> String {
+    let mib = |b: i64| format!("{}Mi", b >> 20);
+    let mut s = format!(
+        "{:<16} {:<13} {:<10} {:<10} {:>8} {:>6} {:>6} {:>10} {:>6}  {}\n",
+        "NAME",
+        "CONTAINER",
+        "STATE",
+        "HEALTH",
+        "MEMORY",
+        "CPUS",
+        "PIDS",
+        "MEM USED",
+        "DONE",
+        "CURRENT"
+    );
+    for w in workers {
+        s.push_str(&format!(
+            "{:<16} {:<13} {:<10} {:<10} {:>8} {:>6} {:>6} {:>10} {:>6}  {}\n",
+            w.name,
+            w.id,
+            w.state,
+            w.health.as_deref().unwrap_or("-"),
+            w.memory_limit.map(mib).unwrap_or_else(|| "-".into()),
+            w.nano_cpus
+                .map(|n| format!("{:.2}", n as f64 / 1e9))
+                .unwrap_or_else(|| "-".into()),
+            w.pids_limit
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "-".into()),
+            w.memory_usage
+                .map(|b| format!("{:.1}Mi", b as f64 / 1048576.0))
+                .unwrap_or_else(|| "-".into()),
+            w.tasks_done
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "-".into()),
+            w.current.as_deref().unwrap_or("-"),
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_like_docker() {
+        assert_eq!(parse_memory("256m").unwrap(), 256 << 20);
+        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_memory("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_memory("512MB").unwrap(), 512 << 20);
+        for bad in ["1x", "", "m", "-1g", "1k", "lots"] {
+            let e = parse_memory(bad).unwrap_err().to_string();
+            assert!(e.contains("--memory") && e.contains("512m"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cpus_parse_like_docker() {
+        assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
+        assert_eq!(parse_cpus("2").unwrap(), 2_000_000_000);
+        for bad in ["-1", "0", "x", "NaN"] {
+            let e = parse_cpus(bad).unwrap_err().to_string();
+            assert!(e.contains("--cpus"), "{bad}: {e}");
+        }
+        assert!(matches!(
+            Limits::parse("1g", "1", 4),
+            Err(FleetError::BadPids { .. })
+        ));
+    }
+}

@@ -1,0 +1,484 @@
+//! On the real Docker engine: the compose file scaled to four resource-limited workers, and the
+//! fleet driven through Docker's API. Skipped (with a message) only where no engine answers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
+use crate::util::{LlamaServer, cmd, demo_repo, free_port, repo_root, run, wait_until};
+
+/// Both tests use the one `tars-network`: run them one at a time.
+static DOCKER: Mutex<()> = Mutex::new(());
+static IMAGES: OnceLock<Result<(), String>> = OnceLock::new();
+
+fn engine_answers() -> bool {
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: no Docker engine answers (DOCKER_HOST or /var/run/docker.sock)");
+    }
+    ok
+}
+
+/// Builds the images once per test run with the script users run on offline machines.
+fn images() {
+    let r = IMAGES.get_or_init(|| {
+        let t = Instant::now();
+        let o = Command::new(repo_root().join("compose/build-offline"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        eprintln!(
+            "build-offline: {:.0} s\n{}",
+            t.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    });
+    if let Err(e) = r {
+        panic!("compose/build-offline failed: {e}");
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let o = Command::new("docker").args(args).output().expect("docker");
+    assert!(
+        o.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn docker_ok(args: &[&str]) -> bool {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn inspect(id: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&docker(&["inspect", id])).unwrap();
+    v[0].clone()
+}
+
+fn compose(project: &str, env: &HashMap<&str, String>, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new("docker-compose");
+    c.current_dir(repo_root().join("compose"))
+        .args(["-f", "docker-compose.yml", "-p", project])
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("docker-compose")
+}
+
+fn mem_usage(id: &str) -> String {
+    docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", id])
+}
+
+#[test]
+fn compose_scales_four_limited_workers_that_finish_a_run() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if !engine_answers() {
+        return;
+    }
+    images();
+    let llm = LlamaServer::start_on("0.0.0.0");
+    let repo = demo_repo();
+    // Twelve tasks, so that every one of the four workers gets some.
+    let mut extra = String::new();
+    for i in 0..6 {
+        extra.push_str(&format!(
+            "\ndef step_{i}(x):\n    # TODO: check that x is positive ({i})\n    return x * {i}\n\n"
+        ));
+    }
+    std::fs::write(repo.path().join("src/steps.py"), extra).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        out.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let project = format!("tarstest{}", std::process::id());
+    let mut env = HashMap::new();
+    env.insert("TARS_LLM_API", "openai".to_string());
+    env.insert(
+        "TARS_LLM_URL",
+        format!("http://host.docker.internal:{}", llm.port),
+    );
+    env.insert("TARS_MODEL", "smollm2".to_string());
+    env.insert("TARS_NUM_CTX", "2048".to_string());
+    env.insert("TARS_MAX_ANSWER_TOKENS", "512".to_string());
+    env.insert("TARS_WORKER_MEMORY", "256m".to_string());
+    env.insert("TARS_REPO", repo.path().display().to_string());
+    let down = |env: &HashMap<&str, String>| {
+        compose(
+            &project,
+            env,
+            &["--profile", "cli", "down", "-v", "--remove-orphans"],
+        )
+    };
+    // Tears the project down even when an assertion fails, so no run leaves containers behind.
+    struct Down<'a>(&'a dyn Fn() -> std::process::Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)();
+        }
+    }
+    let down_env = env.clone();
+    let teardown = || down(&down_env);
+    let _guard = Down(&teardown);
+
+    let up = compose(&project, &env, &["up", "-d", "--scale", "worker=4"]);
+    assert!(
+        up.status.success(),
+        "compose up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let workers: Vec<String> = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        "label=com.docker.compose.service=worker",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(workers.len(), 4, "four worker containers");
+    for w in &workers {
+        let hc = &inspect(w)["HostConfig"];
+        assert_eq!(hc["Memory"], 256 << 20, "memory limit of {w}");
+        assert_eq!(hc["NanoCpus"], 1_000_000_000i64, "cpu limit of {w}");
+        assert_eq!(hc["PidsLimit"], 128, "pids limit of {w}");
+        assert_eq!(hc["ReadonlyRootfs"], true);
+        assert_eq!(hc["CapDrop"][0], "ALL");
+    }
+    wait_until("four healthy workers", Duration::from_secs(120), || {
+        workers
+            .iter()
+            .all(|w| inspect(w)["State"]["Health"]["Status"] == "healthy")
+    });
+    let idle: Vec<String> = workers.iter().map(|w| mem_usage(w)).collect();
+
+    let t = Instant::now();
+    let r = compose(
+        &project,
+        &env,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/out", out.path().display()),
+            "dispatcher",
+            "run",
+            "/repo",
+            "--wait",
+            "--timeout",
+            "900",
+            "--out",
+            "/out",
+        ],
+    );
+    let wall = t.elapsed();
+    let stderr = String::from_utf8_lossy(&r.stderr).to_string();
+    let busy: Vec<String> = workers.iter().map(|w| mem_usage(w)).collect();
+    if !r.status.success() {
+        let logs = compose(&project, &env, &["logs", "--tail", "50", "worker"]);
+        down(&env);
+        panic!(
+            "dispatcher run: {stderr}\n{}",
+            String::from_utf8_lossy(&logs.stdout)
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 12);
+    let mut hosts = BTreeSet::new();
+    for t in tasks {
+        assert!(t["state"] == "done" || t["state"] == "failed", "{t}");
+        // Worker ids start with the container's hostname (its short id).
+        let w = t["worker"].as_str().unwrap_or_default();
+        hosts.insert(w.split('-').next().unwrap_or_default().to_string());
+    }
+    let short: BTreeSet<String> = workers
+        .iter()
+        .map(|w| w.chars().take(12).collect())
+        .collect();
+    assert!(hosts.is_subset(&short), "{hosts:?} vs {short:?}");
+    assert_eq!(
+        hosts.len(),
+        4,
+        "four distinct workers finished tasks: {hosts:?}"
+    );
+
+    let d = down(&env);
+    assert!(
+        d.status.success(),
+        "compose down: {}",
+        String::from_utf8_lossy(&d.stderr)
+    );
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    assert!(left.is_empty(), "containers left: {left}");
+    assert!(
+        !docker_ok(&["network", "inspect", "tars-network"]),
+        "tars-network left behind"
+    );
+    let vols = docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    assert!(vols.is_empty(), "volumes left: {vols}");
+    let size = docker(&[
+        "image",
+        "inspect",
+        "tars-fleet:latest",
+        "--format",
+        "{{.Size}}",
+    ]);
+    eprintln!(
+        "compose: run of 12 tasks on 4 workers in {:.1} s; image {} MB; worker memory idle {idle:?}, after the run {busy:?}",
+        wall.as_secs_f64(),
+        size.parse::<u64>().unwrap_or(0) / 1_000_000
+    );
+}
+
+fn fleet_containers() -> Vec<String> {
+    docker(&["ps", "-aq", "--filter", "label=dev.tars-fleet.fleet=worker"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_limits(ids: &[String], memory: i64, nano_cpus: i64) {
+    for id in ids {
+        let c = inspect(id);
+        assert_eq!(c["State"]["Running"], true, "{id} running");
+        assert_eq!(c["HostConfig"]["Memory"], memory, "{id}");
+        assert_eq!(c["HostConfig"]["NanoCpus"], nano_cpus, "{id}");
+        assert_eq!(c["HostConfig"]["PidsLimit"], 128, "{id}");
+        assert_eq!(c["HostConfig"]["ReadonlyRootfs"], true, "{id}");
+        let mounts = c["Mounts"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !mounts.iter().any(|m| m["Source"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("docker.sock")),
+            "{id} must not see the Docker socket"
+        );
+    }
+}
+
+fn fleet_cmd(redis_port: u16, args: &[&str]) -> crate::util::Output {
+    let mut c = cmd("dispatcher");
+    c.env("TARS_REDIS__URL", format!("redis://127.0.0.1:{redis_port}"))
+        .args(args);
+    run(c)
+}
+
+struct Cleanup(String);
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for id in fleet_containers() {
+            let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+        }
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        let _ = Command::new("docker")
+            .args(["network", "rm", "tars-network"])
+            .output();
+    }
+}
+
+#[test]
+fn fleet_up_scale_kill_and_down_through_the_docker_api() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if !engine_answers() {
+        return;
+    }
+    images();
+    let redis_name = format!("tars-test-redis-{}", std::process::id());
+    let _cleanup = Cleanup(redis_name.clone());
+    if !docker_ok(&["network", "inspect", "tars-network"]) {
+        docker(&["network", "create", "tars-network"]);
+    }
+    let redis_port = free_port();
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &redis_name,
+        "--network",
+        "tars-network",
+        "-p",
+        &format!("127.0.0.1:{redis_port}:6379"),
+        "redis:7-bookworm",
+    ]);
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    wait_until("redis container", Duration::from_secs(30), || {
+        redis::Client::open(redis_url.as_str())
+            .and_then(|c| c.get_connection())
+            .is_ok()
+    });
+    let fake = FakeLlm::start_on("0.0.0.0", |req, _| match req.path.as_str() {
+        "/v1/chat/completions" => {
+            std::thread::sleep(Duration::from_secs(6));
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            }
+        }
+        _ => models_reply(),
+    });
+
+    // Bad input first: nothing may be left behind.
+    let bad = fleet_cmd(
+        redis_port,
+        &["fleet", "up", "--workers", "2", "--memory", "1x"],
+    );
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("--memory"), "{}", bad.stderr);
+    let bad = fleet_cmd(
+        redis_port,
+        &["fleet", "up", "--workers", "2", "--cpus", "-1"],
+    );
+    assert!(bad.stderr.contains("--cpus"), "{}", bad.stderr);
+    let bad = fleet_cmd(redis_port, &["fleet", "up", "--image", "tars-fleet:nope"]);
+    assert!(
+        bad.stderr.contains("compose/build-offline"),
+        "{}",
+        bad.stderr
+    );
+    assert!(fleet_containers().is_empty());
+
+    let t = Instant::now();
+    let env = [
+        format!("TARS_REDIS__URL=redis://{redis_name}:6379"),
+        format!("TARS_LLM__URL=http://host.docker.internal:{}", fake.port),
+        "TARS_LLM__API=openai".to_string(),
+        "TARS_QUEUE__LEASE_SECS=3".to_string(),
+    ];
+    let mut args = vec![
+        "fleet",
+        "up",
+        "--workers",
+        "3",
+        "--memory",
+        "256m",
+        "--cpus",
+        "0.5",
+    ];
+    for e in &env {
+        args.push("--env");
+        args.push(e);
+    }
+    let up = fleet_cmd(redis_port, &args);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let ids = fleet_containers();
+    assert_eq!(ids.len(), 3);
+    check_limits(&ids, 256 << 20, 500_000_000);
+    wait_until(
+        "three workers heartbeating",
+        Duration::from_secs(60),
+        || {
+            let s = fleet_cmd(redis_port, &["fleet", "status", "--json"]);
+            serde_json::from_str::<Vec<serde_json::Value>>(&s.stdout)
+                .is_ok_and(|v| v.len() == 3 && v.iter().all(|w| w["tasks_done"].is_u64()))
+        },
+    );
+    let ready = t.elapsed();
+
+    for (n, expect) in [("5", 5), ("2", 2)] {
+        let s = fleet_cmd(redis_port, &["fleet", "scale", n]);
+        assert_eq!(s.code, Some(0), "{}", s.stderr);
+        let ids = fleet_containers();
+        assert_eq!(ids.len(), expect, "after scale {n}");
+        check_limits(&ids, 256 << 20, 500_000_000);
+    }
+    let table = fleet_cmd(redis_port, &["fleet", "status"]);
+    assert!(
+        table.stdout.contains("tars-worker-1")
+            && table.stdout.contains("256Mi")
+            && table.stdout.contains("0.50"),
+        "{}",
+        table.stdout
+    );
+
+    // A worker killed mid-task: another finishes its task.
+    let repo = demo_repo();
+    let r = fleet_cmd(redis_port, &["run", repo.path().to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let run_id = r.stdout.trim().to_string();
+    // The task state in Redis says who is mid-task; worker ids start with the container name.
+    let mut c = redis::Client::open(redis_url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut victim: Option<(String, String)> = None;
+    wait_until("a worker mid-task", Duration::from_secs(60), || {
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{{tars}}:run:{run_id}:tasks"))
+            .query(&mut c)
+            .unwrap_or_default();
+        victim = ids.into_iter().find_map(|id| {
+            let h: HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(format!("{{tars}}:task:{run_id}:{id}"))
+                .query(&mut c)
+                .ok()?;
+            if h.get("state")? != "running" {
+                return None;
+            }
+            let worker = h.get("worker")?;
+            let container = worker.rsplitn(3, '-').nth(2)?.to_string();
+            Some((container, id))
+        });
+        victim.is_some()
+    });
+    let (name, task) = victim.unwrap();
+    docker(&["kill", &name]);
+    wait_until("the run finished", Duration::from_secs(120), || {
+        let s = fleet_cmd(redis_port, &["status", "--json", &run_id]);
+        serde_json::from_str::<serde_json::Value>(&s.stdout)
+            .is_ok_and(|v| v["finished_at"].is_u64())
+    });
+    let h: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{{tars}}:task:{run_id}:{task}"))
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(h["state"], "done", "{h:?}");
+    assert!(
+        h["attempts"].parse::<u32>().unwrap() >= 2,
+        "the killed attempt was retried: {h:?}"
+    );
+    let s = fleet_cmd(redis_port, &["status", "--json", &run_id]);
+    let st: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
+    assert_eq!(st["done"], 6, "{st}");
+
+    let d = fleet_cmd(redis_port, &["fleet", "down"]);
+    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    assert!(fleet_containers().is_empty());
+    eprintln!(
+        "fleet: 3 workers up and heartbeating {:.1} s after `fleet up`",
+        ready.as_secs_f64()
+    );
+    let _ = Path::new("/");
+}
