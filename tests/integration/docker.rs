@@ -304,6 +304,9 @@ impl Drop for Cleanup {
         }
         let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
         let _ = Command::new("docker")
+            .args(["rm", "-f", "tars-worker-1"])
+            .output();
+        let _ = Command::new("docker")
             .args(["network", "rm", "tars-network"])
             .output();
     }
@@ -369,6 +372,27 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
         bad.stderr
     );
     assert!(fleet_containers().is_empty());
+    let mut c = cmd("dispatcher");
+    c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["fleet", "status"]);
+    let bad = run(c);
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stderr.contains("DOCKER_HOST") && bad.stderr.contains("/nonexistent/docker.sock"),
+        "{}",
+        bad.stderr
+    );
+    // A container that is not ours holds a fleet name: refused, nothing created.
+    docker(&["create", "--name", "tars-worker-1", "tars-fleet:latest"]);
+    let bad = fleet_cmd(redis_port, &["fleet", "up", "--workers", "2"]);
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stderr.contains("tars-worker-1") && bad.stderr.contains("not part of the fleet"),
+        "{}",
+        bad.stderr
+    );
+    assert!(fleet_containers().is_empty());
+    docker(&["rm", "tars-worker-1"]);
 
     let t = Instant::now();
     let env = [
