@@ -18,3 +18,15 @@ local function ack(stream, group, entry)
   redis.call('XACK', stream, group, entry)
   redis.call('XDEL', stream, entry)
 end
+-- For scripts that record a result: acknowledges the delivery and returns the task's state,
+-- or nil when the task already finished (a second delivery's result: counted, then dropped)
+-- or was purged.
+local function take_for_result(task_key, run_key, stream, group, entry)
+  local st = redis.call('HGET', task_key, 'state')
+  ack(stream, group, entry)
+  if not st or terminal(st) then
+    if st then redis.call('HINCRBY', run_key, 'duplicates', 1) end
+    return nil
+  end
+  return st
+end

@@ -2,12 +2,8 @@
 -- ARGV: entry, group, now, due_ms, max_attempts, error_json, reason, run, task, ttl, reason_kind
 -- A retryable failure: the task waits in the delayed set until due_ms, or, on its last allowed
 -- attempt, goes to the dead-letter stream. Every attempt's error is appended to `errors`.
-local st = redis.call('HGET', KEYS[1], 'state')
-ack(KEYS[3], ARGV[2], ARGV[1])
-if not st or terminal(st) then
-  if st then redis.call('HINCRBY', KEYS[2], 'duplicates', 1) end
-  return 'duplicate'
-end
+local st = take_for_result(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1])
+if not st then return 'duplicate' end
 local errs = redis.call('HGET', KEYS[1], 'errors')
 if not errs or errs == '' or errs == '[]' then errs = '[' .. ARGV[6] .. ']'
 else errs = string.sub(errs, 1, -2) .. ',' .. ARGV[6] .. ']' end
