@@ -120,6 +120,7 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     env.insert("TARS_MAX_ANSWER_TOKENS", "512".to_string());
     env.insert("TARS_WORKER_MEMORY", "256m".to_string());
     env.insert("TARS_REPO", repo.path().display().to_string());
+    env.insert("TARS_OUT", out.path().display().to_string());
     let down = |env: &HashMap<&str, String>| {
         compose(
             &project,
@@ -171,6 +172,19 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     });
     let idle: Vec<String> = workers.iter().map(|w| mem_usage(w)).collect();
 
+    // Sample the workers' memory while the run is in progress.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (on, ids) = (sampling.clone(), workers.clone());
+        std::thread::spawn(move || {
+            let mut last: Vec<String> = Vec::new();
+            while on.load(std::sync::atomic::Ordering::SeqCst) {
+                last = ids.iter().map(|w| mem_usage(w)).collect();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            last
+        })
+    };
     let t = Instant::now();
     let r = compose(
         &project,
@@ -178,8 +192,6 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
         &[
             "run",
             "--rm",
-            "-v",
-            &format!("{}:/out", out.path().display()),
             "dispatcher",
             "run",
             "/repo",
@@ -192,7 +204,8 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     );
     let wall = t.elapsed();
     let stderr = String::from_utf8_lossy(&r.stderr).to_string();
-    let busy: Vec<String> = workers.iter().map(|w| mem_usage(w)).collect();
+    sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+    let busy: Vec<String> = sampler.join().unwrap_or_default();
     if !r.status.success() {
         let logs = compose(&project, &env, &["logs", "--tail", "50", "worker"]);
         down(&env);
@@ -257,7 +270,7 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
         "{{.Size}}",
     ]);
     eprintln!(
-        "compose: run of 12 tasks on 4 workers in {:.1} s; image {} MB; worker memory idle {idle:?}, after the run {busy:?}",
+        "compose: run of 12 tasks on 4 workers in {:.1} s; image {} MB; worker memory idle {idle:?}, during the run {busy:?}",
         wall.as_secs_f64(),
         size.parse::<u64>().unwrap_or(0) / 1_000_000
     );
