@@ -185,12 +185,13 @@ pub async fn wait_run(
             Err(e) => return Err(e.into()),
         };
         let line = format!(
-            "{run}: {}/{} finished (done {}, failed {}, dead {}; running {}, queued {}, retrying {})",
+            "{run}: {}/{} finished (done {}, failed {}, dead {}, cancelled {}; running {}, queued {}, retrying {})",
             st.finished(),
             st.total,
             st.done,
             st.failed,
             st.dead,
+            st.cancelled,
             st.running,
             st.queued,
             st.retrying
@@ -209,10 +210,14 @@ pub async fn wait_run(
             });
             b.set_length(st.total);
             b.set_position(st.finished());
-            b.set_message(format!(
+            let mut msg = format!(
                 "done {} failed {} dead {} running {}",
                 st.done, st.failed, st.dead, st.running
-            ));
+            );
+            if st.cancelled > 0 {
+                msg.push_str(&format!(" cancelled {}", st.cancelled));
+            }
+            b.set_message(msg);
         } else if line != last_line {
             eprintln!("{line}");
             last_line = line;
@@ -348,7 +353,7 @@ pub fn format_status(st: &RunStatus) -> String {
         if st.is_complete() { " (complete)" } else { "" }
     );
     for state in TaskState::ALL {
-        s.push_str(&format!("  {:<9}{}\n", state.as_str(), st.count(state)));
+        s.push_str(&format!("  {:<10}{}\n", state.as_str(), st.count(state)));
     }
     s
 }

@@ -174,8 +174,13 @@ async fn real_main(cli: Cli) -> Result<()> {
                     .await?;
                 let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(&started.run));
                 let summary = dispatch::write_results(&queue, &started.run, &dir).await?;
+                let cancelled = if st.cancelled > 0 {
+                    format!(", {} cancelled", st.cancelled)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "run {} finished in {:.1} s: {} done, {} failed, {} dead; patches and summary.json in {}",
+                    "run {} finished in {:.1} s: {} done, {} failed, {} dead{cancelled}; patches and summary.json in {}",
                     st.run,
                     t0.elapsed().as_secs_f64(),
                     st.done,
