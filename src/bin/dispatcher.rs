@@ -67,6 +67,17 @@ enum Cmd {
     },
     /// Remove a run and its tasks from Redis.
     Purge { run: String },
+    /// Write a run's done patches into the repository's working tree (git work trees only;
+    /// files changed since the scan or with uncommitted changes are left alone).
+    Apply {
+        run: Option<String>,
+        /// The repository (default: the path the run scanned).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// Apply only these task ids (repeatable).
+        #[arg(long = "task")]
+        tasks: Vec<String>,
+    },
     /// Manage worker containers through the Docker engine (DOCKER_HOST or the local socket).
     Fleet {
         #[command(subcommand)]
@@ -242,6 +253,26 @@ async fn real_main(cli: Cli) -> Result<()> {
             let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
             let n = queue.purge_run(&run).await?;
             eprintln!("run {run} purged: {n} tasks removed");
+        }
+        Cmd::Apply { run, repo, tasks } => {
+            let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
+            let run = dispatch::resolve_run(&queue, run.as_deref()).await?;
+            let st = queue.run_status(&run).await?;
+            let repo = repo.unwrap_or_else(|| PathBuf::from(&st.repo));
+            let records = queue.run_tasks(&run).await?;
+            let applied = dispatch::apply_patches(&repo, &records, &tasks)?;
+            let written = applied.iter().filter(|a| a.skipped.is_none()).count();
+            for a in &applied {
+                match &a.skipped {
+                    None => eprintln!("applied  {} {}", a.task, a.path),
+                    Some(why) => eprintln!("skipped  {} {}: {why}", a.task, a.path),
+                }
+            }
+            eprintln!(
+                "{written} of {} patches applied to {}; review with `git diff`",
+                applied.len(),
+                repo.display()
+            );
         }
         Cmd::Fleet { cmd } => fleet(cmd, &cfg).await?,
         Cmd::Results { run, out } => {

@@ -1,5 +1,6 @@
 //! Integration tests: one target, shared helpers (tests/integration/util.rs), real processes.
 
+mod apply;
 mod bad_input;
 mod docker;
 mod e2e;

@@ -1,0 +1,134 @@
+//! `dispatcher apply`: patches reach the working tree only on request, never onto changed or
+//! uncommitted files.
+
+use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
+use crate::util::{Proc, RedisServer, cmd, demo_repo, git, run};
+
+#[test]
+fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/v1/chat/completions" => Reply::Json {
+            status: 200,
+            body: openai_completion(&resolving_answer(&req.body)),
+        },
+        _ => models_reply(),
+    });
+    let repo = demo_repo();
+    let out = tempfile::tempdir().unwrap();
+    let mut w = cmd("worker");
+    w.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__API", "openai")
+        .env("TARS_LLM__URL", fake.url())
+        .stderr(std::process::Stdio::null());
+    let _worker = Proc {
+        child: w.spawn().unwrap(),
+        name: "worker".into(),
+    };
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(out.path())
+        .arg(repo.path());
+    let r = run(d);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let run_id = r.stdout.trim().to_string();
+    // The run wrote nothing into the repository.
+    assert!(
+        git(repo.path(), &["status", "--porcelain"])
+            .stdout
+            .is_empty()
+    );
+
+    // Work of the user's own, not yet committed.
+    let lib = repo.path().join("src/lib.rs");
+    let mine = std::fs::read_to_string(&lib).unwrap() + "\n// my own edit\n";
+    std::fs::write(&lib, &mine).unwrap();
+
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["apply", &run_id]);
+    let r = run(a);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&lib).unwrap(),
+        mine,
+        "uncommitted work untouched"
+    );
+    assert!(
+        r.stderr
+            .contains("src/lib.rs: the file has uncommitted changes"),
+        "{}",
+        r.stderr
+    );
+    // Two TODOs in one file: the second patch was made against the original content.
+    assert!(
+        r.stderr
+            .contains("src/stats.py: another patch of this run was just applied"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("4 of 6 patches applied"), "{}", r.stderr);
+    for f in ["cmd/main.go", "scripts/backup.sh", "web/cart.js"] {
+        let text = std::fs::read_to_string(repo.path().join(f)).unwrap();
+        assert!(!text.contains("TODO:"), "{f} still has its TODO:\n{text}");
+    }
+    let stats = std::fs::read_to_string(repo.path().join("src/stats.py")).unwrap();
+    assert_eq!(
+        stats.matches("TODO:").count() + stats.matches("FIXME:").count(),
+        1,
+        "{stats}"
+    );
+    // Exactly the applied files changed (plus the user's own edit), and no file mode changed.
+    let names =
+        String::from_utf8_lossy(&git(repo.path(), &["diff", "--name-only"]).stdout).to_string();
+    let names: Vec<&str> = names.lines().collect();
+    assert_eq!(
+        names,
+        [
+            "cmd/main.go",
+            "scripts/backup.sh",
+            "src/lib.rs",
+            "src/stats.py",
+            "web/cart.js"
+        ]
+    );
+    let summary = git(repo.path(), &["diff", "--summary"]);
+    assert!(!String::from_utf8_lossy(&summary.stdout).contains("mode change"));
+
+    // Committed, but no longer the content that was scanned: still refused.
+    git(repo.path(), &["add", "src/lib.rs"]);
+    git(
+        repo.path(),
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "mine",
+        ],
+    );
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["apply", &run_id]);
+    let r = run(a);
+    assert!(
+        r.stderr
+            .contains("src/lib.rs: the file changed since the scan"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&lib).unwrap(), mine);
+
+    // Outside a git work tree nothing is written.
+    let plain = tempfile::tempdir().unwrap();
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["apply", &run_id, "--repo"])
+        .arg(plain.path());
+    let r = run(a);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("not a git work tree"), "{}", r.stderr);
+}
