@@ -123,6 +123,11 @@ pub struct ScanConfig {
     pub tags: Vec<String>,
     pub max_file_bytes: u64,
     pub max_block_lines: usize,
+    /// Gitignore-style globs relative to the scan root; when any is set, only matching files
+    /// are scanned (`dispatcher scan --include` adds to them).
+    pub include: Vec<String>,
+    /// Gitignore-style globs of files not to scan; they win over `include`.
+    pub exclude: Vec<String>,
 }
 
 impl Default for RedisConfig {
@@ -177,6 +182,8 @@ impl Default for ScanConfig {
             tags: d.tags,
             max_file_bytes: d.max_file_bytes,
             max_block_lines: d.max_block_lines,
+            include: d.include,
+            exclude: d.exclude,
         }
     }
 }
@@ -187,6 +194,9 @@ impl ScanConfig {
             tags: self.tags.clone(),
             max_file_bytes: self.max_file_bytes,
             max_block_lines: self.max_block_lines,
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            keep_content: true,
         }
     }
 }
@@ -360,6 +370,33 @@ impl Config {
                 "a non-empty list of words such as [\"TODO\", \"FIXME\"]",
             ));
         }
+        for (key, globs) in [
+            ("scan.include", &self.scan.include),
+            ("scan.exclude", &self.scan.exclude),
+        ] {
+            for glob in globs {
+                let one = std::slice::from_ref(glob);
+                let (inc, exc): (&[String], &[String]) = if key == "scan.include" {
+                    (one, &[])
+                } else {
+                    (&[], one)
+                };
+                if let Err(e) = crate::scan::build_overrides(Path::new("."), inc, exc) {
+                    let reason = match e {
+                        crate::scan::ScanError::BadGlob { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    return Err(invalid(
+                        key,
+                        glob,
+                        &format!(
+                            "{reason}; use a gitignore-style glob relative to the scan root, \
+                             such as \"src/**\" or \"*.rs\""
+                        ),
+                    ));
+                }
+            }
+        }
         if self.scan.max_block_lines < 5 {
             return Err(invalid(
                 "scan.max_block_lines",
@@ -442,6 +479,34 @@ mod tests {
         let e = env(&[("TARS_QUEUE__LEASE_SECS", "soon")]);
         let err = Config::load(None, &e, &vec![]).unwrap_err().to_string();
         assert!(err.contains("lease_secs"), "{err}");
+    }
+
+    #[test]
+    fn scan_globs_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tars.toml");
+        std::fs::write(
+            &file,
+            "[scan]\ninclude = [\"src/**\"]\nexclude = [\"a/[b\"]\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&file), &HashMap::new(), &Vec::new()).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("scan.exclude") && msg.contains("a/[b"),
+            "{msg}"
+        );
+        std::fs::write(
+            &file,
+            "[scan]\ninclude = [\"src/**\"]\nexclude = [\"gen/\"]\n",
+        )
+        .unwrap();
+        let cfg = Config::load(Some(&file), &HashMap::new(), &Vec::new()).unwrap();
+        let opts = cfg.scan.options();
+        assert_eq!(
+            (opts.include, opts.exclude),
+            (vec!["src/**".to_string()], vec!["gen/".to_string()])
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
+use ignore::overrides::{Override, OverrideBuilder};
 use ignore::{DirEntry, WalkBuilder, WalkState};
 use sha2::{Digest, Sha256};
 
@@ -45,6 +46,16 @@ pub struct ScanOptions {
     /// An LLM rewrites a small block more reliably than a long one, so larger enclosing blocks
     /// are narrowed to an inner scope or a window around the tag. Default: 120.
     pub max_block_lines: usize,
+    /// Gitignore-style globs relative to the root; when any is given, only matching files are
+    /// scanned. Default: none.
+    pub include: Vec<String>,
+    /// Gitignore-style globs relative to the root whose files are not scanned; they win over
+    /// `include`. Default: none.
+    pub exclude: Vec<String>,
+    /// Keep each file's text in [`FileTodos::content`], as a run needs to store it; a plain
+    /// listing turns it off so memory does not grow with the size of the files with tags.
+    /// Default: true.
+    pub keep_content: bool,
 }
 
 impl Default for ScanOptions {
@@ -55,6 +66,9 @@ impl Default for ScanOptions {
                 .to_vec(),
             max_file_bytes: 1 << 20,
             max_block_lines: 120,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            keep_content: true,
         }
     }
 }
@@ -80,6 +94,9 @@ pub struct Todo {
     /// What follows the tag, its `(author)` and separator.
     pub text: String,
     pub author: Option<String>,
+    /// Issue reference from the tag: `#123` in `TODO(#123)` or `TODO #123:`, or a tracker key
+    /// such as `GH-12` / `ABC-123` in the parentheses.
+    pub issue: Option<String>,
     pub language: String,
     /// The chosen scope's header, whitespace-collapsed; `None` when the block is only a window
     /// around the tag, which tells the prompt it is not a complete unit.
@@ -108,6 +125,7 @@ pub enum SkipReason {
 #[derive(Debug, Clone)]
 pub struct FileTodos {
     pub path: String,
+    /// The file as read; empty when [`ScanOptions::keep_content`] is off.
     pub content: String,
     pub content_hash: String,
     pub todos: Vec<Todo>,
@@ -133,6 +151,55 @@ pub enum ScanError {
     NotFound { path: String },
     #[error("scan path {path} is not a directory: pass the repository's root directory")]
     NotADirectory { path: String },
+    #[error(
+        "bad {flag} glob {glob:?}: {reason}; use gitignore syntax relative to the scan root, \
+         such as `src/**` or `*.rs`"
+    )]
+    BadGlob {
+        flag: &'static str,
+        glob: String,
+        reason: String,
+    },
+}
+
+/// The `include` / `exclude` globs as one override matcher rooted at `root`: includes are
+/// whitelist globs, excludes are added after them negated, so they win.
+pub fn build_overrides(
+    root: &Path,
+    include: &[String],
+    exclude: &[String],
+) -> Result<Override, ScanError> {
+    let mut builder = OverrideBuilder::new(root);
+    let globs = include
+        .iter()
+        .map(|g| ("--include", g, g.clone()))
+        .chain(exclude.iter().map(|g| ("--exclude", g, format!("!{g}"))));
+    for (flag, glob, pattern) in globs {
+        let bad = |reason: String| ScanError::BadGlob {
+            flag,
+            glob: glob.clone(),
+            reason,
+        };
+        if glob.trim().is_empty() {
+            return Err(bad("it is empty".into()));
+        }
+        if flag == "--exclude" && glob.starts_with('!') {
+            return Err(bad(
+                "an exclude glob cannot start with `!`: pass it to --include instead".into(),
+            ));
+        }
+        builder.add(&pattern).map_err(|e| bad(e.to_string()))?;
+    }
+    builder.build().map_err(|e| ScanError::BadGlob {
+        flag: "--include/--exclude",
+        glob: include
+            .iter()
+            .chain(exclude)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
+        reason: e.to_string(),
+    })
 }
 
 /// Bytes searched for a NUL, as git and ripgrep do, to call a file binary.
@@ -155,9 +222,11 @@ pub fn scan_path(root: &Path, opts: &ScanOptions) -> Result<ScanReport, ScanErro
         Ok(meta) if !meta.is_dir() => return Err(ScanError::NotADirectory { path: shown }),
         _ => {}
     }
+    let overrides = build_overrides(root, &opts.include, &opts.exclude)?;
     let tags = TagSet::new(&opts.tags);
     let (tx, rx) = mpsc::channel::<Outcome>();
     WalkBuilder::new(root)
+        .overrides(overrides)
         .hidden(true)
         .ignore(true)
         .git_ignore(true)
@@ -227,16 +296,27 @@ fn visit(root: &Path, entry: &DirEntry, tags: &TagSet, opts: &ScanOptions) -> Op
     if memchr::memchr(0, sniff).is_some() {
         return Some(Outcome::Skipped(SkipReason::Binary));
     }
+    // Before the UTF-8 check, which is a full pass too: most files mention no tag at all (a
+    // file in another encoding without a tag counts as searched).
+    let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&bytes);
+    let candidates = tags.candidates(text);
+    if candidates.as_ref().is_some_and(Vec::is_empty) {
+        return Some(Outcome::Searched(None));
+    }
     let Ok(content) = String::from_utf8(bytes) else {
         return Some(Outcome::Skipped(SkipReason::NotUtf8));
     };
-    let todos = scan_text(&rel, &content, lang, tags, opts);
+    let todos = scan_text(&rel, &content, lang, tags, candidates.as_deref(), opts);
     let file = todos
         .first()
         .map(|t| t.content_hash.clone())
         .map(|hash| FileTodos {
             path: rel,
-            content,
+            content: if opts.keep_content {
+                content
+            } else {
+                String::new()
+            },
             content_hash: hash,
             todos,
         });
@@ -279,7 +359,8 @@ pub fn scan_source(path: &str, content: &str, opts: &ScanOptions) -> Vec<Todo> {
     let Some(lang) = detect_language(path, first_line) else {
         return Vec::new();
     };
-    scan_text(path, content, lang, &TagSet::new(&opts.tags), opts)
+    // No whole-file prefilter for a single file: setting it up costs more than it saves.
+    scan_text(path, content, lang, &TagSet::new(&opts.tags), None, opts)
 }
 
 fn scan_text(
@@ -287,6 +368,7 @@ fn scan_text(
     content: &str,
     lang: &Language,
     tags: &TagSet,
+    candidates: Option<&[usize]>,
     opts: &ScanOptions,
 ) -> Vec<Todo> {
     let bom = if content.starts_with('\u{feff}') {
@@ -295,21 +377,45 @@ fn scan_text(
         0
     };
     let text = &content[bom..];
-    if !tags.may_contain(text.as_bytes()) {
-        return Vec::new();
-    }
     let lexed = lex::lex(text, lang);
     let mut hits = Vec::new();
     let mut last_hit_line = None;
-    for seg in &lexed.segments {
+    let mut k = 0;
+    // Index of the first candidate at or after the current segment.
+    let mut cand = 0;
+    while k < lexed.segments.len() {
+        let seg = &lexed.segments[k];
+        k += 1;
         if last_hit_line == Some(seg.line) {
             continue;
+        }
+        if let Some(cands) = candidates {
+            while cands.get(cand).is_some_and(|&c| c < seg.start) {
+                cand += 1;
+            }
+            if cands.get(cand).is_none_or(|&c| c >= seg.end) {
+                continue;
+            }
         }
         let Some(comment) = text.get(seg.start..seg.end) else {
             continue;
         };
-        if let Some(found) = tags.find(comment) {
+        if let Some(mut found) = tags.find(comment) {
             last_hit_line = Some(seg.line);
+            let tag_col = column(text, &lexed.lines, seg.line, seg.start + found.at);
+            let mut prev = seg;
+            while let Some(next) = lexed.segments.get(k)
+                && let Some(more) = continuation(text, &lexed, prev, next, tag_col, tags)
+            {
+                if !more.is_empty() {
+                    if !found.text.is_empty() {
+                        found.text.push(' ');
+                    }
+                    found.text.push_str(more);
+                }
+                prev = next;
+                k += 1;
+            }
             hits.push((seg.line, seg.comment_line, found));
         }
     }
@@ -340,6 +446,7 @@ fn scan_text(
             tag: found.tag,
             text: found.text,
             author: found.author,
+            issue: found.issue,
             language: lang.name.to_string(),
             symbol: block.symbol,
             block: ByteRange {
@@ -351,6 +458,66 @@ fn scan_text(
         });
     }
     todos
+}
+
+/// Visual column (tabs to the next multiple of four) of byte `pos` on line `line`.
+fn column(text: &str, lines: &[lex::LineInfo], line: usize, pos: usize) -> usize {
+    let start = lines.get(line).map_or(0, |l| l.start);
+    text.get(start..pos).map_or(0, |head| {
+        head.chars().fold(0, |col, c| match c {
+            '\t' => col + 4 - col % 4,
+            _ => col + 1,
+        })
+    })
+}
+
+/// The text `next` adds to a TODO whose last line is `prev`, when it continues it: the line
+/// directly below, holding only comment, of the same comment or one opened the same way
+/// (`//` under `//`), carrying no tag, with its words indented deeper than the tag
+/// (`# TODO: a` / `#   b`). An empty comment line ends the TODO.
+fn continuation<'t>(
+    text: &'t str,
+    lexed: &lex::Lexed,
+    prev: &lex::Segment,
+    next: &lex::Segment,
+    tag_col: usize,
+    tags: &TagSet,
+) -> Option<&'t str> {
+    let prev_line = lexed.lines.get(prev.line)?;
+    let next_line = lexed.lines.get(next.line)?;
+    if next.line != prev.line + 1 || prev.end != prev_line.end || !next_line.is_comment_only() {
+        return None;
+    }
+    let same_comment = next.comment_line == prev.comment_line && next.comment_line < next.line;
+    if !same_comment {
+        // A new comment: it must open the line and use the same opener as the one above.
+        let opener = |line: &lex::LineInfo, seg: &lex::Segment| {
+            line.comment_at
+                .and_then(|at| text.get(at..seg.start))
+                .map(str::trim)
+        };
+        let (Some(a), Some(b)) = (opener(prev_line, prev), opener(next_line, next)) else {
+            return None;
+        };
+        if a != b || next.comment_line != next.line {
+            return None;
+        }
+        let before = text.get(next_line.start..next_line.comment_at?)?;
+        if !before.trim().is_empty() {
+            return None;
+        }
+    }
+    let body = text.get(next.start..next.end)?;
+    let words = body.trim_start_matches([' ', '\t', '*', '/', '!', '#', ';', '%']);
+    let words_trimmed = words.trim_end();
+    if words_trimmed.is_empty() || tags.find(body).is_some() {
+        return None;
+    }
+    let at = next.start + (body.len() - words.len());
+    if column(text, &lexed.lines, next.line, at) <= tag_col {
+        return None;
+    }
+    Some(words_trimmed)
 }
 
 fn stable_id(path: &str, tag: &str, text: &str, symbol: &str, occurrence: usize) -> String {

@@ -35,6 +35,8 @@ enum Cmd {
         /// One JSON object per TODO.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        filter: ScanFilter,
     },
     /// Scan, create a run and enqueue one task per TODO; prints the run id.
     Run {
@@ -49,6 +51,8 @@ enum Cmd {
         /// Give up waiting after this many seconds.
         #[arg(long)]
         timeout: Option<u64>,
+        #[command(flatten)]
+        filter: ScanFilter,
     },
     /// Counts per state of a run (the latest when RUN is omitted).
     Status {
@@ -89,6 +93,18 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// Which files a scan looks at, on top of scan.include / scan.exclude.
+#[derive(clap::Args)]
+struct ScanFilter {
+    /// Scan only files matching this gitignore-style glob, relative to PATH (repeatable).
+    #[arg(long = "include", value_name = "GLOB")]
+    include: Vec<String>,
+    /// Skip files matching this gitignore-style glob, relative to PATH (repeatable; wins over
+    /// --include).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -153,10 +169,18 @@ async fn real_main(cli: Cli) -> Result<()> {
     if let Some(u) = &cli.redis_url {
         overrides.push(("redis.url", u.clone()));
     }
-    let cfg = Config::from_env(cli.config.as_deref(), &overrides)?;
+    let mut cfg = Config::from_env(cli.config.as_deref(), &overrides)?;
+    if let Cmd::Scan { filter, .. } | Cmd::Run { filter, .. } = &cli.cmd {
+        cfg.scan.include.extend(filter.include.iter().cloned());
+        cfg.scan.exclude.extend(filter.exclude.iter().cloned());
+    }
     match cli.cmd {
-        Cmd::Scan { path, json } => {
-            let report = tars_fleet::scan::scan_path(&path, &cfg.scan.options())?;
+        Cmd::Scan { path, json, .. } => {
+            let opts = tars_fleet::scan::ScanOptions {
+                keep_content: false,
+                ..cfg.scan.options()
+            };
+            let report = tars_fleet::scan::scan_path(&path, &opts)?;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
             dispatch::print_scan(&report, json, &mut out, &mut std::io::stderr())?;
@@ -166,9 +190,14 @@ async fn real_main(cli: Cli) -> Result<()> {
             wait,
             out,
             timeout,
+            ..
         } => {
-            // Check the path before touching Redis so the first error is the real one.
-            tars_fleet::scan::scan_path(&path, &cfg.scan.options()).map(|_| ())?;
+            // Check the path and globs before touching Redis so the first error is the real one.
+            let check = tars_fleet::scan::ScanOptions {
+                keep_content: false,
+                ..cfg.scan.options()
+            };
+            tars_fleet::scan::scan_path(&path, &check).map(|_| ())?;
             let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
             let t0 = Instant::now();
             let started = dispatch::start_run(&queue, &cfg, &path).await?;

@@ -243,6 +243,8 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
     let mut continued = false;
     let mut heredoc: Option<(usize, usize)> = None;
     let starts = opener_bytes(lang);
+    let mut stops = starts;
+    stops[usize::from(b'\n')] = true;
 
     while i < n {
         let c = b[i];
@@ -301,7 +303,12 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                 }
                 if !starts[usize::from(c)] {
                     lines[ln].code = true;
+                    // The line is code now, so whitespace no longer matters: skip to the next
+                    // byte that may open something or end the line.
                     i += 1;
+                    while i < n && !stops[usize::from(b[i])] {
+                        i += 1;
+                    }
                     continue;
                 }
                 let rest = &b[i..];

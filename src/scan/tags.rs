@@ -1,8 +1,10 @@
 //! Recognising a tag inside comment text. The rules lean towards silence: a missed TODO costs
 //! nothing, a false one sends an LLM to rewrite code nobody asked it to touch.
 
+use std::sync::OnceLock;
+
+use aho_corasick::{AhoCorasick, MatchKind};
 use memchr::memchr_iter;
-use memchr::memmem::Finder;
 
 use super::lex::has_prefix;
 
@@ -10,9 +12,16 @@ use super::lex::has_prefix;
 pub(crate) struct TagSet {
     /// Upper case, longest first so `FIXME` wins over a configured `FIX` at the same spot.
     tags: Vec<String>,
-    finders: Vec<Finder<'static>>,
     /// First bytes of the tags, so most comment bytes are dismissed with one lookup.
     firsts: [bool; 256],
+    /// The upper-case tags then the lower-case forms, for the whole-file prefilter; `Ok(None)`
+    /// when there are no tags, `Err` when the automaton cannot be built (absurdly many or long
+    /// tags), which only turns the prefilter off.
+    /// Built on first use: a single file scanned through `scan_source` never needs it.
+    words: OnceLock<Result<Option<AhoCorasick>, aho_corasick::BuildError>>,
+    /// Lower-case forms (`todo`, `fixme`) accepted only as the first word of a comment, with
+    /// the canonical tag each stands for.
+    lower: Vec<(String, String)>,
 }
 
 /// A tag found in one comment line.
@@ -20,8 +29,16 @@ pub(crate) struct TagSet {
 pub(crate) struct TagMatch {
     pub tag: String,
     pub author: Option<String>,
+    /// `#123`, `GH-12`, `ABC-123`: from `TODO(#123)`, `TODO(alice, GH-12)` or `TODO #123:`.
+    pub issue: Option<String>,
     pub text: String,
+    /// Byte offset of the tag in the comment text, to tell continuation lines by indentation.
+    pub at: usize,
 }
+
+/// Tags whose lower-case form is still a tag when it opens a comment (`// todo: x`); other
+/// words (`bug`, `hack`, `xxx`) open ordinary prose too often.
+const LOWER_CASE_TAGS: [&str; 2] = ["TODO", "FIXME"];
 
 impl TagSet {
     pub fn new(tags: &[String]) -> Self {
@@ -32,34 +49,81 @@ impl TagSet {
             .collect();
         canon.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         canon.dedup();
-        let finders = canon
+        let lower: Vec<(String, String)> = canon
             .iter()
-            .map(|t| Finder::new(t.as_bytes()).into_owned())
+            .filter(|t| LOWER_CASE_TAGS.contains(&t.as_str()))
+            .map(|t| (t.to_ascii_lowercase(), t.clone()))
             .collect();
         let mut firsts = [false; 256];
-        for tag in &canon {
+        for tag in canon.iter().chain(lower.iter().map(|(l, _)| l)) {
             if let Some(&c) = tag.as_bytes().first() {
                 firsts[usize::from(c)] = true;
             }
         }
         TagSet {
             tags: canon,
-            finders,
             firsts,
+            words: OnceLock::new(),
+            lower,
         }
     }
 
-    /// Cheap rejection of the files that mention no tag at all, which is nearly all of them.
-    pub fn may_contain(&self, hay: &[u8]) -> bool {
-        if self.finders.iter().any(|f| f.find(hay).is_some()) {
-            return true;
+    /// Cheap rejection of the files that cannot hold a tag, which is nearly all of them, judged
+    /// on the raw bytes: an occurrence glued to a word (`DEBUG`, `TODOS`, `todo_list`,
+    /// `x.todo`) cannot be a tag, and a lower-case `todo` can only be one as the first word of
+    /// a comment.
+    ///
+    /// Sorted offsets in `hay` where [`TagSet::find`] may find a tag (the tag word, or the `@`
+    /// of `@todo`); every tag it finds starts at one of them, so comment text holding none need
+    /// not be searched. `None` when there is no prefilter: everything must be searched.
+    pub fn candidates(&self, hay: &[u8]) -> Option<Vec<usize>> {
+        let words = match self.words.get_or_init(|| self.build_words()) {
+            Ok(words) => words,
+            Err(_) => return None,
+        };
+        let mut found = Vec::new();
+        if let Some(words) = words {
+            // One pass for every form. A match hides no tag: tags are words and a tag needs a
+            // non-word byte on each side, so no match can overlap one.
+            for m in words.find_iter(hay) {
+                let lower = m.pattern().as_usize() >= self.tags.len();
+                if may_be_tag(hay, m.start(), m.end(), lower) {
+                    found.push(m.start());
+                }
+            }
         }
-        memchr_iter(b'@', hay).any(|p| {
-            self.tags.iter().any(|t| {
-                hay.get(p + 1..p + 1 + t.len())
+        let before = found.len();
+        for p in memchr_iter(b'@', hay) {
+            let tagged = self.tags.iter().any(|t| {
+                let end = p + 1 + t.len();
+                hay.get(p + 1..end)
                     .is_some_and(|w| w.eq_ignore_ascii_case(t.as_bytes()))
-            })
-        })
+                    && may_end_tag(hay, end)
+            });
+            if tagged {
+                found.push(p);
+            }
+        }
+        if found.len() > before && before > 0 {
+            found.sort_unstable();
+        }
+        Some(found)
+    }
+
+    fn build_words(&self) -> Result<Option<AhoCorasick>, aho_corasick::BuildError> {
+        let patterns: Vec<&str> = self
+            .tags
+            .iter()
+            .map(String::as_str)
+            .chain(self.lower.iter().map(|(l, _)| l.as_str()))
+            .collect();
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&patterns)
+            .map(Some)
     }
 
     /// The first tag in one line of comment text.
@@ -73,7 +137,7 @@ impl TagSet {
                         .get(i + 1..end)
                         .is_some_and(|w| w.eq_ignore_ascii_case(tag.as_bytes()));
                     if word_matches && is_tag_at(seg, i, end) {
-                        return Some(parse_rest(seg, tag, end));
+                        return Some(parse_rest(seg, tag, i, end));
                     }
                 }
                 continue;
@@ -84,7 +148,13 @@ impl TagSet {
             for tag in &self.tags {
                 let end = i + tag.len();
                 if has_prefix(&b[i..], tag.as_bytes()) && is_tag_at(seg, i, end) {
-                    return Some(parse_rest(seg, tag, end));
+                    return Some(parse_rest(seg, tag, i, end));
+                }
+            }
+            for (low, tag) in &self.lower {
+                let end = i + low.len();
+                if has_prefix(&b[i..], low.as_bytes()) && is_lower_tag_at(seg, i, end) {
+                    return Some(parse_rest(seg, tag, i, end));
                 }
             }
         }
@@ -117,6 +187,98 @@ fn is_tag_at(seg: &str, start: usize, end: usize) -> bool {
         || trimmed.ends_with("/*")
         || matches!(before, Some('(' | '['))
         || matches!(after, Some(':' | '(' | '!'))
+        || issue_after(seg.get(end..).unwrap_or("")).is_some()
+}
+
+/// Whether a lower-case `todo`/`fixme` at `start..end` is a tag: only as the first word of the
+/// comment, and followed by a separator, `(`, or nothing (`// todo: x`, `# fixme x`).
+fn is_lower_tag_at(seg: &str, start: usize, end: usize) -> bool {
+    let head = seg.get(..start).unwrap_or("");
+    let after = seg.get(end..).and_then(|t| t.chars().next());
+    head.bytes().all(is_decoration)
+        && boundary_before(seg, start)
+        && boundary_after(seg, end)
+        && matches!(after, None | Some(':' | '(' | '!' | ' ' | '\t'))
+}
+
+/// `#123` (after optional spaces) at the start of `rest`, then a separator or the end: the
+/// issue of `TODO #123: text`.
+fn issue_after(rest: &str) -> Option<(&str, &str)> {
+    let trimmed = rest.trim_start_matches([' ', '\t']);
+    if trimmed.len() == rest.len() && !rest.starts_with('#') {
+        return None;
+    }
+    let digits = trimmed.strip_prefix('#')?;
+    let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+    if n == 0 {
+        return None;
+    }
+    let tail = &digits[n..];
+    if tail.chars().next().is_some_and(is_word_char) {
+        return None;
+    }
+    Some((&trimmed[..n + 1], tail))
+}
+
+/// `#123`, or a tracker key such as `GH-12` / `ABC-123`.
+fn is_issue(s: &str) -> bool {
+    if let Some(d) = s.strip_prefix('#') {
+        return !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit());
+    }
+    let Some((key, num)) = s.split_once('-') else {
+        return false;
+    };
+    key.bytes().next().is_some_and(|c| c.is_ascii_uppercase())
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+        && !num.is_empty()
+        && num.bytes().all(|c| c.is_ascii_digit())
+}
+
+fn is_ascii_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+/// The byte-level part of [`boundary_after`]; a non-ASCII byte is given the benefit of the
+/// doubt.
+fn may_end_tag(hay: &[u8], end: usize) -> bool {
+    match hay.get(end) {
+        None => true,
+        Some(&c) if is_ascii_word(c) => false,
+        Some(b'.' | b'-' | b'/') => !hay.get(end + 1).is_some_and(|&c| is_ascii_word(c)),
+        Some(_) => true,
+    }
+}
+
+/// Whether the occurrence `start..end` of a tag word in a whole file might be reported by
+/// [`TagSet::find`]: the byte-level parts of [`boundary_before`], [`boundary_after`] and, for
+/// a lower-case form, [`is_lower_tag_at`] (only comment openers, decoration or a line start
+/// may precede it on its line).
+fn may_be_tag(hay: &[u8], start: usize, end: usize, lower: bool) -> bool {
+    if start > 0 {
+        let prev = hay[start - 1];
+        if is_ascii_word(prev) || matches!(prev, b'\\' | b'.' | b'$' | b'@') {
+            return false;
+        }
+    }
+    if !may_end_tag(hay, end) {
+        return false;
+    }
+    if !lower {
+        return true;
+    }
+    let line_start = memchr::memrchr(b'\n', &hay[..start]).map_or(0, |p| p + 1);
+    let head = &hay[line_start..start];
+    match head.iter().rposition(|c| !matches!(c, b' ' | b'\t')) {
+        None => true,
+        // `=begin todo` (Ruby, Perl POD): the opener is a word.
+        Some(_) if head.trim_ascii_start().starts_with(b"=") => true,
+        Some(p) => matches!(
+            head[p],
+            b'/' | b'!' | b'*' | b'#' | b'-' | b'<' | b'>' | b';' | b'%' | b'+' | b'[' | b'\''
+        ),
+    }
 }
 
 fn is_word_char(c: char) -> bool {
@@ -178,18 +340,37 @@ fn in_url(b: &[u8], i: usize) -> bool {
     token.windows(3).any(|w| w == b"://") || token.starts_with(b"www.")
 }
 
-/// Splits `(author): text` off what follows the tag.
-fn parse_rest(seg: &str, tag: &str, end: usize) -> TagMatch {
+/// Splits `(author)`, `(#123)`, `(alice, GH-12)` or ` #123` and the separator off what
+/// follows the tag.
+fn parse_rest(seg: &str, tag: &str, at: usize, end: usize) -> TagMatch {
     let mut rest = seg.get(end..).unwrap_or("");
     let mut author = None;
+    let mut issue = None;
     if let Some(inner) = rest.strip_prefix('(')
         && let Some(close) = inner.find(')')
     {
-        let name = inner[..close].trim();
+        let mut names = Vec::new();
+        for part in inner[..close]
+            .split([',', ' ', '\t'])
+            .filter(|p| !p.is_empty())
+        {
+            if issue.is_none() && is_issue(part) {
+                issue = Some(part.to_string());
+            } else {
+                names.push(part);
+            }
+        }
+        let name = names.join(" ");
         if !name.is_empty() && name.chars().count() <= 64 {
-            author = Some(name.to_string());
+            author = Some(name);
         }
         rest = &inner[close + 1..];
+    }
+    if issue.is_none()
+        && let Some((found, tail)) = issue_after(rest)
+    {
+        issue = Some(found.to_string());
+        rest = tail;
     }
     let text = rest
         .trim_start()
@@ -199,6 +380,8 @@ fn parse_rest(seg: &str, tag: &str, end: usize) -> TagMatch {
     TagMatch {
         tag: tag.to_string(),
         author,
+        issue,
         text: text.to_string(),
+        at,
     }
 }

@@ -428,6 +428,110 @@ fn tag_forms_and_authors() {
 }
 
 #[test]
+fn issue_references_and_lower_case_first_words() {
+    let src = "// TODO(#123) with issue
+// TODO #45: hash form
+// TODO(alice, GH-12): both
+// FIXME(ABC-123) tracker key
+// todo: lower at the head
+// plain prose line
+// x = 1; // todo: lower mid-line is prose
+// Todo(bob-2) lower
+// fixme first word
+// TODO(bob-2): not an issue key
+";
+    let todos = scan("a.rs", src);
+    let got: Vec<_> = todos
+        .iter()
+        .map(|t| {
+            (
+                t.line,
+                t.tag.as_str(),
+                t.author.as_deref(),
+                t.issue.as_deref(),
+                t.text.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "TODO", None, Some("#123"), "with issue"),
+            (2, "TODO", None, Some("#45"), "hash form"),
+            (3, "TODO", Some("alice"), Some("GH-12"), "both"),
+            (4, "FIXME", None, Some("ABC-123"), "tracker key"),
+            (5, "TODO", None, None, "lower at the head"),
+            (9, "FIXME", None, None, "first word"),
+            (10, "TODO", Some("bob-2"), None, "not an issue key"),
+        ]
+    );
+    // Mid-line, `TODO #12` without a separator is still an explicit form.
+    let t = one("a.py", "x = 1  # see TODO #12 later\n");
+    assert_eq!(t.issue.as_deref(), Some("#12"));
+    assert_eq!(t.text, "later");
+}
+
+#[test]
+fn multi_line_todos_join_deeper_indented_comment_lines() {
+    let src = "# TODO: a
+#   b
+#   c
+# unrelated prose
+x = 1
+";
+    let t = one("a.py", src);
+    assert_eq!(t.text, "a b c");
+    let plain = one("a.py", "# TODO: a\nx = 1\n");
+    assert_ne!(t.id, plain.id, "the id hashes the full text");
+
+    let block = "/*
+ * TODO: first
+ *   second
+ * FIXME: own tag
+ *   its tail
+ */
+";
+    let got: Vec<_> = scan("a.c", block)
+        .into_iter()
+        .map(|t| (t.line, t.text))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, "first second".to_string()),
+            (4, "own tag its tail".to_string())
+        ]
+    );
+
+    // A code line, an empty comment line, a different opener or a trailing comment ends it.
+    let stops = "// TODO: one
+//
+//    not joined
+int x; // TODO: two
+//      not joined either
+/* TODO: three */
+/*   no */
+";
+    let got: Vec<_> = scan("a.c", stops)
+        .into_iter()
+        .map(|t| (t.line, t.text))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "one".to_string()),
+            (4, "two".to_string()),
+            (6, "three".to_string())
+        ]
+    );
+    // CRLF and same-line block comment continuation.
+    let t = one("a.rs", "// TODO: a\r\n//   b\r\nfn f() {}\r\n");
+    assert_eq!(t.text, "a b");
+    let t = one("a.rs", "/* TODO: a\n     b */\nfn f() {}\n");
+    assert_eq!(t.text, "a b");
+}
+
+#[test]
 fn mentions_in_prose_are_not_tags() {
     let src = "// the variable `DEP_XXX_ROOT`, where `XXX` is the name
 // grep for \"TODO\" before release
@@ -900,4 +1004,97 @@ fn walker_survives_symlink_loops_and_dangling_links() {
     let report = scan_path(root, &ScanOptions::default()).expect("scan");
     assert_eq!(report.files.len(), 1);
     assert_eq!(report.files[0].path, "d/a.rs");
+}
+
+#[test]
+fn walker_include_and_exclude_globs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    for (rel, body) in [
+        ("src/a.rs", "// TODO: a\n"),
+        ("src/gen/b.rs", "// TODO: b\n"),
+        ("tests/c.py", "# TODO: c\n"),
+        ("d.go", "// TODO: d\n"),
+    ] {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+    let paths = |include: &[&str], exclude: &[&str]| -> Vec<String> {
+        let opts = ScanOptions {
+            include: include.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            ..ScanOptions::default()
+        };
+        let report = scan_path(root, &opts).expect("scan");
+        report.files.into_iter().map(|f| f.path).collect()
+    };
+    assert_eq!(paths(&[], &[]).len(), 4);
+    assert_eq!(paths(&["src/**"], &[]), ["src/a.rs", "src/gen/b.rs"]);
+    assert_eq!(paths(&["src/**"], &["gen/"]), ["src/a.rs"]);
+    assert_eq!(
+        paths(&["*.rs", "*.go"], &["src/gen/**"]),
+        ["d.go", "src/a.rs"]
+    );
+    assert_eq!(paths(&[], &["*.rs"]), ["d.go", "tests/c.py"]);
+
+    let bad = ScanOptions {
+        include: vec!["src/{a,b".into()],
+        ..ScanOptions::default()
+    };
+    let err = scan_path(root, &bad).expect_err("bad glob");
+    assert!(matches!(err, ScanError::BadGlob { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("--include") && msg.contains("src/{a,b"),
+        "{msg}"
+    );
+    let bad = ScanOptions {
+        exclude: vec!["!keep".into()],
+        ..ScanOptions::default()
+    };
+    assert!(scan_path(root, &bad).is_err());
+}
+
+#[test]
+fn prefilter_never_hides_a_tag() {
+    // Every file of the ground-truth corpus and the demo, scanned with and without the
+    // whole-file prefilter, gives the same TODOs.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let opts = ScanOptions::default();
+    let tags = TagSet::new(&opts.tags);
+    let mut checked = 0;
+    for dir in ["tests/fixtures/scan-corpus", "examples/demo"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Ok(content) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let rel = path.to_string_lossy().into_owned();
+                let text = content.strip_prefix('\u{feff}').unwrap_or(&content);
+                let Some(lang) = detect_language(&rel, text.lines().next().unwrap_or("")) else {
+                    continue;
+                };
+                let all = super::scan_text(&rel, &content, lang, &tags, None, &opts);
+                let cands = tags.candidates(text.as_bytes()).expect("prefilter");
+                let filtered = if cands.is_empty() {
+                    Vec::new()
+                } else {
+                    super::scan_text(&rel, &content, lang, &tags, Some(&cands), &opts)
+                };
+                assert_eq!(filtered, all, "{rel}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked}");
+    let noise = "x.todo(); DEBUG; TODOS; todo_list; let todo = 1; // todo: y\n@Todo z";
+    let found = tags.candidates(noise.as_bytes()).expect("prefilter");
+    assert_eq!(found.len(), 2, "{found:?}");
 }

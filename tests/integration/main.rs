@@ -10,5 +10,6 @@ mod queue_redis;
 mod reliability;
 mod run_control;
 mod scan_cli;
+mod scan_corpus;
 mod util;
 mod worker_signals;

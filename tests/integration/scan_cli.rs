@@ -91,3 +91,49 @@ fn scan_block_covers_the_enclosing_function() {
     assert!(block.trim_end().ends_with('}'), "{block}");
     assert!(!block.contains("fn greet"), "{block}");
 }
+
+#[test]
+fn scan_include_and_exclude_globs() {
+    let repo = demo_repo();
+    let mut c = cmd("dispatcher");
+    c.args(["scan", "--include", "src/**", "--include", "*.go"])
+        .args(["--exclude", "*.py"])
+        .arg(repo.path());
+    let out = run(c);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let paths: Vec<&str> = out
+        .stdout
+        .lines()
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(paths, ["cmd/main.go", "src/lib.rs"], "{}", out.stdout);
+
+    let mut c = cmd("dispatcher");
+    c.args(["scan", "--exclude", "src/[x"]).arg(repo.path());
+    let out = run(c);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--exclude") && out.stderr.contains("src/[x"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+
+    // `run` checks its globs before it needs Redis.
+    let mut c = cmd("dispatcher");
+    c.args([
+        "--redis-url",
+        "redis://127.0.0.1:1",
+        "run",
+        "--include",
+        "{a",
+    ])
+    .arg(repo.path());
+    let out = run(c);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--include") && out.stderr.contains("{a"),
+        "{}",
+        out.stderr
+    );
+}
