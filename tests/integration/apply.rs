@@ -2,7 +2,7 @@
 //! uncommitted files.
 
 use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
-use crate::util::{Proc, RedisServer, cmd, demo_repo, git, run};
+use crate::util::{Proc, RedisServer, cmd, demo_repo, git, git_commit, run};
 
 #[test]
 fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
@@ -98,18 +98,7 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
 
     // Committed, but no longer the content that was scanned: still refused.
     git(repo.path(), &["add", "src/lib.rs"]);
-    git(
-        repo.path(),
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "mine",
-        ],
-    );
+    git_commit(repo.path(), "mine");
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
         .args(["apply", &run_id]);

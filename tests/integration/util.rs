@@ -286,8 +286,14 @@ pub fn demo_repo() -> tempfile::TempDir {
     copy_dir(&repo_root().join("examples/demo"), dir.path());
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["add", "-A"]);
+    git_commit(dir.path(), "demo");
+    dir
+}
+
+/// Commits what is staged, with a throwaway identity (CI machines have none configured).
+pub fn git_commit(dir: &Path, message: &str) {
     git(
-        dir.path(),
+        dir,
         &[
             "-c",
             "user.name=t",
@@ -295,10 +301,9 @@ pub fn demo_repo() -> tempfile::TempDir {
             "user.email=t@t",
             "commit",
             "-qm",
-            "demo",
+            message,
         ],
     );
-    dir
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> std::process::Output {
