@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::queue::{Queue, QueueError, RunStatus, TaskRecord, TaskSpec, TaskState};
 use crate::scan::{self, ScanError, ScanReport};
 
@@ -132,29 +131,34 @@ pub struct Started {
     pub report: ScanReport,
 }
 
-/// Scans `root`, creates a run and enqueues one task per TODO.
-pub async fn start_run(queue: &Queue, cfg: &Config, root: &Path) -> Result<Started, DispatchError> {
-    let report = scan::scan_path(root, &cfg.scan.options())?;
+/// Creates a run for a scan of `root` and enqueues one task per TODO. The caller scans, so
+/// that a bad path fails before Redis is touched without walking the tree twice.
+pub async fn start_run(
+    queue: &Queue,
+    root: &Path,
+    report: ScanReport,
+) -> Result<Started, DispatchError> {
     queue.ensure_group().await?;
     let repo = std::fs::canonicalize(root)
         .unwrap_or_else(|_| root.to_path_buf())
         .display()
         .to_string();
     let run = queue.create_run(&repo).await?;
-    let mut tasks = 0;
-    let mut added = 0;
-    for f in &report.files {
-        queue.put_blob(&f.content_hash, &f.content).await?;
-        for t in &f.todos {
-            tasks += 1;
-            if queue.enqueue(&run, &TaskSpec::from_todo(t)).await? {
-                added += 1;
-            }
-        }
-    }
+    let blobs: Vec<(&str, &str)> = report
+        .files
+        .iter()
+        .map(|f| (f.content_hash.as_str(), f.content.as_str()))
+        .collect();
+    queue.put_blobs(&blobs).await?;
+    let specs: Vec<TaskSpec> = report
+        .files
+        .iter()
+        .flat_map(|f| f.todos.iter().map(TaskSpec::from_todo))
+        .collect();
+    let added = queue.enqueue_batch(&run, &specs).await?;
     Ok(Started {
         run,
-        tasks,
+        tasks: specs.len(),
         added,
         report,
     })

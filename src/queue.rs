@@ -357,6 +357,24 @@ static PERMIT_ACQUIRE_SCRIPT: LazyLock<Script> =
 static PERMIT_RENEW_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/permit_renew.lua")));
 
+/// Commands per pipelined round trip when enqueueing.
+const BATCH: usize = 500;
+
+fn enqueue_invocation<'a>(run: &str, spec: &TaskSpec, now: u64) -> redis::ScriptInvocation<'a> {
+    let mut inv = ENQUEUE_SCRIPT.prepare_invoke();
+    inv.key(keys::task(run, &spec.id))
+        .key(keys::run(run))
+        .key(keys::run_tasks(run))
+        .key(keys::tasks_stream())
+        .arg(run)
+        .arg(&spec.id)
+        .arg(now);
+    for (k, v) in spec.fields() {
+        inv.arg(k).arg(v);
+    }
+    inv
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -481,16 +499,22 @@ impl Queue {
         Ok(run)
     }
 
-    /// Stores a file's content once per content hash; workers read the block's context from it.
-    pub async fn put_blob(&self, hash: &str, content: &str) -> Result<(), QueueError> {
+    /// Stores files' contents once per content hash (`(hash, content)` pairs); workers read
+    /// the block's context from them.
+    pub async fn put_blobs(&self, blobs: &[(&str, &str)]) -> Result<(), QueueError> {
         let mut c = self.conn();
-        let _: () = redis::cmd("SET")
-            .arg(keys::blob(hash))
-            .arg(content)
-            .arg("EX")
-            .arg(self.retention_secs)
-            .query_async(&mut c)
-            .await?;
+        for chunk in blobs.chunks(BATCH) {
+            let mut p = redis::pipe();
+            for (hash, content) in chunk {
+                p.cmd("SET")
+                    .arg(keys::blob(hash))
+                    .arg(*content)
+                    .arg("EX")
+                    .arg(self.retention_secs)
+                    .ignore();
+            }
+            let _: () = p.query_async(&mut c).await?;
+        }
         Ok(())
     }
 
@@ -506,19 +530,34 @@ impl Queue {
     /// scan twice adds nothing).
     pub async fn enqueue(&self, run: &str, spec: &TaskSpec) -> Result<bool, QueueError> {
         let mut c = self.conn();
-        let mut inv = ENQUEUE_SCRIPT.prepare_invoke();
-        inv.key(keys::task(run, &spec.id))
-            .key(keys::run(run))
-            .key(keys::run_tasks(run))
-            .key(keys::tasks_stream())
-            .arg(run)
-            .arg(&spec.id)
-            .arg(now_ms());
-        for (k, v) in spec.fields() {
-            inv.arg(k).arg(v);
-        }
-        let added: i64 = inv.invoke_async(&mut c).await?;
+        let added: i64 = enqueue_invocation(run, spec, now_ms())
+            .invoke_async(&mut c)
+            .await?;
         Ok(added == 1)
+    }
+
+    /// Enqueues many tasks in pipelined batches (one round trip per batch, not per task) and
+    /// returns how many were new. Each task is still its own atomic script.
+    pub async fn enqueue_batch(&self, run: &str, specs: &[TaskSpec]) -> Result<usize, QueueError> {
+        let mut c = self.conn();
+        let mut added = 0;
+        for chunk in specs.chunks(BATCH) {
+            // EVALSHA in a pipeline needs the script loaded; load it per batch so a Redis
+            // restart between batches cannot leave it missing.
+            ENQUEUE_SCRIPT.prepare_invoke().load_async(&mut c).await?;
+            let now = now_ms();
+            let invocations: Vec<_> = chunk
+                .iter()
+                .map(|spec| enqueue_invocation(run, spec, now))
+                .collect();
+            let mut p = redis::pipe();
+            for inv in &invocations {
+                p.invoke_script(inv);
+            }
+            let results: Vec<i64> = p.query_async(&mut c).await?;
+            added += results.iter().filter(|&&n| n == 1).count();
+        }
+        Ok(added)
     }
 
     /// Reads new deliveries for `consumer`, blocking up to `block`. Use a connection from

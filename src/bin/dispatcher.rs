@@ -192,15 +192,11 @@ async fn real_main(cli: Cli) -> Result<()> {
             timeout,
             ..
         } => {
-            // Check the path and globs before touching Redis so the first error is the real one.
-            let check = tars_fleet::scan::ScanOptions {
-                keep_content: false,
-                ..cfg.scan.options()
-            };
-            tars_fleet::scan::scan_path(&path, &check).map(|_| ())?;
-            let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
+            // Scan before touching Redis so a bad path or glob is the first error reported.
             let t0 = Instant::now();
-            let started = dispatch::start_run(&queue, &cfg, &path).await?;
+            let report = tars_fleet::scan::scan_path(&path, &cfg.scan.options())?;
+            let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
+            let started = dispatch::start_run(&queue, &path, report).await?;
             println!("{}", started.run);
             eprintln!(
                 "run {}: {} tasks enqueued ({} TODOs found in {} files)",

@@ -34,13 +34,16 @@ async fn enqueueing_the_same_task_twice_adds_nothing() {
     assert!(q.enqueue(&run, &spec("t1")).await.unwrap());
     assert!(!q.enqueue(&run, &spec("t1")).await.unwrap());
     assert!(q.enqueue(&run, &spec("t2")).await.unwrap());
+    // The pipelined path is just as idempotent, even within one batch.
+    let batch = [spec("t2"), spec("t3"), spec("t3"), spec("t4")];
+    assert_eq!(q.enqueue_batch(&run, &batch).await.unwrap(), 2);
     let st = q.run_status(&run).await.unwrap();
-    assert_eq!((st.total, st.queued), (2, 2));
+    assert_eq!((st.total, st.queued), (4, 4));
     let len: u64 = redis::cmd("XLEN")
         .arg(keys::tasks_stream())
         .query(&mut r.conn())
         .unwrap();
-    assert_eq!(len, 2);
+    assert_eq!(len, 4);
     assert_eq!(q.latest_run().await.unwrap(), run);
 }
 
