@@ -779,7 +779,7 @@ impl Queue {
 
     pub async fn task(&self, run: &str, task: &str) -> Result<Option<TaskRecord>, QueueError> {
         let mut c = self.conn();
-        let h: HashMap<String, String> = c.hgetall_map(keys::task(run, task)).await?;
+        let h: HashMap<String, String> = hgetall(&mut c, keys::task(run, task)).await?;
         if h.is_empty() {
             return Ok(None);
         }
@@ -901,7 +901,7 @@ impl Queue {
 
     pub async fn run_status(&self, run: &str) -> Result<RunStatus, QueueError> {
         let mut c = self.conn();
-        let h: HashMap<String, String> = c.hgetall_map(keys::run(run)).await?;
+        let h: HashMap<String, String> = hgetall(&mut c, keys::run(run)).await?;
         if h.is_empty() {
             return Err(QueueError::NoSuchRun(run.to_string()));
         }
@@ -965,13 +965,16 @@ impl Queue {
                 break;
             }
         }
-        let mut out = Vec::new();
-        for k in keys_found {
-            let h: HashMap<String, String> = c.hgetall_map(k).await?;
-            if !h.is_empty() {
-                out.push(h);
-            }
+        if keys_found.is_empty() {
+            return Ok(Vec::new());
         }
+        let mut p = redis::pipe();
+        for k in &keys_found {
+            p.hgetall(k);
+        }
+        let all: Vec<HashMap<String, String>> = p.query_async(&mut c).await?;
+        // A heartbeat can expire between SCAN and HGETALL.
+        let mut out: Vec<_> = all.into_iter().filter(|h| !h.is_empty()).collect();
         out.sort_by(|a, b| a.get("id").cmp(&b.get("id")));
         Ok(out)
     }
@@ -994,14 +997,11 @@ impl Queue {
     }
 }
 
-trait HgetallMap {
-    async fn hgetall_map(&mut self, key: String) -> Result<HashMap<String, String>, QueueError>;
-}
-
-impl HgetallMap for ConnectionManager {
-    async fn hgetall_map(&mut self, key: String) -> Result<HashMap<String, String>, QueueError> {
-        Ok(redis::cmd("HGETALL").arg(key).query_async(self).await?)
-    }
+async fn hgetall(
+    c: &mut ConnectionManager,
+    key: String,
+) -> Result<HashMap<String, String>, QueueError> {
+    Ok(redis::cmd("HGETALL").arg(key).query_async(c).await?)
 }
 
 fn value_string(v: &Value) -> String {

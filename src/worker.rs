@@ -531,7 +531,9 @@ async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completi
     let answer_attempts = shared.cfg.llm.answer_attempts;
     let (mut prompt_tokens, mut completion_tokens, mut llm_ms) = (0u64, 0u64, 0u128);
     let mut messages = base.clone();
-    for ask in 1..=answer_attempts {
+    let mut ask = 0;
+    loop {
+        ask += 1;
         tracing::info!(task = %d.task, path = %spec.path, line = spec.line, attempt, ask, "asking the LLM");
         let answer = {
             let _permit = match shared.cfg.llm.max_in_flight {
@@ -592,15 +594,6 @@ async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completi
             }
         }
     }
-    unreachable_attempts()
-}
-
-/// `llm.answer_attempts` is validated to be at least 1, so the loop above always returns.
-fn unreachable_attempts() -> Result<Completion, QueueError> {
-    Err(QueueError::Malformed {
-        what: "configuration",
-        detail: "llm.answer_attempts is 0".into(),
-    })
 }
 
 async fn llm_failed(
