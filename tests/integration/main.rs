@@ -12,4 +12,3 @@ mod run_control;
 mod scan_cli;
 mod scan_corpus;
 mod util;
-mod worker_signals;
