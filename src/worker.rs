@@ -501,9 +501,7 @@ async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completio
 
 async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completion, QueueError> {
     let q = &shared.queue;
-    if let Some(c) = cancelled_now(shared, d).await? {
-        return Ok(c);
-    }
+    // No cancellation check here: start.lua has just made it, atomically with the start.
     let Some(task) = q.task(&d.run, &d.task).await? else {
         return q
             .complete(
