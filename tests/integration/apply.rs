@@ -2,7 +2,7 @@
 //! uncommitted files.
 
 use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
-use crate::util::{Proc, RedisServer, cmd, demo_repo, git, git_commit, run};
+use crate::util::{RedisServer, cmd, demo_repo, git, git_commit, run, spawn_worker};
 
 #[test]
 fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
@@ -16,15 +16,7 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
     });
     let repo = demo_repo();
     let out = tempfile::tempdir().unwrap();
-    let mut w = cmd("worker");
-    w.env("TARS_REDIS__URL", redis.url())
-        .env("TARS_LLM__API", "openai")
-        .env("TARS_LLM__URL", fake.url())
-        .stderr(std::process::Stdio::null());
-    let _worker = Proc {
-        child: w.spawn().unwrap(),
-        name: "worker".into(),
-    };
+    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
     let mut d = cmd("dispatcher");
     d.env("TARS_REDIS__URL", redis.url())
         .args(["run", "--wait", "--timeout", "120", "--out"])

@@ -16,24 +16,12 @@ use crate::util::{Proc, RedisServer, cmd, run, wait_until};
 const CHAT: &str = "/v1/chat/completions";
 
 fn spawn_worker(redis: &RedisServer, llm: &str, extra: &[(&str, &str)], log: &Path) -> Proc {
-    let mut w = cmd("worker");
-    w.env("TARS_REDIS__URL", redis.url())
-        .env("TARS_LLM__API", "openai")
-        .env("TARS_LLM__URL", llm)
-        .env("TARS_LLM__MODEL", "m");
-    for (k, v) in extra {
-        w.env(k, v);
-    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .expect("log");
-    w.stderr(Stdio::from(log));
-    Proc {
-        child: w.spawn().expect("spawn worker"),
-        name: "worker".into(),
-    }
+    crate::util::spawn_worker(redis, llm, extra, Stdio::from(log))
 }
 
 fn enqueue(redis: &RedisServer, repo: &Path) -> String {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
-use crate::util::{Proc, RedisServer, cmd, demo_repo, run, wait_until};
+use crate::util::{RedisServer, cmd, demo_repo, run, spawn_worker, wait_until};
 
 const PROSE: u8 = 0;
 const RESOLVE: u8 = 1;
@@ -68,19 +68,13 @@ fn cancel_retry_and_purge_a_run() {
     });
     let repo = demo_repo();
     let path = repo.path().to_str().unwrap().to_string();
-    let mut w = cmd("worker");
-    w.env("TARS_REDIS__URL", redis.url())
-        .env("TARS_LLM__API", "openai")
-        .env("TARS_LLM__URL", fake.url())
-        .env("TARS_LLM__RETRIES", "0")
-        .env("TARS_LLM__ANSWER_ATTEMPTS", "1")
-        .env("TARS_QUEUE__MAX_ATTEMPTS", "1")
-        .env("TARS_WORKER__CONCURRENCY", "6")
-        .stderr(std::process::Stdio::null());
-    let _worker = Proc {
-        child: w.spawn().unwrap(),
-        name: "worker".into(),
-    };
+    let settings = [
+        ("TARS_LLM__RETRIES", "0"),
+        ("TARS_LLM__ANSWER_ATTEMPTS", "1"),
+        ("TARS_QUEUE__MAX_ATTEMPTS", "1"),
+        ("TARS_WORKER__CONCURRENCY", "6"),
+    ];
+    let _worker = spawn_worker(&redis, &fake.url(), &settings, std::process::Stdio::null());
 
     // Answers without code fail every task; `retry` requeues them and they succeed.
     let run_a = dispatcher(&redis, &["run", &path])

@@ -248,6 +248,22 @@ pub fn cmd(name: &str) -> Command {
     c
 }
 
+/// A worker process on `redis` using the OpenAI-compatible LLM at `llm`, with extra
+/// `TARS_*` settings; its log goes to `stderr`.
+pub fn spawn_worker(redis: &RedisServer, llm: &str, extra: &[(&str, &str)], stderr: Stdio) -> Proc {
+    let mut w = cmd("worker");
+    w.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__API", "openai")
+        .env("TARS_LLM__URL", llm)
+        .env("TARS_LLM__MODEL", "m")
+        .envs(extra.iter().copied())
+        .stderr(stderr);
+    Proc {
+        child: w.spawn().expect("spawn worker"),
+        name: "worker".into(),
+    }
+}
+
 pub struct Output {
     pub code: Option<i32>,
     pub stdout: String,
