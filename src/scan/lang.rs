@@ -48,6 +48,11 @@ pub enum Escape {
 pub enum StringKind {
     Plain,
     Char,
+    /// Python's triple-quoted string: documentation, searched like a comment, when it is a
+    /// statement of its own (the docstring of a module, class or function, or a bare string
+    /// used as a multi-line comment); a plain string anywhere else (`x = """..."""`, an
+    /// argument).
+    Docstring,
 }
 
 /// One string literal syntax. Openers are tried in table order, so longer ones (`"""`) come first.
@@ -106,6 +111,13 @@ const fn raw(open: &'static str, close: &'static str, multiline: bool) -> String
         multiline,
         kind: StringKind::Plain,
         needs_boundary: false,
+    }
+}
+
+const fn docstring(quotes: &'static str) -> StringLiteral {
+    StringLiteral {
+        kind: StringKind::Docstring,
+        ..plain(quotes, quotes, true)
     }
 }
 
@@ -195,8 +207,8 @@ pub static LANGUAGES: &[Language] = &[
         line_comments: HASH,
         block_comments: NONE_BLOCK,
         strings: &[
-            plain("\"\"\"", "\"\"\"", true),
-            plain("'''", "'''", true),
+            docstring("\"\"\""),
+            docstring("'''"),
             plain("\"", "\"", false),
             plain("'", "'", false),
         ],

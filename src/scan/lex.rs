@@ -66,8 +66,17 @@ pub(crate) struct Lexed {
 enum State {
     Code,
     Line,
-    Block { idx: usize, depth: usize },
-    Str { idx: usize },
+    Block {
+        idx: usize,
+        depth: usize,
+    },
+    Str {
+        idx: usize,
+    },
+    /// Inside a docstring (`lang.strings[idx]`), lexed as a block comment.
+    Doc {
+        idx: usize,
+    },
 }
 
 const TAB_WIDTH: usize = 4;
@@ -259,7 +268,7 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                     });
                     state = State::Code;
                 }
-                State::Block { .. } => segments.push(Segment {
+                State::Block { .. } | State::Doc { .. } => segments.push(Segment {
                     line: ln,
                     start: seg_start,
                     end: trim_cr(b, seg_start, i),
@@ -279,7 +288,7 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
             }
             lines[ln].start_state = match state {
                 State::Code | State::Line => LineStart::Code,
-                State::Block { .. } => LineStart::Comment,
+                State::Block { .. } | State::Doc { .. } => LineStart::Comment,
                 State::Str { .. } => LineStart::Str,
             };
             seg_start = i;
@@ -354,7 +363,20 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                                 break;
                             }
                         }
-                        StringKind::Plain => {
+                        StringKind::Docstring if opens_statement(b, &lines, ln, i) => {
+                            // At most a string prefix (`r"""`) stands before it on the line,
+                            // and that is part of the docstring.
+                            lines[ln].code = false;
+                            lines[ln].comment = true;
+                            lines[ln].comment_at = Some(i);
+                            state = State::Doc { idx };
+                            comment_line = ln;
+                            i += s.open.len();
+                            seg_start = i;
+                            matched = true;
+                            break;
+                        }
+                        StringKind::Plain | StringKind::Docstring => {
                             state = State::Str { idx };
                             i += s.open.len();
                             matched = true;
@@ -415,6 +437,27 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                     i = memchr3(o, c, b'\n', &b[i + 1..]).map_or(n, |p| i + 1 + p);
                 }
             }
+            State::Doc { idx } => {
+                let close = lang.strings[idx].close.as_bytes();
+                if c == b'\\' {
+                    // `\"""` does not close; the newline after a backslash still ends a line.
+                    i += if b.get(i + 1) == Some(&b'\n') { 1 } else { 2 };
+                } else if has_prefix(&b[i..], close) {
+                    if comment_line == ln {
+                        lines[ln].comment_at = None;
+                    }
+                    segments.push(Segment {
+                        line: ln,
+                        start: seg_start,
+                        end: i,
+                        comment_line,
+                    });
+                    state = State::Code;
+                    i += close.len();
+                } else {
+                    i = memchr3(b'\\', close[0], b'\n', &b[i + 1..]).map_or(n, |p| i + 1 + p);
+                }
+            }
             State::Str { idx } => {
                 let s = &lang.strings[idx];
                 if !c.is_ascii_whitespace() {
@@ -441,7 +484,7 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
             }
         }
     }
-    if matches!(state, State::Line | State::Block { .. }) {
+    if matches!(state, State::Line | State::Block { .. } | State::Doc { .. }) {
         segments.push(Segment {
             line: ln,
             start: seg_start,
@@ -450,6 +493,46 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
         });
     }
     Lexed { lines, segments }
+}
+
+/// Whether a string opening at `i` on line `ln` is a statement of its own: nothing but a string
+/// prefix before it on the line, and the code line above does not leave an expression open
+/// (`f(`, `x = \\`, `a,`). A `:` above is the usual case: the docstring of a `def` or `class`.
+fn opens_statement(b: &[u8], lines: &[LineInfo], ln: usize, i: usize) -> bool {
+    if !only_prefix(b, lines[ln].start, i) {
+        return false;
+    }
+    let Some(prev) = lines[..ln].iter().rev().find(|l| l.code && !l.blank) else {
+        return true;
+    };
+    let end = prev.comment_at.unwrap_or(prev.end).min(prev.end);
+    let code = b[prev.start..end].trim_ascii_end();
+    !matches!(
+        code.last(),
+        Some(
+            b'(' | b'['
+                | b'{'
+                | b','
+                | b'\\'
+                | b'='
+                | b'+'
+                | b'-'
+                | b'*'
+                | b'/'
+                | b'%'
+                | b'|'
+                | b'&'
+                | b'<'
+                | b'>'
+                | b'.'
+        )
+    )
+}
+
+/// Whether `b[start..i]` is blank apart from at most one string prefix letter.
+fn only_prefix(b: &[u8], start: usize, i: usize) -> bool {
+    let head = b[start..i].trim_ascii();
+    head.is_empty() || (head.len() == 1 && matches!(head[0], b'r' | b'R' | b'u' | b'U'))
 }
 
 /// Bytes that can begin an opener in code; every other byte is plain code and skipped cheaply.

@@ -133,17 +133,66 @@ fn rust_doc_comment_forms() {
 
 #[test]
 fn python_comment_string_and_docstring() {
-    let src = "def f():
-    \"\"\"TODO: a docstring is a string\"\"\"
+    let src = r##"def f():
+    """TODO: a docstring is documentation"""
     s = 'TODO'
-    t = \"# TODO not a comment\"
+    t = "# TODO not a comment"
+    u = """TODO: an assigned triple-quoted string is data"""
     # FIXME: real one
     return s
-";
-    let t = check("m.py", src, 5, "FIXME", "real one");
-    assert_eq!(t.language, "python");
-    assert_eq!(t.symbol.as_deref(), Some("def f():"));
-    assert_eq!(block_of(src, &t), src);
+"##;
+    let todos = scan("m.py", src);
+    let found: Vec<(usize, &str)> = todos.iter().map(|t| (t.line, t.text.as_str())).collect();
+    assert_eq!(
+        found,
+        [(2, "a docstring is documentation"), (6, "real one")]
+    );
+    assert_eq!(todos[1].language, "python");
+    assert_eq!(todos[1].symbol.as_deref(), Some("def f():"));
+    assert_eq!(block_of(src, &todos[1]), src);
+}
+
+#[test]
+fn python_docstring_forms() {
+    // Multi-line, raw, single-quoted, CRLF, and an escaped quote that does not close it.
+    let src = [
+        "class A:",
+        "    r'''Summary.",
+        "",
+        "    TODO(ann): first line",
+        "        and its continuation",
+        "    '''",
+        "",
+        "    def f(self):",
+        r#"        """Say \""" hi."#,
+        r#"        XXX: after an escaped quote""""#,
+        "        return '''TODO: returned, not documentation'''",
+        "",
+    ]
+    .join("\r\n");
+    let todos = scan("a.py", &src);
+    let found: Vec<(usize, &str, Option<&str>)> = todos
+        .iter()
+        .map(|t| (t.line, t.text.as_str(), t.author.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (4, "first line and its continuation", Some("ann")),
+            (10, "after an escaped quote", None),
+        ]
+    );
+    for t in &todos {
+        assert_block_sane(&src, t);
+    }
+    // Strings continuing an expression are data, whatever their place on the line.
+    for data in [
+        "call(\n    \"\"\"TODO: argument\"\"\"\n)\n",
+        "x = \\\n    \"\"\"TODO: continued\"\"\"\n",
+        "d = {\n    'k': 1,\n    \"\"\"TODO: key\"\"\": 2,\n}\n",
+    ] {
+        assert!(scan("a.py", data).is_empty(), "{data}");
+    }
 }
 
 const PY_CLASS: &str = "import os
