@@ -94,7 +94,7 @@ fn main() {
         q.ensure_group().await.expect("group");
         let before = used_memory(&url);
         let report = tars_fleet::scan::scan_path(repo.path(), &cfg.scan.options()).expect("scan");
-        let started = tars_fleet::dispatch::start_run(&q, repo.path(), report).await.expect("run");
+        let started = tars_fleet::dispatch::start_run(&q, repo.path(), report, Default::default()).await.expect("run");
         let after_enqueue = used_memory(&url);
         let blobs: u64 = started.report.files.iter().map(|f| f.content.len() as u64).sum();
         let mut conn = q.blocking_connection().await.expect("conn");
@@ -119,7 +119,7 @@ fn main() {
             }
         }
         let after_done = used_memory(&url);
-        let st = q.run_status(&started.run).await.expect("status");
+        let st = q.run_status(started.run.as_deref().expect("a run")).await.expect("status");
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         println!("tasks: {} ({} files, {:.1} MiB of file content stored once as blobs)", st.total, started.report.files.len(), mib(blobs));
         println!("used_memory before:          {:>8.1} MiB", mib(before));

@@ -1,7 +1,7 @@
 //! What the dispatcher CLI does, as library calls: print a scan, start a run, wait for it with
 //! progress, write its patches and summary, report its status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -122,44 +122,98 @@ pub fn print_scan(
     Ok(())
 }
 
-/// A run that was created and filled.
+/// How `start_run` picks the TODOs to enqueue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `dispatcher run --only-new`: leave out every TODO whose id has a `done` task in an
+    /// earlier run of the same repository, i.e. a listed run whose hash records the same
+    /// canonical root path. Failed, dead and cancelled tasks do not count; purged and expired
+    /// runs are gone from Redis and do not count either.
+    pub only_new: bool,
+}
+
+/// What `start_run` did.
 #[derive(Debug)]
 pub struct Started {
-    pub run: String,
+    /// The run created and filled. None only with `only_new` when nothing was left to do: no
+    /// run is created then, so `status`, `results` and `apply` keep defaulting to the latest
+    /// run that has work in it.
+    pub run: Option<String>,
+    /// TODOs the scan found.
     pub tasks: usize,
+    /// Tasks added to the run.
     pub added: usize,
+    /// TODOs left out because an earlier run of the repository has them done (`only_new`).
+    pub skipped_done: usize,
+    /// The earlier runs of the repository that were consulted (`only_new`), oldest first.
+    pub earlier_runs: Vec<String>,
     pub report: ScanReport,
 }
 
-/// Creates a run for a scan of `root` and enqueues one task per TODO. The caller scans, so
-/// that a bad path fails before Redis is touched without walking the tree twice.
+/// The repository's identity on a run: its canonical root path.
+pub fn repo_key(root: &Path) -> String {
+    std::fs::canonicalize(root)
+        .unwrap_or_else(|_| root.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Creates a run for a scan of `root` and enqueues one task per TODO (with `only_new`, per TODO
+/// not already done in an earlier run of the same repository). The caller scans, so that a bad
+/// path fails before Redis is touched without walking the tree twice.
 pub async fn start_run(
     queue: &Queue,
     root: &Path,
     report: ScanReport,
+    opts: RunOptions,
 ) -> Result<Started, DispatchError> {
     queue.ensure_group().await?;
-    let repo = std::fs::canonicalize(root)
-        .unwrap_or_else(|_| root.to_path_buf())
-        .display()
-        .to_string();
-    let run = queue.create_run(&repo).await?;
-    let blobs: Vec<(&str, &str)> = report
-        .files
-        .iter()
-        .map(|f| (f.content_hash.as_str(), f.content.as_str()))
-        .collect();
-    queue.put_blobs(&blobs).await?;
-    let specs: Vec<TaskSpec> = report
+    let repo = repo_key(root);
+    let mut specs: Vec<TaskSpec> = report
         .files
         .iter()
         .flat_map(|f| f.todos.iter().map(TaskSpec::from_todo))
         .collect();
+    let tasks = specs.len();
+    let mut earlier_runs = Vec::new();
+    let mut skipped_done = 0;
+    if opts.only_new {
+        // Read before the new run exists, so it is never one of the earlier runs.
+        earlier_runs = queue.runs_of_repo(&repo).await?;
+        let candidates: HashSet<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+        let done = queue.done_among(&earlier_runs, &candidates).await?;
+        specs.retain(|s| !done.contains(&s.id));
+        skipped_done = tasks - specs.len();
+        if specs.is_empty() {
+            return Ok(Started {
+                run: None,
+                tasks,
+                added: 0,
+                skipped_done,
+                earlier_runs,
+                report,
+            });
+        }
+    }
+    let run = queue
+        .create_run_with(&repo, opts.only_new.then_some(skipped_done as u64))
+        .await?;
+    // Only the files that still have a task to do are stored.
+    let wanted: HashSet<&str> = specs.iter().map(|s| s.content_hash.as_str()).collect();
+    let blobs: Vec<(&str, &str)> = report
+        .files
+        .iter()
+        .filter(|f| wanted.contains(f.content_hash.as_str()))
+        .map(|f| (f.content_hash.as_str(), f.content.as_str()))
+        .collect();
+    queue.put_blobs(&blobs).await?;
     let added = queue.enqueue_batch(&run, &specs).await?;
     Ok(Started {
-        run,
-        tasks: specs.len(),
+        run: Some(run),
+        tasks,
         added,
+        skipped_done,
+        earlier_runs,
         report,
     })
 }
@@ -361,7 +415,18 @@ pub fn format_status(st: &RunStatus) -> String {
     for state in TaskState::ALL {
         s.push_str(&format!("  {:<10}{}\n", state.as_str(), st.count(state)));
     }
+    if let Some(n) = st.skipped_done {
+        s.push_str(&format!("  {}\n", skipped_done_line(n)));
+    }
     s
+}
+
+/// How `run --only-new` reports the TODOs it left out.
+pub fn skipped_done_line(n: u64) -> String {
+    format!(
+        "{n} TODO{} skipped: already done in an earlier run",
+        if n == 1 { "" } else { "s" }
+    )
 }
 
 /// Failure reasons counted, for the end-of-run report.

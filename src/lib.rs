@@ -12,7 +12,9 @@
 //! - [`edit`]: prompt building, answer parsing, splicing the rewritten block back, the unified
 //!   diff and the gates a patch must pass.
 //! - [`worker`]: the worker loop: fetch, lease, call the LLM, validate, complete.
-//! - [`dispatch`]: run bookkeeping for the dispatcher CLI: enqueue, wait, status, results.
+//! - [`dispatch`]: run bookkeeping for the dispatcher CLI: enqueue (all TODOs, or with
+//!   `--only-new` those not already done in an earlier run of the repository), wait, status,
+//!   results.
 //! - [`fleet`]: worker containers managed through Docker's API (bollard), found by label.
 //!
 //! The binaries in `src/bin` only parse arguments, load configuration, initialise tracing and

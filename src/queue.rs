@@ -14,7 +14,7 @@
 //! - Acknowledged entries are deleted from the task stream, so it holds only queued and
 //!   in-flight work; the result and dead-letter streams are capped with `MAXLEN ~`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -282,6 +282,10 @@ pub struct RunStatus {
     pub cancelled: u64,
     /// Completions dropped because the task had already finished (it was delivered twice).
     pub duplicates: u64,
+    /// `dispatcher run --only-new`: TODOs of the scan left out because an earlier run of the
+    /// same repository has them done. None for a run made without the flag.
+    #[serde(default)]
+    pub skipped_done: Option<u64>,
 }
 
 impl RunStatus {
@@ -359,6 +363,8 @@ static PERMIT_RENEW_SCRIPT: LazyLock<Script> =
 
 /// Commands per pipelined round trip when enqueueing.
 const BATCH: usize = 500;
+/// Task states read per pipelined round trip by [`Queue::done_among`] (short replies).
+pub const STATE_BATCH: usize = 2_000;
 
 fn enqueue_invocation<'a>(run: &str, spec: &TaskSpec, now: u64) -> redis::ScriptInvocation<'a> {
     let mut inv = ENQUEUE_SCRIPT.prepare_invoke();
@@ -464,29 +470,40 @@ impl Queue {
 
     /// Records a new run. Run ids sort by creation time and stay readable in a dashboard.
     pub async fn create_run(&self, repo: &str) -> Result<String, QueueError> {
+        self.create_run_with(repo, None).await
+    }
+
+    /// Records a new run; `skipped_done` (set by `dispatcher run --only-new`) is how many TODOs
+    /// of the scan were left out because an earlier run of the repository had them done.
+    pub async fn create_run_with(
+        &self,
+        repo: &str,
+        skipped_done: Option<u64>,
+    ) -> Result<String, QueueError> {
         let now = now_ms();
         let secs = now / 1000;
         let suffix: u16 = rand::random();
         let run = format!("{}-{suffix:04x}", format_utc(secs));
+        let mut fields = vec![
+            ("run", run.clone()),
+            ("repo", repo.to_string()),
+            ("created_at", now.to_string()),
+            ("total", "0".into()),
+            ("queued", "0".into()),
+            ("running", "0".into()),
+            ("retrying", "0".into()),
+            ("done", "0".into()),
+            ("failed", "0".into()),
+            ("dead", "0".into()),
+            ("cancelled", "0".into()),
+        ];
+        if let Some(n) = skipped_done {
+            fields.push(("skipped_done", n.to_string()));
+        }
         let mut c = self.conn();
         let _: () = redis::pipe()
             .atomic()
-            .hset_multiple(
-                keys::run(&run),
-                &[
-                    ("run", run.clone()),
-                    ("repo", repo.to_string()),
-                    ("created_at", now.to_string()),
-                    ("total", "0".into()),
-                    ("queued", "0".into()),
-                    ("running", "0".into()),
-                    ("retrying", "0".into()),
-                    ("done", "0".into()),
-                    ("failed", "0".into()),
-                    ("dead", "0".into()),
-                    ("cancelled", "0".into()),
-                ],
-            )
+            .hset_multiple(keys::run(&run), &fields)
             .zadd(keys::runs(), &run, now)
             // Runs older than the retention have expired; drop them from the list too.
             .cmd("ZREMRANGEBYSCORE")
@@ -899,6 +916,83 @@ impl Queue {
         v.into_iter().next().ok_or(QueueError::NoRuns)
     }
 
+    /// The listed runs (oldest first) whose hash records exactly `repo` as the scanned root: one
+    /// round trip for the list, then the runs' `repo` fields in pipelines of 500. Purged and
+    /// expired runs have no hash and are left out.
+    pub async fn runs_of_repo(&self, repo: &str) -> Result<Vec<String>, QueueError> {
+        let mut c = self.conn();
+        let runs: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys::runs())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut c)
+            .await?;
+        let mut out = Vec::new();
+        for chunk in runs.chunks(BATCH) {
+            let mut p = redis::pipe();
+            for r in chunk {
+                p.hget(keys::run(r), "repo");
+            }
+            let repos: Vec<Option<String>> = p.query_async(&mut c).await?;
+            out.extend(
+                chunk
+                    .iter()
+                    .zip(repos)
+                    .filter(|(_, r)| r.as_deref() == Some(repo))
+                    .map(|(run, _)| run.clone()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Which of `candidates` (task ids) ended `done` in at least one of `runs`. Pipelined: one
+    /// round trip for the runs' task sets, then one per [`STATE_BATCH`] task states, reading only
+    /// the states of candidates the runs hold and not already known done (10,000 tasks over
+    /// several runs: about six round trips).
+    pub async fn done_among(
+        &self,
+        runs: &[String],
+        candidates: &HashSet<&str>,
+    ) -> Result<HashSet<String>, QueueError> {
+        let mut done = HashSet::new();
+        if runs.is_empty() || candidates.is_empty() {
+            return Ok(done);
+        }
+        let mut c = self.conn();
+        let mut p = redis::pipe();
+        for r in runs {
+            p.smembers(keys::run_tasks(r));
+        }
+        let sets: Vec<Vec<String>> = p.query_async(&mut c).await?;
+        // Newest run first: a TODO done again later is found once, in its latest run.
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        for (run, ids) in runs.iter().zip(&sets).rev() {
+            for id in ids {
+                if candidates.contains(id.as_str()) {
+                    pairs.push((run.as_str(), id.clone()));
+                }
+            }
+        }
+        for chunk in pairs.chunks(STATE_BATCH) {
+            let todo: Vec<&(&str, String)> =
+                chunk.iter().filter(|(_, id)| !done.contains(id)).collect();
+            if todo.is_empty() {
+                continue;
+            }
+            let mut p = redis::pipe();
+            for (run, id) in &todo {
+                p.hget(keys::task(run, id), "state");
+            }
+            let states: Vec<Option<String>> = p.query_async(&mut c).await?;
+            for ((_, id), st) in todo.into_iter().zip(states) {
+                if st.as_deref() == Some(TaskState::Done.as_str()) {
+                    done.insert(id.clone());
+                }
+            }
+        }
+        Ok(done)
+    }
+
     pub async fn run_status(&self, run: &str) -> Result<RunStatus, QueueError> {
         let mut c = self.conn();
         let h: HashMap<String, String> = hgetall(&mut c, keys::run(run)).await?;
@@ -920,6 +1014,7 @@ impl Queue {
             dead: num("dead"),
             cancelled: num("cancelled"),
             duplicates: num("duplicates"),
+            skipped_done: h.get("skipped_done").and_then(|v| v.parse().ok()),
         })
     }
 

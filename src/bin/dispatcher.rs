@@ -51,6 +51,11 @@ enum Cmd {
         /// Give up waiting after this many seconds.
         #[arg(long)]
         timeout: Option<u64>,
+        /// Skip TODOs already done in an earlier run of the same repository (same canonical
+        /// path); failed, dead and cancelled ones are enqueued again. When nothing is left, no
+        /// run is created and nothing is printed on stdout.
+        #[arg(long)]
+        only_new: bool,
         #[command(flatten)]
         filter: ScanFilter,
     },
@@ -190,26 +195,44 @@ async fn real_main(cli: Cli) -> Result<()> {
             wait,
             out,
             timeout,
+            only_new,
             ..
         } => {
             // Scan before touching Redis so a bad path or glob is the first error reported.
             let t0 = Instant::now();
             let report = tars_fleet::scan::scan_path(&path, &cfg.scan.options())?;
             let queue = Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await?;
-            let started = dispatch::start_run(&queue, &path, report).await?;
-            println!("{}", started.run);
+            let opts = dispatch::RunOptions { only_new };
+            let started = dispatch::start_run(&queue, &path, report, opts).await?;
+            let files = started.report.files.len();
+            let skipped =
+                only_new.then(|| dispatch::skipped_done_line(started.skipped_done as u64));
+            let Some(run) = started.run else {
+                // Nothing to wait for: say so and succeed, without a run that would only shadow
+                // the latest real one for `status`, `results` and `apply`.
+                eprintln!(
+                    "nothing to do: {} TODOs found in {files} files, {}; no run created{}",
+                    started.tasks,
+                    skipped.unwrap_or_default(),
+                    match started.earlier_runs.last() {
+                        Some(r) => format!(" (latest run of this repository: {r})"),
+                        None => String::new(),
+                    }
+                );
+                return Ok(());
+            };
+            println!("{run}");
             eprintln!(
-                "run {}: {} tasks enqueued ({} TODOs found in {} files)",
-                started.run,
-                started.added,
-                started.tasks,
-                started.report.files.len()
+                "run {run}: {} tasks enqueued ({} TODOs found in {files} files)",
+                started.added, started.tasks
             );
+            if let Some(line) = &skipped {
+                eprintln!("  {line}");
+            }
             if wait {
-                let st = dispatch::wait_run(&queue, &started.run, timeout.map(Duration::from_secs))
-                    .await?;
-                let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(&started.run));
-                let summary = dispatch::write_results(&queue, &started.run, &dir).await?;
+                let st = dispatch::wait_run(&queue, &run, timeout.map(Duration::from_secs)).await?;
+                let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(&run));
+                let summary = dispatch::write_results(&queue, &run, &dir).await?;
                 let cancelled = if st.cancelled > 0 {
                     format!(", {} cancelled", st.cancelled)
                 } else {
@@ -224,6 +247,9 @@ async fn real_main(cli: Cli) -> Result<()> {
                     st.dead,
                     dir.display()
                 );
+                if let Some(line) = &skipped {
+                    eprintln!("  {line}");
+                }
                 for (reason, n) in dispatch::failure_reasons(&summary) {
                     eprintln!("  {n} x {reason}");
                 }

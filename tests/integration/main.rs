@@ -6,6 +6,7 @@ mod docker;
 mod e2e;
 mod fake_llm;
 mod llm_ollama;
+mod only_new;
 mod queue_redis;
 mod reliability;
 mod run_control;
