@@ -197,6 +197,7 @@ impl ScanConfig {
             include: self.include.clone(),
             exclude: self.exclude.clone(),
             keep_content: true,
+            syntax_context: true,
         }
     }
 }

@@ -12,10 +12,14 @@
 mod block;
 mod lang;
 mod lex;
+mod syntax;
 mod tags;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod syntax_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -25,6 +29,8 @@ use std::sync::mpsc;
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::{DirEntry, WalkBuilder, WalkState};
 use sha2::{Digest, Sha256};
+
+pub use syntax::has_grammar;
 
 pub use lang::{
     BlockComment, CommentRule, Escape, LANGUAGES, Language, LineComment, StringKind, StringLiteral,
@@ -56,6 +62,11 @@ pub struct ScanOptions {
     /// listing turns it off so memory does not grow with the size of the files with tags.
     /// Default: true.
     pub keep_content: bool,
+    /// Take each tag's block and symbol from a syntax tree where the language has a grammar
+    /// (see [`has_grammar`]), the indentation heuristic elsewhere. It parses every file with a
+    /// tag, several times the cost of the rest of the scan, so a plain listing turns it off;
+    /// ids do not depend on it. Default: true.
+    pub syntax_context: bool,
 }
 
 impl Default for ScanOptions {
@@ -69,6 +80,7 @@ impl Default for ScanOptions {
             include: Vec::new(),
             exclude: Vec::new(),
             keep_content: true,
+            syntax_context: true,
         }
     }
 }
@@ -416,7 +428,8 @@ fn scan_text(
                 prev = next;
                 k += 1;
             }
-            hits.push((seg.line, seg.comment_line, found));
+            let pos = seg.start + found.at;
+            hits.push((seg.line, seg.comment_line, pos, found));
         }
     }
     if hits.is_empty() {
@@ -425,16 +438,28 @@ fn scan_text(
 
     let content_hash = hex::encode(Sha256::digest(content.as_bytes()));
     let mut finder = BlockFinder::new(text, &lexed.lines, lang.labels);
+    let tree = if opts.syntax_context {
+        syntax::SyntaxTree::parse(lang.name, path, text)
+    } else {
+        None
+    };
     let mut occurrences: HashMap<(String, String, String), usize> = HashMap::new();
     let mut todos = Vec::with_capacity(hits.len());
-    for (line, comment_line, found) in hits {
-        let block = finder.block(line, comment_line, opts.max_block_lines);
+    for (line, comment_line, pos, found) in hits {
+        let heuristic = finder.block(line, comment_line, opts.max_block_lines);
+        let block = tree
+            .as_ref()
+            .and_then(|t| t.block(pos, opts.max_block_lines))
+            .filter(|b| b.first <= line && line <= b.last)
+            .unwrap_or_else(|| heuristic.clone());
         let (Some(first), Some(last)) = (lexed.lines.get(block.first), lexed.lines.get(block.last))
         else {
             continue;
         };
         let norm_text = collapse_whitespace(&found.text);
-        let norm_symbol = collapse_whitespace(block.symbol.as_deref().unwrap_or(""));
+        // The heuristic's symbol, which every language and both settings of `syntax_context`
+        // compute the same way: a listing and a run must agree on ids.
+        let norm_symbol = collapse_whitespace(heuristic.symbol.as_deref().unwrap_or(""));
         let key = (found.tag.clone(), norm_text, norm_symbol);
         let seen = occurrences.entry(key.clone()).or_default();
         let id = stable_id(path, &key.0, &key.1, &key.2, *seen);

@@ -35,6 +35,10 @@ enum Cmd {
         /// One JSON object per TODO.
         #[arg(long)]
         json: bool,
+        /// Show each TODO's block and symbol as a run sends them to the LLM: parsed with
+        /// tree-sitter for Rust, Python, JavaScript, TypeScript, Go, C, C++ and Java (slower).
+        #[arg(long)]
+        context: bool,
         #[command(flatten)]
         filter: ScanFilter,
     },
@@ -180,9 +184,15 @@ async fn real_main(cli: Cli) -> Result<()> {
         cfg.scan.exclude.extend(filter.exclude.iter().cloned());
     }
     match cli.cmd {
-        Cmd::Scan { path, json, .. } => {
+        Cmd::Scan {
+            path,
+            json,
+            context,
+            ..
+        } => {
             let opts = tars_fleet::scan::ScanOptions {
                 keep_content: false,
+                syntax_context: context,
                 ..cfg.scan.options()
             };
             let report = tars_fleet::scan::scan_path(&path, &opts)?;

@@ -24,7 +24,7 @@ struct Scope {
 }
 
 /// Longest symbol kept: a minified line would otherwise become a multi-kilobyte id input.
-const MAX_SYMBOL_CHARS: usize = 200;
+pub(super) const MAX_SYMBOL_CHARS: usize = 200;
 
 /// Words that mark a header as a definition, which is the unit an LLM rewrites best.
 const DEFINITION_WORDS: &[&str] = &[

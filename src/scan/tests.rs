@@ -1,7 +1,13 @@
 use super::*;
 
+/// Scans with the indentation heuristic only: most tests here are about the lexer and the
+/// fallback that every language without a grammar gets; `syntax_scan` covers the trees.
 fn scan(path: &str, src: &str) -> Vec<Todo> {
-    scan_source(path, src, &ScanOptions::default())
+    let opts = ScanOptions {
+        syntax_context: false,
+        ..ScanOptions::default()
+    };
+    scan_source(path, src, &opts)
 }
 
 fn one(path: &str, src: &str) -> Todo {
@@ -764,6 +770,7 @@ fn todo_on_the_header_line_owns_that_scope() {
     let t = check("a.rs", src, 2, "TODO", "header");
     assert_eq!(t.symbol.as_deref(), Some("impl A {"));
     let opts = ScanOptions {
+        syntax_context: false,
         max_block_lines: 4,
         ..ScanOptions::default()
     };
@@ -791,6 +798,7 @@ fn rust_multiline_signature_and_nested_scopes() {
     let t = check("a.rs", src, 7, "TODO", "better error");
     assert_eq!(t.symbol.as_deref(), Some("impl Parser {"));
     let opts = ScanOptions {
+        syntax_context: false,
         max_block_lines: 12,
         ..ScanOptions::default()
     };
@@ -801,6 +809,7 @@ fn rust_multiline_signature_and_nested_scopes() {
     );
     assert_eq!(t.block_lines, (2, 12));
     let opts = ScanOptions {
+        syntax_context: false,
         max_block_lines: 5,
         ..ScanOptions::default()
     };

@@ -1,0 +1,454 @@
+//! Context from a syntax tree for the languages whose tree-sitter grammar ships with us.
+//!
+//! The indentation heuristic in `block` guesses scopes from layout; a parser knows them, so a
+//! multi-line signature, a method in a class, a decorated or exported function or a closure
+//! passed to `describe(...)` come out as the unit a person would rewrite. When the tree has no
+//! definition around the tag that fits the size bound, the caller falls back to the heuristic,
+//! which can still narrow to a loop or a window.
+//!
+//! Parsing costs about 10 MB/s per core, far more than finding the tags, so it only runs on
+//! files with a tag and only when [`super::ScanOptions::syntax_context`] asks for it.
+
+use std::cell::RefCell;
+
+use tree_sitter::{Node, Parser, Tree};
+
+use super::block::{Block, MAX_SYMBOL_CHARS, collapse_whitespace};
+
+/// What one grammar calls a rewritable unit.
+struct Grammar {
+    language: fn() -> tree_sitter::Language,
+    /// Functions, methods, classes and other named definitions.
+    definitions: &'static [&'static str],
+    /// Anonymous functions that are a unit together with the statement holding them: in
+    /// JavaScript most code lives in callbacks (`it("...", () => {...})`).
+    function_values: &'static [&'static str],
+    /// Nodes that wrap a definition with what belongs to it (decorators, `export`,
+    /// `template <...>`, C's `struct s {...};` declaration); the range grows to them.
+    wrappers: &'static [&'static str],
+    /// Siblings between a comment and the definition it annotates.
+    decorations: &'static [&'static str],
+}
+
+const RUST: Grammar = Grammar {
+    language: || tree_sitter_rust::LANGUAGE.into(),
+    definitions: &[
+        "function_item",
+        "function_signature_item",
+        "impl_item",
+        "trait_item",
+        "struct_item",
+        "enum_item",
+        "union_item",
+        "mod_item",
+        "macro_definition",
+    ],
+    function_values: &[],
+    wrappers: &[],
+    decorations: &["attribute_item", "inner_attribute_item"],
+};
+
+const PYTHON: Grammar = Grammar {
+    language: || tree_sitter_python::LANGUAGE.into(),
+    definitions: &["function_definition", "class_definition"],
+    function_values: &[],
+    wrappers: &["decorated_definition"],
+    decorations: &["decorator"],
+};
+
+const JS_DEFINITIONS: &[&str] = &[
+    "function_declaration",
+    "generator_function_declaration",
+    "class_declaration",
+    "method_definition",
+    // TypeScript only; harmless for JavaScript, whose trees never hold them.
+    "abstract_class_declaration",
+    "interface_declaration",
+    "enum_declaration",
+    "internal_module",
+    "module",
+    "function_signature",
+    "method_signature",
+    "abstract_method_signature",
+];
+const JS_FUNCTION_VALUES: &[&str] = &[
+    "arrow_function",
+    "function_expression",
+    "function",
+    "generator_function",
+    "class",
+];
+const JS_WRAPPERS: &[&str] = &["export_statement"];
+const JS_DECORATIONS: &[&str] = &["decorator"];
+
+const JAVASCRIPT: Grammar = Grammar {
+    language: || tree_sitter_javascript::LANGUAGE.into(),
+    definitions: JS_DEFINITIONS,
+    function_values: JS_FUNCTION_VALUES,
+    wrappers: JS_WRAPPERS,
+    decorations: JS_DECORATIONS,
+};
+
+const TYPESCRIPT: Grammar = Grammar {
+    language: || tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+    ..JAVASCRIPT
+};
+
+const TSX: Grammar = Grammar {
+    language: || tree_sitter_typescript::LANGUAGE_TSX.into(),
+    ..JAVASCRIPT
+};
+
+const GO: Grammar = Grammar {
+    language: || tree_sitter_go::LANGUAGE.into(),
+    definitions: &[
+        "function_declaration",
+        "method_declaration",
+        "type_declaration",
+    ],
+    function_values: &[],
+    wrappers: &[],
+    decorations: &[],
+};
+
+const C: Grammar = Grammar {
+    language: || tree_sitter_c::LANGUAGE.into(),
+    definitions: &[
+        "function_definition",
+        "struct_specifier",
+        "union_specifier",
+        "enum_specifier",
+    ],
+    function_values: &[],
+    wrappers: &["declaration", "type_definition"],
+    decorations: &[],
+};
+
+const CPP: Grammar = Grammar {
+    language: || tree_sitter_cpp::LANGUAGE.into(),
+    definitions: &[
+        "function_definition",
+        "class_specifier",
+        "struct_specifier",
+        "union_specifier",
+        "enum_specifier",
+        "namespace_definition",
+    ],
+    function_values: &[],
+    wrappers: &["template_declaration", "declaration", "type_definition"],
+    decorations: &[],
+};
+
+const JAVA: Grammar = Grammar {
+    language: || tree_sitter_java::LANGUAGE.into(),
+    definitions: &[
+        "class_declaration",
+        "interface_declaration",
+        "enum_declaration",
+        "record_declaration",
+        "annotation_type_declaration",
+        "method_declaration",
+        "constructor_declaration",
+        "compact_constructor_declaration",
+    ],
+    function_values: &[],
+    wrappers: &[],
+    decorations: &[],
+};
+
+/// The grammar for a language of the table, by its name; TSX needs its own grammar, told by
+/// the extension.
+fn grammar(language: &str, path: &str) -> Option<&'static Grammar> {
+    Some(match language {
+        "rust" => &RUST,
+        "python" => &PYTHON,
+        "javascript" => &JAVASCRIPT,
+        "typescript" if path.ends_with(".tsx") => &TSX,
+        "typescript" => &TYPESCRIPT,
+        "go" => &GO,
+        "c" => &C,
+        "cpp" => &CPP,
+        "java" => &JAVA,
+        _ => return None,
+    })
+}
+
+/// Whether `language` gets its context from a syntax tree.
+pub fn has_grammar(language: &str) -> bool {
+    grammar(language, "").is_some()
+}
+
+thread_local! {
+    /// A parser per walker thread: creating one allocates, and a scan parses thousands of files.
+    static PARSER: RefCell<Parser> = RefCell::new(Parser::new());
+}
+
+/// A parsed file, ready to answer for each of its tags.
+pub(crate) struct SyntaxTree<'a> {
+    tree: Tree,
+    text: &'a str,
+    grammar: &'static Grammar,
+}
+
+impl<'a> SyntaxTree<'a> {
+    /// `None` for a language without a grammar, or if the parser gives up (it does not on
+    /// malformed code: it recovers and marks errors).
+    pub fn parse(language: &str, path: &str, text: &'a str) -> Option<SyntaxTree<'a>> {
+        let grammar = grammar(language, path)?;
+        let tree = PARSER.with(|p| {
+            let mut parser = p.borrow_mut();
+            parser.set_language(&(grammar.language)()).ok()?;
+            parser.parse(text, None)
+        })?;
+        Some(SyntaxTree {
+            tree,
+            text,
+            grammar,
+        })
+    }
+
+    /// The definition for the tag at byte `pos` (BOM-stripped text), at most `max_lines` long:
+    /// the one the tag's comment stands right above, else the innermost one around it.
+    pub fn block(&self, pos: usize, max_lines: usize) -> Option<Block> {
+        let max = max_lines.max(1);
+        let node = self
+            .tree
+            .root_node()
+            .descendant_for_byte_range(pos, pos.saturating_add(1))?;
+        if let Some(b) = self.annotated(node).filter(|b| b.last - b.first < max) {
+            return Some(b);
+        }
+        let mut cur = Some(node);
+        while let Some(n) = cur {
+            if let Some((unit, def)) = self.unit(n) {
+                let first = row_of_start(unit);
+                let last = row_of_end(unit);
+                if last - first < max {
+                    return Some(Block {
+                        first,
+                        last,
+                        symbol: Some(self.header(unit, def)),
+                    });
+                }
+                // An outer definition is larger still.
+                return None;
+            }
+            cur = n.parent();
+        }
+        None
+    }
+
+    /// The comment run holding `node` plus the definition right below it (attributes and
+    /// decorators may sit between; a blank line may not).
+    fn annotated(&self, node: Node) -> Option<Block> {
+        let mut comment = ancestor_or_self(node, |n| is_comment(n.kind()))?;
+        // Rust's `/// doc` is a comment node holding a `doc_comment` node.
+        while let Some(p) = comment.parent()
+            && is_comment(p.kind())
+        {
+            comment = p;
+        }
+        let mut first = row_of_start(comment);
+        let mut prev = comment;
+        while let Some(p) = prev.prev_sibling()
+            && is_comment(p.kind())
+            && row_of_end(p) + 1 >= row_of_start(prev)
+        {
+            first = row_of_start(p);
+            prev = p;
+        }
+        if self.text_before_on_line(comment) {
+            return None;
+        }
+        let mut next = comment;
+        loop {
+            let n = next.next_sibling()?;
+            if row_of_start(n) > row_of_end(next) + 1 {
+                return None;
+            }
+            if is_comment(n.kind()) || self.grammar.decorations.contains(&n.kind()) {
+                next = n;
+                continue;
+            }
+            let (unit, def) = self.unit_at(n)?;
+            return Some(Block {
+                first: first.min(row_of_start(unit)),
+                last: row_of_end(unit),
+                symbol: Some(self.header(unit, def)),
+            });
+        }
+    }
+
+    /// Whether code precedes `node` on its first line (`x = 1  # TODO` annotates `x = 1`,
+    /// not what follows).
+    fn text_before_on_line(&self, node: Node) -> bool {
+        let start = node.start_byte();
+        let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
+        !self.text[line_start..start].trim().is_empty()
+    }
+
+    /// When `n` is a definition (or a function value), the node whose lines form the unit and
+    /// the node whose header names it.
+    fn unit<'t>(&self, n: Node<'t>) -> Option<(Node<'t>, Node<'t>)> {
+        let kind = n.kind();
+        if self.grammar.definitions.contains(&kind) {
+            // C's `struct s;` and a forward `class c;` have no body: not a unit.
+            if kind.ends_with("_specifier") && n.child_by_field_name("body").is_none() {
+                return None;
+            }
+            return Some((self.widen(n), n));
+        }
+        if self.grammar.function_values.contains(&kind) {
+            // The statement holding the function, so `const f = () => {` or `it("x", () => {`
+            // stays with its body.
+            let stmt = ancestor_or_self(n, |a| {
+                a.parent().is_some_and(|p| is_statement_list(p.kind()))
+            })?;
+            return Some((self.widen(stmt), n));
+        }
+        None
+    }
+
+    /// Like [`Self::unit`] for a statement-level node that may wrap a definition
+    /// (`export function`, `@decorator def`, `template <..> class`, `const f = () => {}`).
+    fn unit_at<'t>(&self, n: Node<'t>) -> Option<(Node<'t>, Node<'t>)> {
+        if let Some(u) = self.unit(n) {
+            return Some(u);
+        }
+        if self.grammar.wrappers.contains(&n.kind()) {
+            let mut cursor = n.walk();
+            let children: Vec<Node> = n.named_children(&mut cursor).collect();
+            return children
+                .into_iter()
+                .find_map(|c| self.unit_at(c))
+                .map(|(_, def)| (n, def));
+        }
+        // A named function value (`const f = () => {}`), not any statement that happens to
+        // pass a callback: a comment above `xs.forEach(x => ...)` is about the enclosing
+        // function.
+        if is_declaration(n.kind()) {
+            let f = first_descendant(n, 3, |k| self.grammar.function_values.contains(&k))?;
+            return Some((n, f));
+        }
+        // A body that starts where its first statement does (Python's `block` after a
+        // comment that sits between `class A:` and the first method).
+        let first = n.named_child(0)?;
+        if first.start_byte() == n.start_byte() {
+            return self.unit_at(first);
+        }
+        None
+    }
+
+    /// Grows a definition to the wrappers that belong to it.
+    fn widen<'t>(&self, mut n: Node<'t>) -> Node<'t> {
+        while let Some(p) = n.parent()
+            && self.grammar.wrappers.contains(&p.kind())
+        {
+            n = p;
+        }
+        n
+    }
+
+    /// `unit`'s text up to the body of `def`, comments left out, whitespace collapsed:
+    /// `fn parse(&self, s: &str) -> Result<T>`, `class Foo(Base):`, `it("works", () =>`.
+    fn header(&self, unit: Node, def: Node) -> String {
+        let end = def
+            .child_by_field_name("body")
+            .map(|b| b.start_byte())
+            .unwrap_or_else(|| {
+                let start = unit.start_byte();
+                let line_end = self.text[start..]
+                    .find('\n')
+                    .map_or(self.text.len(), |i| start + i);
+                line_end.min(unit.end_byte())
+            });
+        let mut out = String::new();
+        let mut at = unit.start_byte();
+        let mut stack = vec![unit];
+        // Copy the text between comments: a `/* doc */` or `// note` inside a signature is not
+        // part of the name.
+        while let Some(n) = stack.pop() {
+            if n.start_byte() >= end {
+                continue;
+            }
+            if is_comment(n.kind()) {
+                out.push_str(self.text.get(at..n.start_byte()).unwrap_or(""));
+                out.push(' ');
+                at = n.end_byte();
+                continue;
+            }
+            let mut cursor = n.walk();
+            let children: Vec<Node> = n.children(&mut cursor).collect();
+            stack.extend(children.into_iter().rev());
+        }
+        if at < end {
+            out.push_str(self.text.get(at..end).unwrap_or(""));
+        }
+        let collapsed = collapse_whitespace(&out);
+        collapsed.chars().take(MAX_SYMBOL_CHARS).collect()
+    }
+}
+
+fn is_comment(kind: &str) -> bool {
+    kind.ends_with("comment")
+}
+
+/// Kinds whose children are statements: a function value's unit is the child of one of them.
+fn is_statement_list(kind: &str) -> bool {
+    matches!(
+        kind,
+        "program"
+            | "statement_block"
+            | "class_body"
+            | "switch_case"
+            | "switch_default"
+            | "export_statement"
+    )
+}
+
+fn is_declaration(kind: &str) -> bool {
+    kind.contains("declaration") || kind.contains("definition") || kind == "export_statement"
+}
+
+fn ancestor_or_self<'t>(n: Node<'t>, pred: impl Fn(Node<'t>) -> bool) -> Option<Node<'t>> {
+    let mut cur = Some(n);
+    while let Some(c) = cur {
+        if pred(c) {
+            return Some(c);
+        }
+        cur = c.parent();
+    }
+    None
+}
+
+fn first_descendant<'t>(
+    n: Node<'t>,
+    depth: usize,
+    pred: impl Fn(&str) -> bool + Copy,
+) -> Option<Node<'t>> {
+    if pred(n.kind()) {
+        return Some(n);
+    }
+    if depth == 0 {
+        return None;
+    }
+    let mut cursor = n.walk();
+    let children: Vec<Node> = n.named_children(&mut cursor).collect();
+    children
+        .into_iter()
+        .find_map(|c| first_descendant(c, depth - 1, pred))
+}
+
+fn row_of_start(n: Node) -> usize {
+    n.start_position().row
+}
+
+/// Last line holding the node: a node that ends at column 0 ends on the line before.
+fn row_of_end(n: Node) -> usize {
+    let end = n.end_position();
+    if end.column == 0 && end.row > n.start_position().row {
+        end.row - 1
+    } else {
+        end.row
+    }
+}
