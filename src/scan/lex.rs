@@ -254,6 +254,14 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
     let starts = opener_bytes(lang);
     let mut stops = starts;
     stops[usize::from(b'\n')] = true;
+    let bounded = bounded_only(lang);
+    // A byte that opens nothing here: not an opener's first byte, or one whose every opener
+    // needs a word boundary and follows an identifier character (the `r` of `for` in Rust,
+    // where `r"` would open a raw string).
+    let inert = |i: usize| {
+        let c = usize::from(b[i]);
+        !stops[c] || (bounded[c] && i > 0 && is_ident(b[i - 1]))
+    };
 
     while i < n {
         let c = b[i];
@@ -310,12 +318,12 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                     i += 1;
                     continue;
                 }
-                if !starts[usize::from(c)] {
+                if inert(i) {
                     lines[ln].code = true;
                     // The line is code now, so whitespace no longer matters: skip to the next
                     // byte that may open something or end the line.
                     i += 1;
-                    while i < n && !stops[usize::from(b[i])] {
+                    while i < n && inert(i) {
                         i += 1;
                     }
                     continue;
@@ -533,6 +541,37 @@ fn opens_statement(b: &[u8], lines: &[LineInfo], ln: usize, i: usize) -> bool {
 fn only_prefix(b: &[u8], start: usize, i: usize) -> bool {
     let head = b[start..i].trim_ascii();
     head.is_empty() || (head.len() == 1 && matches!(head[0], b'r' | b'R' | b'u' | b'U'))
+}
+
+/// Bytes whose every opener is a string that needs a word boundary before it (Rust's `r"`,
+/// `b'`): after an identifier character they open nothing, which the lexer checks cheaply
+/// before trying each opener in turn.
+fn bounded_only(lang: &Language) -> [bool; 256] {
+    let mut table = [false; 256];
+    for s in lang.strings.iter().filter(|s| s.needs_boundary) {
+        if let Some(&c) = s.open.as_bytes().first() {
+            table[usize::from(c)] = true;
+        }
+    }
+    let unbounded = lang
+        .block_comments
+        .iter()
+        .map(|c| c.open)
+        .chain(lang.line_comments.iter().map(|c| c.open))
+        .chain(
+            lang.strings
+                .iter()
+                .filter(|s| !s.needs_boundary)
+                .map(|s| s.open),
+        )
+        .filter_map(|open| open.as_bytes().first());
+    for &c in unbounded {
+        table[usize::from(c)] = false;
+    }
+    if lang.heredocs {
+        table[usize::from(b'<')] = false;
+    }
+    table
 }
 
 /// Bytes that can begin an opener in code; every other byte is plain code and skipped cheaply.
