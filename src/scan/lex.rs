@@ -421,15 +421,7 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                     i += bc.open.len();
                 } else if placed && has_prefix(rest, bc.close.as_bytes()) {
                     if depth <= 1 {
-                        if comment_line == ln {
-                            lines[ln].comment_at = None;
-                        }
-                        segments.push(Segment {
-                            line: ln,
-                            start: seg_start,
-                            end: i,
-                            comment_line,
-                        });
+                        close_comment(&mut lines, &mut segments, ln, comment_line, seg_start, i);
                         state = State::Code;
                     } else {
                         state = State::Block {
@@ -451,15 +443,7 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                     // `\"""` does not close; the newline after a backslash still ends a line.
                     i += if b.get(i + 1) == Some(&b'\n') { 1 } else { 2 };
                 } else if has_prefix(&b[i..], close) {
-                    if comment_line == ln {
-                        lines[ln].comment_at = None;
-                    }
-                    segments.push(Segment {
-                        line: ln,
-                        start: seg_start,
-                        end: i,
-                        comment_line,
-                    });
+                    close_comment(&mut lines, &mut segments, ln, comment_line, seg_start, i);
                     state = State::Code;
                     i += close.len();
                 } else {
@@ -501,6 +485,27 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
         });
     }
     Lexed { lines, segments }
+}
+
+/// Ends a block comment or docstring at `end` on line `ln`. One that closes on the line it
+/// opened leaves that line's code whole (`fn f() { /* x */ }` keeps its `}` in the header).
+fn close_comment(
+    lines: &mut [LineInfo],
+    segments: &mut Vec<Segment>,
+    ln: usize,
+    comment_line: usize,
+    start: usize,
+    end: usize,
+) {
+    if comment_line == ln {
+        lines[ln].comment_at = None;
+    }
+    segments.push(Segment {
+        line: ln,
+        start,
+        end,
+        comment_line,
+    });
 }
 
 /// Whether a string opening at `i` on line `ln` is a statement of its own: nothing but a string
