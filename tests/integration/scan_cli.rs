@@ -137,3 +137,33 @@ fn scan_include_and_exclude_globs() {
         out.stderr
     );
 }
+
+#[test]
+fn scan_context_shows_the_syntax_tree_block_with_the_same_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    // Unindented body: the heuristic sees only column-0 lines, the parser sees the function.
+    let src = "static int\ncount(const char *s)\n{\nint n = 0;\n/* TODO: handle NULL */\nwhile (*s++) n++;\nreturn n;\n}\n";
+    std::fs::write(dir.path().join("count.c"), src).unwrap();
+    let scan = |context: bool| -> serde_json::Value {
+        let mut c = cmd("dispatcher");
+        c.args(["scan", "--json"]);
+        if context {
+            c.arg("--context");
+        }
+        c.arg(dir.path());
+        let out = run(c);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "{}", out.stdout);
+        serde_json::from_str(lines[0]).unwrap()
+    };
+    let plain = scan(false);
+    let tree = scan(true);
+    assert_eq!(plain["id"], tree["id"], "ids must not depend on --context");
+    assert_eq!(tree["symbol"], "static int count(const char *s)");
+    assert_eq!(tree["block_lines"], serde_json::json!([1, 8]));
+    let start = tree["block"]["start"].as_u64().unwrap() as usize;
+    let end = tree["block"]["end"].as_u64().unwrap() as usize;
+    assert_eq!(&src[start..end], src, "the whole function");
+    assert_ne!(plain["block_lines"], tree["block_lines"]);
+}
