@@ -9,6 +9,7 @@
 
 use crate::llm::Message;
 use crate::queue::TaskSpec;
+use crate::scan;
 
 /// Why an answer did not become a patch. These are permanent for that answer: asking again may
 /// give a better one, but retrying the same answer cannot.
@@ -30,6 +31,11 @@ pub enum Rejection {
         "the rewritten block no longer defines `{name}`: the answer dropped the code around the TODO"
     )]
     DroppedSymbol { name: String },
+    #[error(
+        "the patched file does not parse as {language}: a new syntax error at line {line} \
+         (the answer is not valid code)"
+    )]
+    SyntaxError { language: String, line: usize },
     #[error("the task's block range {start}..{end} does not fit the file ({len} bytes)")]
     BadRange {
         start: usize,
@@ -51,6 +57,7 @@ impl Rejection {
             Rejection::TodoStillPresent { .. } => "todo_still_present",
             Rejection::Elision { .. } => "elision",
             Rejection::DroppedSymbol { .. } => "dropped_symbol",
+            Rejection::SyntaxError { .. } => "syntax_error",
             Rejection::BadRange { .. } => "bad_range",
             Rejection::DiffMismatch(_) => "diff_mismatch",
         }
@@ -380,6 +387,20 @@ pub fn make_patch(spec: &TaskSpec, content: &str, answer: &str) -> Result<Patch,
         });
     }
     let new_content = format!("{}{}{}", &content[..start], new_block, &content[end..]);
+    // Small models often return code that looks right and does not compile: an unclosed brace,
+    // a half-written expression. Where we have a grammar, the patched file must not have more
+    // syntax errors than the original (which may have some a grammar cannot follow, such as C
+    // macros).
+    let errors = |text: &str| scan::syntax_errors(&spec.language, &spec.path, text, start);
+    if let Some(after) = errors(&new_content)
+        && let Some(before) = errors(content)
+        && after.count > before.count
+    {
+        return Err(Rejection::SyntaxError {
+            language: spec.language.clone(),
+            line: after.first_line.unwrap_or(spec.line),
+        });
+    }
     let diff = unified_diff(&spec.path, content, &new_content);
     match apply_unified(content, &diff) {
         Ok(applied) if applied == new_content => {}
@@ -623,6 +644,58 @@ mod tests {
         assert_eq!(symbol_name("class Cart(Base):"), Some("Cart"));
         assert_eq!(symbol_name("impl<T> Queue<T> {"), Some("Queue"));
         assert_eq!(symbol_name("if (x) {"), None);
+    }
+
+    #[test]
+    fn an_answer_that_does_not_parse_is_rejected_with_its_line() {
+        let s = spec(FILE, BLOCK, "handle overflow");
+        let unclosed = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.checked_add(b).unwrap_or(i32::MAX\n}\n```";
+        assert_eq!(
+            make_patch(&s, FILE, unclosed),
+            Err(Rejection::SyntaxError {
+                language: "rust".into(),
+                line: 4
+            })
+        );
+        let fine = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```";
+        assert!(make_patch(&s, FILE, fine).is_ok());
+
+        // Python: a colon lost.
+        let py = "import os\n\ndef f(x):\n    # TODO: check x\n    return x\n";
+        let block = "def f(x):\n    # TODO: check x\n    return x\n";
+        let mut s = spec(py, block, "check x");
+        s.language = "python".into();
+        s.path = "f.py".into();
+        let no_colon =
+            "```python\ndef f(x):\n    if x is None\n        raise ValueError\n    return x\n```";
+        let r = make_patch(&s, py, no_colon);
+        assert!(
+            matches!(r, Err(Rejection::SyntaxError { line: 4, .. })),
+            "{r:?}"
+        );
+        let good = "```python\ndef f(x):\n    if x is None:\n        raise ValueError(\"x\")\n    return x\n```";
+        assert!(make_patch(&s, py, good).is_ok());
+    }
+
+    #[test]
+    fn errors_the_file_already_had_do_not_count_against_the_answer() {
+        // A macro the C grammar cannot follow, in a file the rewrite leaves alone there.
+        let c =
+            "FOO_BEGIN(x) int y = ;\n\nint f(int a) {\n    /* TODO: clamp */\n    return a;\n}\n";
+        let block = "int f(int a) {\n    /* TODO: clamp */\n    return a;\n}\n";
+        let mut s = spec(c, block, "clamp");
+        s.language = "c".into();
+        s.path = "f.c".into();
+        let before = scan::syntax_errors("c", "f.c", c, 0).unwrap();
+        assert!(before.count > 0, "the fixture must start broken");
+        let answer = "```c\nint f(int a) {\n    return a < 0 ? 0 : a;\n}\n```";
+        assert!(make_patch(&s, c, answer).is_ok());
+        // No grammar, no gate: Ruby is taken as it comes.
+        let rb = "def f\n  # TODO: x\n  1\nend\n";
+        let mut s = spec(rb, rb, "x");
+        s.language = "ruby".into();
+        s.path = "f.rb".into();
+        assert!(make_patch(&s, rb, "```ruby\ndef f\n  2\n```").is_ok());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use ignore::overrides::{Override, OverrideBuilder};
 use ignore::{DirEntry, WalkBuilder, WalkState};
 use sha2::{Digest, Sha256};
 
-pub use syntax::has_grammar;
+pub use syntax::{SyntaxErrors, has_grammar, syntax_errors};
 
 pub use lang::{
     BlockComment, CommentRule, Escape, LANGUAGES, Language, LineComment, StringKind, StringLiteral,

@@ -452,3 +452,54 @@ fn row_of_end(n: Node) -> usize {
         end.row
     }
 }
+
+/// What a parser found wrong with a whole file: the patch gate compares a file before and
+/// after a rewrite, so code that was already broken (macros a grammar cannot follow) does not
+/// count against the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyntaxErrors {
+    /// Error and missing nodes: each is one place where the parser had to recover.
+    pub count: usize,
+    /// 1-based line of the first, or of the first at or after `from` when asked.
+    pub first_line: Option<usize>,
+}
+
+/// Parses `text` (a whole file, BOM allowed) and counts its syntax errors; `None` for a
+/// language without a grammar. `from` (a byte offset into `text`) picks which error's line to
+/// report: the first at or after it, else the first.
+pub fn syntax_errors(language: &str, path: &str, text: &str, from: usize) -> Option<SyntaxErrors> {
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let tree = SyntaxTree::parse(language, path, &text[bom..])?;
+    let from = from.saturating_sub(bom);
+    let mut count = 0;
+    let (mut first, mut first_after) = (None, None);
+    let mut cursor = tree.tree.walk();
+    let mut descend = true;
+    loop {
+        let n = cursor.node();
+        if descend && (n.is_error() || n.is_missing()) {
+            count += 1;
+            let line = n.start_position().row + 1;
+            first.get_or_insert(line);
+            if n.start_byte() >= from {
+                first_after.get_or_insert(line);
+            }
+        }
+        // Only subtrees holding an error are worth entering.
+        if descend && n.has_error() && cursor.goto_first_child() {
+            continue;
+        }
+        if cursor.goto_next_sibling() {
+            descend = true;
+            continue;
+        }
+        if !cursor.goto_parent() {
+            break;
+        }
+        descend = false;
+    }
+    Some(SyntaxErrors {
+        count,
+        first_line: first_after.or(first),
+    })
+}
