@@ -48,6 +48,48 @@ pub struct ScanLine<'a> {
     pub block_lines: (usize, usize),
 }
 
+/// Counts by language (rows) and tag (columns), most frequent first, with totals: the first
+/// thing a person wants from a scan is where the debt is.
+fn count_table(counts: &BTreeMap<(&str, &str), usize>) -> String {
+    let mut by_tag: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_lang: BTreeMap<&str, usize> = BTreeMap::new();
+    for (&(lang, tag), &n) in counts {
+        *by_tag.entry(tag).or_default() += n;
+        *by_lang.entry(lang).or_default() += n;
+    }
+    let tags = most_first(&by_tag);
+    let langs = most_first(&by_lang);
+    let first = langs.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(8);
+    let widths: Vec<usize> = tags.iter().map(|(t, _)| t.len().max(5)).collect();
+    let mut out = format!("  {:<first$}", "language");
+    for ((tag, _), w) in tags.iter().zip(&widths) {
+        out.push_str(&format!(" {tag:>w$}"));
+    }
+    out.push_str(&format!(" {:>5}\n", "total"));
+    let rows = langs
+        .iter()
+        .map(|&(lang, n)| (lang, Some(lang), n))
+        .chain([("total", None, by_lang.values().sum())]);
+    for (label, lang, n) in rows {
+        out.push_str(&format!("  {label:<first$}"));
+        for ((tag, all), w) in tags.iter().zip(&widths) {
+            let c = match lang {
+                Some(l) => counts.get(&(l, *tag)).copied().unwrap_or(0),
+                None => *all,
+            };
+            out.push_str(&format!(" {c:>w$}"));
+        }
+        out.push_str(&format!(" {n:>5}\n"));
+    }
+    out
+}
+
+fn most_first<'a>(m: &BTreeMap<&'a str, usize>) -> Vec<(&'a str, usize)> {
+    let mut v: Vec<(&str, usize)> = m.iter().map(|(k, v)| (*k, *v)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v
+}
+
 /// Prints a scan: `path:line: TAG text` lines and a summary on `err`, or JSON lines.
 pub fn print_scan(
     report: &ScanReport,
@@ -55,14 +97,12 @@ pub fn print_scan(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> std::io::Result<()> {
-    let mut by_tag: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut by_lang: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     let mut total = 0usize;
     for f in &report.files {
         for t in &f.todos {
             total += 1;
-            *by_tag.entry(&t.tag).or_default() += 1;
-            *by_lang.entry(&t.language).or_default() += 1;
+            *counts.entry((&t.language, &t.tag)).or_default() += 1;
             if json {
                 let l = ScanLine {
                     id: &t.id,
@@ -84,12 +124,6 @@ pub fn print_scan(
             }
         }
     }
-    let fmt = |m: &BTreeMap<&str, usize>| {
-        m.iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     writeln!(
         err,
         "{total} TODOs in {} files ({} files scanned)",
@@ -97,8 +131,7 @@ pub fn print_scan(
         report.files_scanned
     )?;
     if total > 0 {
-        writeln!(err, "  by tag: {}", fmt(&by_tag))?;
-        writeln!(err, "  by language: {}", fmt(&by_lang))?;
+        write!(err, "{}", count_table(&counts))?;
     }
     if !report.skipped.is_empty() {
         let s = report

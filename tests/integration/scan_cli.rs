@@ -67,6 +67,22 @@ fn scan_plain_output_is_path_line_tag_text() {
     );
     assert_eq!(out.stdout.lines().count(), DEMO_TODOS.len());
     assert!(out.stderr.contains("6 TODOs in 5 files"), "{}", out.stderr);
+    // The summary table: one row per language, one column per tag, most frequent first.
+    let rows: Vec<Vec<&str>> = out
+        .stderr
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let row = |first: &str| rows.iter().find(|r| r.first() == Some(&first)).cloned();
+    assert_eq!(
+        row("language"),
+        Some(vec!["language", "TODO", "FIXME", "total"]),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(row("python"), Some(vec!["python", "1", "1", "2"]));
+    assert_eq!(row("go"), Some(vec!["go", "1", "0", "1"]));
+    assert_eq!(row("total"), Some(vec!["total", "5", "1", "6"]));
 }
 
 #[test]
