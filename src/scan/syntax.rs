@@ -15,6 +15,10 @@ use tree_sitter::{Node, Parser, Tree};
 
 use super::block::{Block, MAX_SYMBOL_CHARS, collapse_whitespace};
 
+/// Levels [`SyntaxTree::unit_at`] may descend below a statement: wrappers nest two or three
+/// deep (`export` > declaration > arrow function).
+const MAX_UNIT_DESCENT: usize = 6;
+
 /// What one grammar calls a rewritable unit.
 struct Grammar {
     language: fn() -> tree_sitter::Language,
@@ -163,7 +167,14 @@ fn grammar(language: &str, path: &str) -> Option<&'static Grammar> {
         "rust" => &RUST,
         "python" => &PYTHON,
         "javascript" => &JAVASCRIPT,
-        "typescript" if path.ends_with(".tsx") => &TSX,
+        "typescript"
+            if path
+                .rsplit('.')
+                .next()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("tsx")) =>
+        {
+            &TSX
+        }
         "typescript" => &TYPESCRIPT,
         "go" => &GO,
         "c" => &C,
@@ -211,16 +222,18 @@ impl<'a> SyntaxTree<'a> {
     /// the one the tag's comment stands right above, else the innermost one around it.
     pub fn block(&self, pos: usize, max_lines: usize) -> Option<Block> {
         let max = max_lines.max(1);
-        let node = self
-            .tree
-            .root_node()
-            .descendant_for_byte_range(pos, pos.saturating_add(1))?;
-        if let Some(b) = self.annotated(node).filter(|b| b.last - b.first < max) {
+        let path = self.path_to(pos);
+        // The outermost comment on the path: Rust's `/// doc` is a comment node holding a
+        // `doc_comment` node.
+        if let Some(ci) = path.iter().position(|n| is_comment(n.kind()))
+            && ci > 0
+            && let Some(b) = self.annotated(&path[..ci], path[ci])
+            && b.last - b.first < max
+        {
             return Some(b);
         }
-        let mut cur = Some(node);
-        while let Some(n) = cur {
-            if let Some((unit, def)) = self.unit(n) {
+        for i in (0..path.len()).rev() {
+            if let Some((unit, def)) = self.unit(&path[..i], path[i]) {
                 let first = row_of_start(unit);
                 let last = row_of_end(unit);
                 if last - first < max {
@@ -233,50 +246,65 @@ impl<'a> SyntaxTree<'a> {
                 // An outer definition is larger still.
                 return None;
             }
-            cur = n.parent();
         }
         None
     }
 
-    /// The comment run holding `node` plus the definition right below it (attributes and
-    /// decorators may sit between; a blank line may not).
-    fn annotated(&self, node: Node) -> Option<Block> {
-        let mut comment = ancestor_or_self(node, |n| is_comment(n.kind()))?;
-        // Rust's `/// doc` is a comment node holding a `doc_comment` node.
-        while let Some(p) = comment.parent()
-            && is_comment(p.kind())
-        {
-            comment = p;
+    /// Root to the smallest node holding byte `pos`. Built with one cursor descent because
+    /// tree-sitter finds a node's parent by descending from the root again: climbing with
+    /// `parent()` from a node 10,000 levels deep (a generated `else if` chain) is quadratic.
+    fn path_to(&self, pos: usize) -> Vec<Node<'_>> {
+        let mut cursor = self.tree.walk();
+        let mut path = vec![cursor.node()];
+        while cursor.goto_first_child_for_byte(pos).is_some() {
+            let n = cursor.node();
+            if n.start_byte() > pos {
+                break;
+            }
+            path.push(n);
         }
-        let mut first = row_of_start(comment);
-        let mut prev = comment;
-        while let Some(p) = prev.prev_sibling()
-            && is_comment(p.kind())
-            && row_of_end(p) + 1 >= row_of_start(prev)
-        {
-            first = row_of_start(p);
-            prev = p;
-        }
+        path
+    }
+
+    /// The comment run holding `comment` plus the definition right below it (attributes and
+    /// decorators may sit between; a blank line may not). `ancestors` ends with its parent.
+    fn annotated<'t>(&self, ancestors: &[Node<'t>], comment: Node<'t>) -> Option<Block> {
         if self.text_before_on_line(comment) {
             return None;
         }
-        let mut next = comment;
-        loop {
-            let n = next.next_sibling()?;
-            if row_of_start(n) > row_of_end(next) + 1 {
+        let parent = *ancestors.last()?;
+        let mut cursor = parent.walk();
+        let siblings: Vec<Node> = parent.children(&mut cursor).collect();
+        let idx = siblings.iter().position(|s| s.id() == comment.id())?;
+        let mut first = row_of_start(comment);
+        let mut k = idx;
+        // Earlier comment lines of the same run, but not a trailing comment of the code above
+        // (`x = 1  # note`), which would pull that code into the block.
+        while k > 0
+            && is_comment(siblings[k - 1].kind())
+            && row_of_end(siblings[k - 1]) + 1 >= row_of_start(siblings[k])
+            && !self.text_before_on_line(siblings[k - 1])
+        {
+            k -= 1;
+            first = row_of_start(siblings[k]);
+        }
+        let mut prev = comment;
+        for &n in &siblings[idx + 1..] {
+            if row_of_start(n) > row_of_end(prev) + 1 {
                 return None;
             }
             if is_comment(n.kind()) || self.grammar.decorations.contains(&n.kind()) {
-                next = n;
+                prev = n;
                 continue;
             }
-            let (unit, def) = self.unit_at(n)?;
+            let (unit, def) = self.unit_at(ancestors, n, MAX_UNIT_DESCENT)?;
             return Some(Block {
                 first: first.min(row_of_start(unit)),
                 last: row_of_end(unit),
                 symbol: Some(self.header(unit, def)),
             });
         }
+        None
     }
 
     /// Whether code precedes `node` on its first line (`x = 1  # TODO` annotates `x = 1`,
@@ -288,39 +316,50 @@ impl<'a> SyntaxTree<'a> {
     }
 
     /// When `n` is a definition (or a function value), the node whose lines form the unit and
-    /// the node whose header names it.
-    fn unit<'t>(&self, n: Node<'t>) -> Option<(Node<'t>, Node<'t>)> {
+    /// the node whose header names it. `ancestors` runs from the root to `n`'s parent.
+    fn unit<'t>(&self, ancestors: &[Node<'t>], n: Node<'t>) -> Option<(Node<'t>, Node<'t>)> {
         let kind = n.kind();
         if self.grammar.definitions.contains(&kind) {
             // C's `struct s;` and a forward `class c;` have no body: not a unit.
             if kind.ends_with("_specifier") && n.child_by_field_name("body").is_none() {
                 return None;
             }
-            return Some((self.widen(n), n));
+            return Some((widen(self.grammar, ancestors, n), n));
         }
         if self.grammar.function_values.contains(&kind) {
             // The statement holding the function, so `const f = () => {` or `it("x", () => {`
-            // stays with its body.
-            let stmt = ancestor_or_self(n, |a| {
-                a.parent().is_some_and(|p| is_statement_list(p.kind()))
-            })?;
-            return Some((self.widen(stmt), n));
+            // stays with its body: the ancestor-or-self whose parent lists statements.
+            let mut child = n;
+            for (j, &p) in ancestors.iter().enumerate().rev() {
+                if is_statement_list(p.kind()) {
+                    return Some((widen(self.grammar, &ancestors[..=j], child), n));
+                }
+                child = p;
+            }
         }
         None
     }
 
     /// Like [`Self::unit`] for a statement-level node that may wrap a definition
     /// (`export function`, `@decorator def`, `template <..> class`, `const f = () => {}`).
-    fn unit_at<'t>(&self, n: Node<'t>) -> Option<(Node<'t>, Node<'t>)> {
-        if let Some(u) = self.unit(n) {
+    /// `budget` bounds the descent: a method chain nests one level per call, all starting at
+    /// the same byte, and a generated one must not exhaust the stack.
+    fn unit_at<'t>(
+        &self,
+        ancestors: &[Node<'t>],
+        n: Node<'t>,
+        budget: usize,
+    ) -> Option<(Node<'t>, Node<'t>)> {
+        if let Some(u) = self.unit(ancestors, n) {
             return Some(u);
         }
+        let budget = budget.checked_sub(1)?;
         if self.grammar.wrappers.contains(&n.kind()) {
             let mut cursor = n.walk();
             let children: Vec<Node> = n.named_children(&mut cursor).collect();
             return children
                 .into_iter()
-                .find_map(|c| self.unit_at(c))
+                .find_map(|c| self.unit_at(&[], c, budget))
                 .map(|(_, def)| (n, def));
         }
         // A named function value (`const f = () => {}`), not any statement that happens to
@@ -334,19 +373,9 @@ impl<'a> SyntaxTree<'a> {
         // comment that sits between `class A:` and the first method).
         let first = n.named_child(0)?;
         if first.start_byte() == n.start_byte() {
-            return self.unit_at(first);
+            return self.unit_at(&[], first, budget);
         }
         None
-    }
-
-    /// Grows a definition to the wrappers that belong to it.
-    fn widen<'t>(&self, mut n: Node<'t>) -> Node<'t> {
-        while let Some(p) = n.parent()
-            && self.grammar.wrappers.contains(&p.kind())
-        {
-            n = p;
-        }
-        n
     }
 
     /// `unit`'s text up to the body of `def`, comments left out, whitespace collapsed:
@@ -410,15 +439,16 @@ fn is_declaration(kind: &str) -> bool {
     kind.contains("declaration") || kind.contains("definition") || kind == "export_statement"
 }
 
-fn ancestor_or_self<'t>(n: Node<'t>, pred: impl Fn(Node<'t>) -> bool) -> Option<Node<'t>> {
-    let mut cur = Some(n);
-    while let Some(c) = cur {
-        if pred(c) {
-            return Some(c);
+/// Grows a definition to the wrappers around it that belong to it; `ancestors` runs from the
+/// root to `n`'s parent.
+fn widen<'t>(grammar: &Grammar, ancestors: &[Node<'t>], mut n: Node<'t>) -> Node<'t> {
+    for &p in ancestors.iter().rev() {
+        if !grammar.wrappers.contains(&p.kind()) {
+            break;
         }
-        cur = c.parent();
+        n = p;
     }
-    None
+    n
 }
 
 fn first_descendant<'t>(

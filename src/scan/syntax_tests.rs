@@ -364,3 +364,54 @@ fn ids_are_stable_with_syntax_trees_too() {
     let moved = "fn b() {\n    // TODO: fix b\n}\n\nfn a() {\n    // TODO: fix a\n    1\n}\n";
     assert_eq!(ids(moved), [original[1].clone(), original[0].clone()]);
 }
+
+#[test]
+fn generated_chains_neither_overflow_the_stack_nor_crawl() {
+    // A comment above a 5,000-call method chain: each call nests one level deeper, all
+    // starting at the same byte. This once recursed once per level and aborted the process.
+    let mut chain = String::from("// TODO: split this chain\napi.use(m0)\n");
+    for i in 1..5000 {
+        chain.push_str(&format!("  .use(m{i})\n"));
+    }
+    chain.push_str(";\n");
+    let todos = syntax_scan("chain.js", &chain, 120);
+    assert_eq!(todos.len(), 1);
+    assert_eq!(todos[0].line, 1);
+
+    // A 10,000-branch `else if` chain is a tree 10,000 levels deep; the function around the
+    // last branch is still found (climbing with parent() took 8 s here).
+    let mut deep = String::from("int f(int x) {\n  if (x == 0) { return 0; }\n");
+    for i in 1..10_000 {
+        deep.push_str(&format!("  else if (x == {i}) {{ return {i}; }}\n"));
+    }
+    deep.push_str("  else {\n    /* TODO: last branch */\n    return -1;\n  }\n}\n");
+    let lines = deep.lines().count();
+    let t = &syntax_scan("deep.c", &deep, lines + 1)[0];
+    assert_eq!(t.symbol.as_deref(), Some("int f(int x)"));
+    assert_eq!(t.block_lines, (1, lines));
+}
+
+#[test]
+fn a_trailing_comment_above_does_not_join_the_block() {
+    let src = "x = 1  # note\n# TODO: fix\ndef f():\n    pass\n";
+    assert_eq!(contexts("a.py", src), [ctx(2, (2, 4), "def f():")]);
+    let c = "int x = 1; /* note */\n/* TODO: fix */\nint f(void) {\n    return x;\n}\n";
+    assert_eq!(contexts("a.c", c), [ctx(2, (2, 5), "int f(void)")]);
+}
+
+#[test]
+fn tsx_is_told_by_the_extension_in_any_case() {
+    let src = "function App() {\n  return <div>{/* TODO: label */}</div>;\n}\n";
+    assert_eq!(contexts("App.TSX", src), [ctx(2, (1, 3), "function App()")]);
+    // JSX parses cleanly only with the TSX grammar.
+    for path in ["App.tsx", "App.TSX", "App.Tsx"] {
+        assert_eq!(
+            syntax_errors("typescript", path, src, 0).map(|e| e.count),
+            Some(0)
+        );
+    }
+    assert_ne!(
+        syntax_errors("typescript", "App.ts", src, 0).map(|e| e.count),
+        Some(0)
+    );
+}
