@@ -255,6 +255,15 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
     let mut stops = starts;
     stops[usize::from(b'\n')] = true;
     let bounded = bounded_only(lang);
+    // Bracket depth, kept only where a string's meaning depends on it: a Python docstring is a
+    // statement, and nothing inside `(`, `[` or `{` is one.
+    let track_depth = lang.strings.iter().any(|s| s.kind == StringKind::Docstring);
+    let mut depth = 0usize;
+    if track_depth {
+        for c in *b"()[]{}" {
+            stops[usize::from(c)] = true;
+        }
+    }
     // A byte that opens nothing here: not an opener's first byte, or one whose every opener
     // needs a word boundary and follows an identifier character (the `r` of `for` in Rust,
     // where `r"` would open a raw string).
@@ -300,6 +309,11 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                 State::Str { .. } => LineStart::Str,
             };
             seg_start = i;
+            // An opener the lexer misread must not hide every later docstring: a definition
+            // at column 0 cannot be inside brackets.
+            if depth > 0 && matches!(state, State::Code) && starts_definition(&b[i..]) {
+                depth = 0;
+            }
             if let (State::Code, Some((ws, we))) = (state, heredoc.take())
                 && let Some(term_line) = find_heredoc_end(text, &lines, ln, &b[ws..we])
             {
@@ -326,6 +340,15 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                     while i < n && inert(i) {
                         i += 1;
                     }
+                    continue;
+                }
+                if track_depth && matches!(c, b'(' | b'[' | b'{' | b')' | b']' | b'}') {
+                    depth = match c {
+                        b'(' | b'[' | b'{' => depth + 1,
+                        _ => depth.saturating_sub(1),
+                    };
+                    lines[ln].code = true;
+                    i += 1;
                     continue;
                 }
                 let rest = &b[i..];
@@ -371,7 +394,9 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                                 break;
                             }
                         }
-                        StringKind::Docstring if opens_statement(b, &lines, ln, i) => {
+                        StringKind::Docstring
+                            if depth == 0 && opens_statement(b, &lines, ln, i) =>
+                        {
                             // At most a string prefix (`r"""`) stands before it on the line,
                             // and that is part of the docstring.
                             lines[ln].code = false;
@@ -506,6 +531,13 @@ fn close_comment(
         end,
         comment_line,
     });
+}
+
+/// A line that opens a Python definition at column 0.
+fn starts_definition(line: &[u8]) -> bool {
+    [&b"def "[..], b"class ", b"async def ", b"@"]
+        .iter()
+        .any(|w| line.starts_with(w))
 }
 
 /// Whether a string opening at `i` on line `ln` is a statement of its own: nothing but a string

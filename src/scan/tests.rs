@@ -196,9 +196,17 @@ fn python_docstring_forms() {
         "call(\n    \"\"\"TODO: argument\"\"\"\n)\n",
         "x = \\\n    \"\"\"TODO: continued\"\"\"\n",
         "d = {\n    'k': 1,\n    \"\"\"TODO: key\"\"\": 2,\n}\n",
+        "x = (\"a\"\n     \"\"\"TODO: concatenated\"\"\")\n",
+        "d = {\n    'k':\n        \"\"\"TODO: value\"\"\"\n}\n",
     ] {
         assert!(scan("a.py", data).is_empty(), "{data}");
     }
+    // An unclosed bracket (broken code, or one the lexer misread) stops at the next
+    // definition: later docstrings are still found.
+    let broken = "x = foo(\n\ndef f():\n    \"\"\"TODO: still found\"\"\"\n";
+    let todos = scan("a.py", broken);
+    assert_eq!(todos.len(), 1, "{todos:#?}");
+    assert_eq!(todos[0].line, 4);
 }
 
 const PY_CLASS: &str = "import os
