@@ -345,6 +345,8 @@ fn script(body: &str) -> Script {
 }
 
 static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/enqueue.lua")));
+static CREATE_RUN_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| script(include_str!("lua/create_run.lua")));
 static START_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/start.lua")));
 static COMPLETE_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/complete.lua")));
@@ -501,18 +503,14 @@ impl Queue {
             fields.push(("skipped_done", n.to_string()));
         }
         let mut c = self.conn();
-        let _: () = redis::pipe()
-            .atomic()
-            .hset_multiple(keys::run(&run), &fields)
-            .zadd(keys::runs(), &run, now)
-            // Runs older than the retention have expired; drop them from the list too.
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(keys::runs())
-            .arg("-inf")
-            .arg(now.saturating_sub(self.retention_secs * 1000))
-            .ignore()
-            .query_async(&mut c)
-            .await?;
+        let mut inv = CREATE_RUN_SCRIPT.key(keys::run(&run));
+        inv.key(keys::runs())
+            .arg(now)
+            .arg(now.saturating_sub(self.retention_secs * 1000));
+        for (field, value) in &fields {
+            inv.arg(*field).arg(value);
+        }
+        let _: i64 = inv.invoke_async(&mut c).await?;
         Ok(run)
     }
 

@@ -159,3 +159,29 @@ async fn an_expired_lease_is_reclaimed_by_another_worker() {
     );
     assert_eq!(q.run_status(&run).await.unwrap().running, 1);
 }
+
+#[tokio::test]
+async fn runs_created_back_to_back_stay_in_creation_order() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    // Several runs share each millisecond here; a score tie used to order them by their
+    // random suffix, so "the latest run" could be an older one.
+    let mut created = Vec::new();
+    for _ in 0..200 {
+        created.push(q.create_run("/repo").await.unwrap());
+    }
+    assert_eq!(q.latest_run().await.unwrap(), *created.last().unwrap());
+    assert_eq!(q.runs_of_repo("/repo").await.unwrap(), created);
+    let mut conn = redis::Client::open(r.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let first: String = redis::cmd("HGET")
+        .arg(keys::run(&created[0]))
+        .arg("repo")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(first, "/repo", "the run hash is written with the listing");
+}
