@@ -160,33 +160,28 @@ const JAVA: Grammar = Grammar {
     decorations: &[],
 };
 
-/// The grammar for a language of the table, by its name; TSX needs its own grammar, told by
-/// the extension.
-fn grammar(language: &str, path: &str) -> Option<&'static Grammar> {
-    Some(match language {
-        "rust" => &RUST,
-        "python" => &PYTHON,
-        "javascript" => &JAVASCRIPT,
-        "typescript"
-            if path
-                .rsplit('.')
-                .next()
-                .is_some_and(|ext| ext.eq_ignore_ascii_case("tsx")) =>
-        {
-            &TSX
-        }
-        "typescript" => &TYPESCRIPT,
-        "go" => &GO,
-        "c" => &C,
-        "cpp" => &CPP,
-        "java" => &JAVA,
-        _ => return None,
-    })
+/// The grammars to try for a language of the table, best guess first: TSX needs its own
+/// grammar, told by the extension, and a `.h` header is as often C++ as C.
+fn grammars(language: &str, path: &str) -> &'static [&'static Grammar] {
+    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
+    match language {
+        "rust" => &[&RUST],
+        "python" => &[&PYTHON],
+        "javascript" => &[&JAVASCRIPT],
+        "typescript" if ext.eq_ignore_ascii_case("tsx") => &[&TSX],
+        "typescript" => &[&TYPESCRIPT],
+        "go" => &[&GO],
+        "c" if ext.eq_ignore_ascii_case("h") => &[&C, &CPP],
+        "c" => &[&C],
+        "cpp" => &[&CPP],
+        "java" => &[&JAVA],
+        _ => &[],
+    }
 }
 
 /// Whether `language` gets its context from a syntax tree.
 pub fn has_grammar(language: &str) -> bool {
-    grammar(language, "").is_some()
+    !grammars(language, "").is_empty()
 }
 
 thread_local! {
@@ -204,18 +199,32 @@ pub(crate) struct SyntaxTree<'a> {
 impl<'a> SyntaxTree<'a> {
     /// `None` for a language without a grammar, or if the parser gives up (it does not on
     /// malformed code: it recovers and marks errors).
+    /// When several grammars may fit (a `.h` file), the first that parses cleanly, else the
+    /// one with the fewest errors.
     pub fn parse(language: &str, path: &str, text: &'a str) -> Option<SyntaxTree<'a>> {
-        let grammar = grammar(language, path)?;
-        let tree = PARSER.with(|p| {
-            let mut parser = p.borrow_mut();
-            parser.set_language(&(grammar.language)()).ok()?;
-            parser.parse(text, None)
-        })?;
-        Some(SyntaxTree {
-            tree,
-            text,
-            grammar,
-        })
+        let mut best: Option<(usize, SyntaxTree<'a>)> = None;
+        for &grammar in grammars(language, path) {
+            let Some(tree) = PARSER.with(|p| {
+                let mut parser = p.borrow_mut();
+                parser.set_language(&(grammar.language)()).ok()?;
+                parser.parse(text, None)
+            }) else {
+                continue;
+            };
+            let parsed = SyntaxTree {
+                tree,
+                text,
+                grammar,
+            };
+            let errors = parsed.errors(0).count;
+            if best.as_ref().is_none_or(|(e, _)| errors < *e) {
+                best = Some((errors, parsed));
+            }
+            if errors == 0 {
+                break;
+            }
+        }
+        best.map(|(_, t)| t)
     }
 
     /// The definition for the tag at byte `pos` (BOM-stripped text), at most `max_lines` long:
@@ -500,36 +509,42 @@ pub struct SyntaxErrors {
 pub fn syntax_errors(language: &str, path: &str, text: &str, from: usize) -> Option<SyntaxErrors> {
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
     let tree = SyntaxTree::parse(language, path, &text[bom..])?;
-    let from = from.saturating_sub(bom);
-    let mut count = 0;
-    let (mut first, mut first_after) = (None, None);
-    let mut cursor = tree.tree.walk();
-    let mut descend = true;
-    loop {
-        let n = cursor.node();
-        if descend && (n.is_error() || n.is_missing()) {
-            count += 1;
-            let line = n.start_position().row + 1;
-            first.get_or_insert(line);
-            if n.start_byte() >= from {
-                first_after.get_or_insert(line);
+    Some(tree.errors(from.saturating_sub(bom)))
+}
+
+impl SyntaxTree<'_> {
+    /// Error and missing nodes, and the line of the first at or after byte `from` (else the
+    /// first). Only subtrees that hold an error are entered, so a clean file costs one check.
+    fn errors(&self, from: usize) -> SyntaxErrors {
+        let mut count = 0;
+        let (mut first, mut first_after) = (None, None);
+        let mut cursor = self.tree.walk();
+        let mut descend = true;
+        loop {
+            let n = cursor.node();
+            if descend && (n.is_error() || n.is_missing()) {
+                count += 1;
+                let line = n.start_position().row + 1;
+                first.get_or_insert(line);
+                if n.start_byte() >= from {
+                    first_after.get_or_insert(line);
+                }
             }
+            if descend && n.has_error() && cursor.goto_first_child() {
+                continue;
+            }
+            if cursor.goto_next_sibling() {
+                descend = true;
+                continue;
+            }
+            if !cursor.goto_parent() {
+                break;
+            }
+            descend = false;
         }
-        // Only subtrees holding an error are worth entering.
-        if descend && n.has_error() && cursor.goto_first_child() {
-            continue;
+        SyntaxErrors {
+            count,
+            first_line: first_after.or(first),
         }
-        if cursor.goto_next_sibling() {
-            descend = true;
-            continue;
-        }
-        if !cursor.goto_parent() {
-            break;
-        }
-        descend = false;
     }
-    Some(SyntaxErrors {
-        count,
-        first_line: first_after.or(first),
-    })
 }

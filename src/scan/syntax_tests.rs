@@ -415,3 +415,24 @@ fn tsx_is_told_by_the_extension_in_any_case() {
         Some(0)
     );
 }
+
+#[test]
+fn a_cpp_header_named_dot_h_is_read_as_cpp() {
+    // `.h` belongs to C in the language table, but half the headers out there are C++.
+    let src = "class Buf {\npublic:\n    int size() const {\n        // TODO: cache it\n        return n;\n    }\n};\n";
+    assert_eq!(contexts("buf.h", src), [ctx(4, (3, 6), "int size() const")]);
+    assert_eq!(
+        syntax_errors("c", "buf.h", src, 0).map(|e| e.count),
+        Some(0)
+    );
+    assert_ne!(
+        syntax_errors("c", "buf.c", src, 0).map(|e| e.count),
+        Some(0)
+    );
+    // A plain C header keeps the C grammar (both parse it cleanly; C is tried first).
+    let c = "/* TODO: document */\nint add(int a, int b) {\n    return a + b;\n}\n";
+    assert_eq!(
+        contexts("add.h", c),
+        [ctx(1, (1, 4), "int add(int a, int b)")]
+    );
+}
