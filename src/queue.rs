@@ -97,6 +97,11 @@ pub enum QueueError {
     NoSuchRun(String),
     #[error("no run exists yet: start one with `dispatcher run PATH`")]
     NoRuns,
+    #[error(
+        "could not find a free run id after {attempts} tries: is something else creating runs \
+         in a loop? Try again"
+    )]
+    RunIdTaken { attempts: usize },
 }
 
 /// The states a task moves through. Terminal: done, failed, dead.
@@ -345,6 +350,9 @@ fn script(body: &str) -> Script {
 }
 
 static ENQUEUE_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/enqueue.lua")));
+/// Fresh suffixes drawn before giving up on creating a run; more than one is already rare.
+const RUN_ID_ATTEMPTS: usize = 16;
+
 static CREATE_RUN_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/create_run.lua")));
 static START_SCRIPT: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/start.lua")));
@@ -482,36 +490,42 @@ impl Queue {
         repo: &str,
         skipped_done: Option<u64>,
     ) -> Result<String, QueueError> {
-        let now = now_ms();
-        let secs = now / 1000;
-        let suffix: u16 = rand::random();
-        let run = format!("{}-{suffix:04x}", format_utc(secs));
-        let mut fields = vec![
-            ("run", run.clone()),
-            ("repo", repo.to_string()),
-            ("created_at", now.to_string()),
-            ("total", "0".into()),
-            ("queued", "0".into()),
-            ("running", "0".into()),
-            ("retrying", "0".into()),
-            ("done", "0".into()),
-            ("failed", "0".into()),
-            ("dead", "0".into()),
-            ("cancelled", "0".into()),
-        ];
-        if let Some(n) = skipped_done {
-            fields.push(("skipped_done", n.to_string()));
-        }
         let mut c = self.conn();
-        let mut inv = CREATE_RUN_SCRIPT.key(keys::run(&run));
-        inv.key(keys::runs())
-            .arg(now)
-            .arg(now.saturating_sub(self.retention_secs * 1000));
-        for (field, value) in &fields {
-            inv.arg(*field).arg(value);
+        // A 16-bit suffix collides within a second now and then (200 runs in one second: about
+        // one chance in four); the script refuses a taken id and we draw again.
+        for _ in 0..RUN_ID_ATTEMPTS {
+            let now = now_ms();
+            let suffix: u16 = rand::random();
+            let run = format!("{}-{suffix:04x}", format_utc(now / 1000));
+            let mut fields = vec![
+                ("run", run.clone()),
+                ("repo", repo.to_string()),
+                ("created_at", now.to_string()),
+                ("total", "0".into()),
+                ("queued", "0".into()),
+                ("running", "0".into()),
+                ("retrying", "0".into()),
+                ("done", "0".into()),
+                ("failed", "0".into()),
+                ("dead", "0".into()),
+                ("cancelled", "0".into()),
+            ];
+            if let Some(n) = skipped_done {
+                fields.push(("skipped_done", n.to_string()));
+            }
+            let mut inv = CREATE_RUN_SCRIPT.key(keys::run(&run));
+            inv.key(keys::runs()).arg(self.retention_secs * 1000);
+            for (field, value) in &fields {
+                inv.arg(*field).arg(value);
+            }
+            let created: i64 = inv.invoke_async(&mut c).await?;
+            if created == 1 {
+                return Ok(run);
+            }
         }
-        let _: i64 = inv.invoke_async(&mut c).await?;
-        Ok(run)
+        Err(QueueError::RunIdTaken {
+            attempts: RUN_ID_ATTEMPTS,
+        })
     }
 
     /// Stores files' contents once per content hash (`(hash, content)` pairs); workers read

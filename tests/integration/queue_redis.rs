@@ -161,27 +161,37 @@ async fn an_expired_lease_is_reclaimed_by_another_worker() {
 }
 
 #[tokio::test]
-async fn runs_created_back_to_back_stay_in_creation_order() {
+async fn runs_created_back_to_back_stay_distinct_and_in_creation_order() {
     let r = RedisServer::start();
     let q = queue(&r).await;
-    // Several runs share each millisecond here; a score tie used to order them by their
-    // random suffix, so "the latest run" could be an older one.
+    // Hundreds of runs share each second here: their random 16-bit suffixes collide now and
+    // then (a collision once merged two runs), and a score tie ordered them by that suffix, so
+    // "the latest run" could be an older one.
     let mut created = Vec::new();
-    for _ in 0..200 {
-        created.push(q.create_run("/repo").await.unwrap());
+    for i in 0..300 {
+        created.push(q.create_run(&format!("/repo{i}")).await.unwrap());
     }
+    let distinct: std::collections::HashSet<&String> = created.iter().collect();
+    assert_eq!(distinct.len(), created.len(), "run ids must be unique");
     assert_eq!(q.latest_run().await.unwrap(), *created.last().unwrap());
-    assert_eq!(q.runs_of_repo("/repo").await.unwrap(), created);
+    for (i, run) in created.iter().enumerate() {
+        assert_eq!(
+            q.runs_of_repo(&format!("/repo{i}")).await.unwrap(),
+            std::slice::from_ref(run),
+            "run {run} must belong to /repo{i} alone"
+        );
+    }
     let mut conn = redis::Client::open(r.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let first: String = redis::cmd("HGET")
-        .arg(keys::run(&created[0]))
-        .arg("repo")
+    let listed: Vec<String> = redis::cmd("ZRANGE")
+        .arg(keys::runs())
+        .arg(0)
+        .arg(-1)
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(first, "/repo", "the run hash is written with the listing");
+    assert_eq!(listed, created, "listed in creation order");
 }
