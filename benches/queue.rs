@@ -81,6 +81,7 @@ fn spec(i: usize) -> TaskSpec {
         block_start: 1,
         block_end: 4,
         content_hash: format!("{i:064x}"),
+        block_hash: format!("{i:016x}"),
     }
 }
 

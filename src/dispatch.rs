@@ -1,7 +1,7 @@
 //! What the dispatcher CLI does, as library calls: print a scan, start a run, wait for it with
 //! progress, write its patches and summary, report its status.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -205,7 +205,7 @@ pub async fn start_run(
     let mut specs: Vec<TaskSpec> = report
         .files
         .iter()
-        .flat_map(|f| f.todos.iter().map(TaskSpec::from_todo))
+        .flat_map(|f| f.todos.iter().map(|t| TaskSpec::from_todo(t, &f.content)))
         .collect();
     let tasks = specs.len();
     let mut earlier_runs = Vec::new();
@@ -213,7 +213,10 @@ pub async fn start_run(
     if opts.only_new {
         // Read before the new run exists, so it is never one of the earlier runs.
         earlier_runs = queue.runs_of_repo(&repo).await?;
-        let candidates: HashSet<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+        let candidates: HashMap<&str, &str> = specs
+            .iter()
+            .map(|s| (s.id.as_str(), s.block_hash.as_str()))
+            .collect();
         let done = queue.done_among(&earlier_runs, &candidates).await?;
         specs.retain(|s| !done.contains(&s.id));
         skipped_done = tasks - specs.len();

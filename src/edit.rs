@@ -542,6 +542,7 @@ mod tests {
             block_start: start,
             block_end: start + block.len(),
             content_hash: String::new(),
+            block_hash: String::new(),
         }
     }
 

@@ -163,10 +163,19 @@ pub struct TaskSpec {
     pub block_start: usize,
     pub block_end: usize,
     pub content_hash: String,
+    /// SHA-256 (16 hex digits) of the block's text at scan time. `run --only-new` skips a TODO
+    /// done in an earlier run only while this is unchanged: ids count identical TODOs in order,
+    /// so once an applied patch removes the first of two, the second inherits its id, and only
+    /// the changed block tells them apart.
+    pub block_hash: String,
 }
 
 impl TaskSpec {
-    pub fn from_todo(t: &crate::scan::Todo) -> TaskSpec {
+    /// `content` is the file the TODO was found in (its block range points into it).
+    pub fn from_todo(t: &crate::scan::Todo, content: &str) -> TaskSpec {
+        let block = content.get(t.block.start..t.block.end).unwrap_or("");
+        let mut block_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(block.as_bytes()));
+        block_hash.truncate(16);
         TaskSpec {
             id: t.id.clone(),
             path: t.path.clone(),
@@ -178,6 +187,7 @@ impl TaskSpec {
             block_start: t.block.start,
             block_end: t.block.end,
             content_hash: t.content_hash.clone(),
+            block_hash,
         }
     }
 
@@ -193,6 +203,7 @@ impl TaskSpec {
             ("block_start", self.block_start.to_string()),
             ("block_end", self.block_end.to_string()),
             ("content_hash", self.content_hash.clone()),
+            ("block_hash", self.block_hash.clone()),
         ]
     }
 }
@@ -244,6 +255,7 @@ impl TaskRecord {
                 as usize,
             block_end: num("block_end").ok_or_else(|| malformed("no block_end".into()))? as usize,
             content_hash: get("content_hash").unwrap_or_default(),
+            block_hash: get("block_hash").unwrap_or_default(),
         };
         let errors = get("errors")
             .and_then(|e| serde_json::from_str::<Vec<serde_json::Value>>(&e).ok())
@@ -964,7 +976,7 @@ impl Queue {
     pub async fn done_among(
         &self,
         runs: &[String],
-        candidates: &HashSet<&str>,
+        candidates: &HashMap<&str, &str>,
     ) -> Result<HashSet<String>, QueueError> {
         let mut done = HashSet::new();
         if runs.is_empty() || candidates.is_empty() {
@@ -976,29 +988,30 @@ impl Queue {
             p.smembers(keys::run_tasks(r));
         }
         let sets: Vec<Vec<String>> = p.query_async(&mut c).await?;
-        // Newest run first: a TODO done again later is found once, in its latest run.
-        let mut pairs: Vec<(&str, String)> = Vec::new();
-        for (run, ids) in runs.iter().zip(&sets).rev() {
+        // Every run's copy is read: an older run may have done the TODO with today's block
+        // while a newer one did it with another.
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for (run, ids) in runs.iter().zip(&sets) {
             for id in ids {
-                if candidates.contains(id.as_str()) {
-                    pairs.push((run.as_str(), id.clone()));
+                if candidates.contains_key(id.as_str()) {
+                    pairs.push((run.as_str(), id.as_str()));
                 }
             }
         }
         for chunk in pairs.chunks(STATE_BATCH) {
-            let todo: Vec<&(&str, String)> =
-                chunk.iter().filter(|(_, id)| !done.contains(id)).collect();
-            if todo.is_empty() {
-                continue;
-            }
             let mut p = redis::pipe();
-            for (run, id) in &todo {
-                p.hget(keys::task(run, id), "state");
+            for (run, id) in chunk {
+                p.cmd("HMGET")
+                    .arg(keys::task(run, id))
+                    .arg("state")
+                    .arg("block_hash");
             }
-            let states: Vec<Option<String>> = p.query_async(&mut c).await?;
-            for ((_, id), st) in todo.into_iter().zip(states) {
-                if st.as_deref() == Some(TaskState::Done.as_str()) {
-                    done.insert(id.clone());
+            let rows: Vec<(Option<String>, Option<String>)> = p.query_async(&mut c).await?;
+            for ((_, id), (st, hash)) in chunk.iter().zip(rows) {
+                if st.as_deref() == Some(TaskState::Done.as_str())
+                    && hash.as_deref() == candidates.get(id).copied()
+                {
+                    done.insert(id.to_string());
                 }
             }
         }

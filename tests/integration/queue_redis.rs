@@ -17,6 +17,7 @@ fn spec(id: &str) -> TaskSpec {
         block_start: 0,
         block_end: 10,
         content_hash: "abc".into(),
+        block_hash: "b".into(),
     }
 }
 
