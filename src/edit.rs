@@ -339,6 +339,13 @@ fn symbol_name(header: &str) -> Option<&str> {
         .and_then(|w| header.find(w[1]).map(|i| &header[i..i + w[1].len()]))
 }
 
+/// Whether the syntax gate applies. Not to C and C++: their grammars cannot follow macros
+/// that stand in for control flow (`list_for_each_entry(p, h, n) {`) or GNU extensions
+/// (`case 1 ... 9:`), so a valid rewrite in a project's own idiom would count as broken.
+fn gated_by_syntax(language: &str) -> bool {
+    scan::has_grammar(language) && !matches!(language, "c" | "cpp")
+}
+
 /// Turns an answer into a patch, or says which gate it failed.
 pub fn make_patch(spec: &TaskSpec, content: &str, answer: &str) -> Result<Patch, Rejection> {
     let (start, end) = (spec.block_start, spec.block_end);
@@ -391,9 +398,12 @@ pub fn make_patch(spec: &TaskSpec, content: &str, answer: &str) -> Result<Patch,
     // a half-written expression. Where we have a grammar, the patched file must not have more
     // syntax errors than the original (which may have some a grammar cannot follow, such as C
     // macros).
-    let errors = |text: &str| scan::syntax_errors(&spec.language, &spec.path, text, start);
-    if let Some(after) = errors(&new_content)
-        && let Some(before) = errors(content)
+    let errors = |text: &str, len: usize| {
+        scan::syntax_errors(&spec.language, &spec.path, text, start..start + len)
+    };
+    if gated_by_syntax(&spec.language)
+        && let Some(after) = errors(&new_content, new_block.len())
+        && let Some(before) = errors(content, end - start)
         && after.count > before.count
     {
         return Err(Rejection::SyntaxError {
@@ -680,23 +690,43 @@ mod tests {
 
     #[test]
     fn errors_the_file_already_had_do_not_count_against_the_answer() {
-        // A macro the C grammar cannot follow, in a file the rewrite leaves alone there.
-        let c =
-            "FOO_BEGIN(x) int y = ;\n\nint f(int a) {\n    /* TODO: clamp */\n    return a;\n}\n";
-        let block = "int f(int a) {\n    /* TODO: clamp */\n    return a;\n}\n";
-        let mut s = spec(c, block, "clamp");
-        s.language = "c".into();
-        s.path = "f.c".into();
-        let before = scan::syntax_errors("c", "f.c", c, 0).unwrap();
+        // Something the Rust grammar cannot read, elsewhere in the file, left as it was.
+        let rs = "macro_rules! m { ($x:tt) => { broken( }\n\nfn f(a: i32) -> i32 {\n    // TODO: clamp\n    a\n}\n";
+        let block = "fn f(a: i32) -> i32 {\n    // TODO: clamp\n    a\n}\n";
+        let s = spec(rs, block, "clamp");
+        let before = scan::syntax_errors("rust", "src/lib.rs", rs, 0..0).unwrap();
         assert!(before.count > 0, "the fixture must start broken");
-        let answer = "```c\nint f(int a) {\n    return a < 0 ? 0 : a;\n}\n```";
-        assert!(make_patch(&s, c, answer).is_ok());
+        let answer = "```rust\nfn f(a: i32) -> i32 {\n    a.max(0)\n}\n```";
+        assert!(make_patch(&s, rs, answer).is_ok());
         // No grammar, no gate: Ruby is taken as it comes.
         let rb = "def f\n  # TODO: x\n  1\nend\n";
         let mut s = spec(rb, rb, "x");
         s.language = "ruby".into();
         s.path = "f.rb".into();
         assert!(make_patch(&s, rb, "```ruby\ndef f\n  2\n```").is_ok());
+        // C and C++ are not gated: kernel-style iteration macros are valid code there.
+        let c = "int count(struct list_head *head) {\n    int n = 0;\n    /* TODO: count */\n    return n;\n}\n";
+        let mut s = spec(c, c, "count");
+        s.language = "c".into();
+        s.path = "list.c".into();
+        let idiom = "```c\nint count(struct list_head *head) {\n    int n = 0;\n    struct item *pos;\n    list_for_each_entry(pos, head, node) { n++; }\n    return n;\n}\n```";
+        assert!(make_patch(&s, c, idiom).is_ok());
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_inside_the_rewritten_block() {
+        // A lost colon in a method: the parser's error starts at the class line, above the
+        // block; the reader is pointed at the block.
+        let py = "class A:\n    x = 1\n\n    def f(self, x):\n        # TODO: check x\n        return x\n";
+        let block = "    def f(self, x):\n        # TODO: check x\n        return x\n";
+        let mut s = spec(py, block, "check x");
+        s.language = "python".into();
+        s.path = "a.py".into();
+        let answer = "```python\n    def f(self, x)\n        return abs(x)\n```";
+        match make_patch(&s, py, answer) {
+            Err(Rejection::SyntaxError { line, .. }) => assert!((4..=5).contains(&line), "{line}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

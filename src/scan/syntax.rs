@@ -216,7 +216,7 @@ impl<'a> SyntaxTree<'a> {
                 text,
                 grammar,
             };
-            let errors = parsed.errors(0).count;
+            let errors = parsed.errors(0..0).count;
             if best.as_ref().is_none_or(|(e, _)| errors < *e) {
                 best = Some((errors, parsed));
             }
@@ -499,25 +499,35 @@ fn row_of_end(n: Node) -> usize {
 pub struct SyntaxErrors {
     /// Error and missing nodes: each is one place where the parser had to recover.
     pub count: usize,
-    /// 1-based line of the first, or of the first at or after `from` when asked.
+    /// 1-based line to point a reader at: of the first error that reaches into the `focus`
+    /// range (clamped to its start: a lost colon in a method can make the error begin at the
+    /// class), else of the first after it, else of the first.
     pub first_line: Option<usize>,
 }
 
 /// Parses `text` (a whole file, BOM allowed) and counts its syntax errors; `None` for a
-/// language without a grammar. `from` (a byte offset into `text`) picks which error's line to
-/// report: the first at or after it, else the first.
-pub fn syntax_errors(language: &str, path: &str, text: &str, from: usize) -> Option<SyntaxErrors> {
+/// language without a grammar. `focus` (byte offsets into `text`, the rewritten block) picks
+/// which error's line to report.
+pub fn syntax_errors(
+    language: &str,
+    path: &str,
+    text: &str,
+    focus: std::ops::Range<usize>,
+) -> Option<SyntaxErrors> {
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
     let tree = SyntaxTree::parse(language, path, &text[bom..])?;
-    Some(tree.errors(from.saturating_sub(bom)))
+    let focus = focus.start.saturating_sub(bom)..focus.end.saturating_sub(bom);
+    Some(tree.errors(focus))
 }
 
 impl SyntaxTree<'_> {
-    /// Error and missing nodes, and the line of the first at or after byte `from` (else the
-    /// first). Only subtrees that hold an error are entered, so a clean file costs one check.
-    fn errors(&self, from: usize) -> SyntaxErrors {
+    /// Error and missing nodes, and the line to report for them (see [`SyntaxErrors`]). Only
+    /// subtrees that hold an error are entered, so a clean file costs one check.
+    fn errors(&self, focus: std::ops::Range<usize>) -> SyntaxErrors {
         let mut count = 0;
-        let (mut first, mut first_after) = (None, None);
+        let (mut first, mut first_after, mut first_inside) = (None, None, None);
+        let line_of =
+            |byte: usize| self.text[..byte.min(self.text.len())].matches('\n').count() + 1;
         let mut cursor = self.tree.walk();
         let mut descend = true;
         loop {
@@ -526,7 +536,17 @@ impl SyntaxTree<'_> {
                 count += 1;
                 let line = n.start_position().row + 1;
                 first.get_or_insert(line);
-                if n.start_byte() >= from {
+                if first_inside.is_none()
+                    && n.start_byte() < focus.end.max(focus.start + 1)
+                    && n.end_byte() > focus.start
+                {
+                    first_inside = Some(if n.start_byte() < focus.start {
+                        line_of(focus.start)
+                    } else {
+                        line
+                    });
+                }
+                if n.start_byte() >= focus.start {
                     first_after.get_or_insert(line);
                 }
             }
@@ -544,7 +564,7 @@ impl SyntaxTree<'_> {
         }
         SyntaxErrors {
             count,
-            first_line: first_after.or(first),
+            first_line: first_inside.or(first_after).or(first),
         }
     }
 }

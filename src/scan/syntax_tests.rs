@@ -406,12 +406,12 @@ fn tsx_is_told_by_the_extension_in_any_case() {
     // JSX parses cleanly only with the TSX grammar.
     for path in ["App.tsx", "App.TSX", "App.Tsx"] {
         assert_eq!(
-            syntax_errors("typescript", path, src, 0).map(|e| e.count),
+            syntax_errors("typescript", path, src, 0..0).map(|e| e.count),
             Some(0)
         );
     }
     assert_ne!(
-        syntax_errors("typescript", "App.ts", src, 0).map(|e| e.count),
+        syntax_errors("typescript", "App.ts", src, 0..0).map(|e| e.count),
         Some(0)
     );
 }
@@ -422,11 +422,11 @@ fn a_cpp_header_named_dot_h_is_read_as_cpp() {
     let src = "class Buf {\npublic:\n    int size() const {\n        // TODO: cache it\n        return n;\n    }\n};\n";
     assert_eq!(contexts("buf.h", src), [ctx(4, (3, 6), "int size() const")]);
     assert_eq!(
-        syntax_errors("c", "buf.h", src, 0).map(|e| e.count),
+        syntax_errors("c", "buf.h", src, 0..0).map(|e| e.count),
         Some(0)
     );
     assert_ne!(
-        syntax_errors("c", "buf.c", src, 0).map(|e| e.count),
+        syntax_errors("c", "buf.c", src, 0..0).map(|e| e.count),
         Some(0)
     );
     // A plain C header keeps the C grammar (both parse it cleanly; C is tried first).
