@@ -203,7 +203,8 @@ impl<'a> SyntaxTree<'a> {
     /// one with the fewest errors.
     pub fn parse(language: &str, path: &str, text: &'a str) -> Option<SyntaxTree<'a>> {
         let mut best: Option<(usize, SyntaxTree<'a>)> = None;
-        for &grammar in grammars(language, path) {
+        let candidates = grammars(language, path);
+        for &grammar in candidates {
             let Some(tree) = PARSER.with(|p| {
                 let mut parser = p.borrow_mut();
                 parser.set_language(&(grammar.language)()).ok()?;
@@ -216,7 +217,14 @@ impl<'a> SyntaxTree<'a> {
                 text,
                 grammar,
             };
-            let errors = parsed.errors(0..0).count;
+            // A clean tree needs no count, and a lone candidate no comparison.
+            let errors = if !parsed.tree.root_node().has_error() {
+                0
+            } else if candidates.len() == 1 {
+                return Some(parsed);
+            } else {
+                parsed.errors(0..0).count
+            };
             if best.as_ref().is_none_or(|(e, _)| errors < *e) {
                 best = Some((errors, parsed));
             }
