@@ -401,8 +401,10 @@ pub fn make_patch(spec: &TaskSpec, content: &str, answer: &str) -> Result<Patch,
     let errors = |text: &str, len: usize| {
         scan::syntax_errors(&spec.language, &spec.path, text, start..start + len)
     };
+    // The original is parsed only when the patched file has errors to compare with.
     if gated_by_syntax(&spec.language)
         && let Some(after) = errors(&new_content, new_block.len())
+        && after.count > 0
         && let Some(before) = errors(content, end - start)
         && after.count > before.count
     {
