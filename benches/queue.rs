@@ -18,7 +18,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tars_fleet::queue::{Queue, Start, TaskSpec, TaskState};
+use tars_fleet::queue::{Queue, Start, TaskState};
+use tars_fleet::task::TaskSpec;
 
 const WORKERS: [usize; 2] = [1, 4];
 const FETCH_COUNT: usize = 16;
@@ -194,7 +195,7 @@ async fn ours(url: &str, tasks: usize, workers: usize) -> Row {
 
     let st = q.run_status(&run).await.expect("status");
     assert!(
-        st.done == tasks as u64 && overheads.len() == tasks,
+        st.count(TaskState::Done) == tasks as u64 && overheads.len() == tasks,
         "not every task finished: {st:?}, {} completions",
         overheads.len()
     );

@@ -93,8 +93,8 @@ fn main() {
         let q = Queue::connect(&url, 7).await.expect("connect");
         q.ensure_group().await.expect("group");
         let before = used_memory(&url);
-        let report = tars_fleet::scan::scan_path(repo.path(), &cfg.scan.options()).expect("scan");
-        let started = tars_fleet::dispatch::start_run(&q, repo.path(), report, Default::default()).await.expect("run");
+        let report = tars_fleet::scan::scan_path(repo.path(), &cfg.scan).expect("scan");
+        let started = tars_fleet::run::start_run(&q, repo.path(), report, Default::default()).await.expect("run");
         let after_enqueue = used_memory(&url);
         let blobs: u64 = started.report.files.iter().map(|f| f.content.len() as u64).sum();
         let mut conn = q.blocking_connection().await.expect("conn");

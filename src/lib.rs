@@ -2,29 +2,47 @@
 //! local LLM, through a Redis queue served by any number of worker processes or containers.
 //!
 //! # Layout
-//! - [`config`]: layered configuration (defaults < file < `TARS_*` environment < flags), validated
-//!   once so every later stage can trust it.
-//! - [`scan`]: the language-aware, `.gitignore`-honouring TODO scanner; needs no Redis.
-//! - [`queue`]: the Redis schema (documented key names, JSON values, a `{tars}` hash tag) and the
-//!   Lua scripts that move a task between states atomically.
+//! One module per stage of a TODO's trip, in the order it takes them:
+//! - [`scan`]: the language-aware, `.gitignore`-honouring scanner (walk, lex, tags, blocks,
+//!   syntax trees); needs no Redis.
+//! - [`task`]: the task a TODO becomes, and the checked [`task::Target`] a prompt and a patch
+//!   are made against.
+//! - [`queue`]: the Redis schema (key names, JSON values, a `{tars}` hash tag) and the Lua
+//!   scripts that move a task between states atomically: delivery, runs, blobs, LLM permits,
+//!   worker presence.
+//! - [`worker`]: fetch, lease, attempt, health: a [`worker::Worker`] built from its parts and
+//!   run until a shutdown future completes.
 //! - [`llm`]: the two LLM backends, Ollama's native `/api/chat` and OpenAI-compatible
-//!   `/v1/chat/completions`, with timeouts and retries.
-//! - [`edit`]: prompt building, answer parsing, splicing the rewritten block back, the unified
-//!   diff and the gates a patch must pass.
-//! - [`worker`]: the worker loop: fetch, lease, call the LLM, validate, complete.
-//! - [`dispatch`]: run bookkeeping for the dispatcher CLI: enqueue (all TODOs, or with
-//!   `--only-new` those not already done in an earlier run of the repository), wait, status,
-//!   results.
+//!   `/v1/chat/completions`, with timeouts and in-place retries.
+//! - [`prompt`]: what the model is asked.
+//! - [`patch`]: the answer's code block, the gates it must pass, the diff and its check.
+//! - [`failure`]: failure kinds and the one function that decides retry-in-place, retry-later
+//!   or fail.
+//! - [`run`]: starting a run (all TODOs, or `--only-new`) and waiting for it.
+//! - [`results`]: a run's patches and `summary.json` on disk.
+//! - [`report`]: every human and JSON rendering of the dispatcher.
+//! - [`apply`]: writing done patches into a git work tree.
 //! - [`fleet`]: worker containers managed through Docker's API (bollard), found by label.
+//!
+//! Around them: [`config`] (layered configuration, validated once into a value nothing changes
+//! afterwards), [`exit`] (the binaries' exit codes), [`time`] (timestamps).
 //!
 //! The binaries in `src/bin` only parse arguments, load configuration, initialise tracing and
 //! call into these modules.
 
+pub mod apply;
 pub mod config;
-pub mod dispatch;
-pub mod edit;
+pub mod exit;
+pub mod failure;
 pub mod fleet;
 pub mod llm;
+pub mod patch;
+pub mod prompt;
 pub mod queue;
+pub mod report;
+pub mod results;
+pub mod run;
 pub mod scan;
+pub mod task;
+pub mod time;
 pub mod worker;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 use tars_fleet::config::{Config, Overrides};
-use tokio_util::sync::CancellationToken;
+use tars_fleet::exit::ExitCode;
+use tars_fleet::worker::Worker;
 
 #[derive(Parser)]
 #[command(
@@ -37,49 +38,45 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::Failure.into();
         }
     };
-    let cli = Cli::parse();
     if cli.health {
         return match tars_fleet::worker::check_health() {
-            Ok(()) => std::process::ExitCode::SUCCESS,
+            Ok(()) => ExitCode::Success.into(),
             Err(e) => {
                 eprintln!("unhealthy: {e}");
-                std::process::ExitCode::FAILURE
+                ExitCode::Failure.into()
             }
         };
     }
     match rt.block_on(real_main(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::Success.into(),
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::of_chain(e.chain()).into()
         }
     }
 }
 
 async fn real_main(cli: Cli) -> Result<()> {
-    let mut overrides: Overrides = Vec::new();
-    if let Some(c) = cli.concurrency {
-        overrides.push(("worker.concurrency", c.to_string()));
-    }
-    if let Some(u) = cli.redis_url {
-        overrides.push(("redis.url", u));
-    }
-    let cfg = Config::from_env(cli.config.as_deref(), &overrides)?;
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received: stopping");
-        signal.cancel();
-    });
-    tars_fleet::worker::run(cfg, shutdown).await?;
+    let mut flags = Overrides::default();
+    flags
+        .set("worker.concurrency", cli.concurrency)
+        .set("redis.url", cli.redis_url);
+    let cfg = Config::from_env(cli.config.as_deref(), &flags)?;
+    let worker = Worker::connect(cfg).await?;
+    worker
+        .run(async {
+            wait_for_signal().await;
+            tracing::info!("signal received: stopping");
+        })
+        .await;
     Ok(())
 }
 

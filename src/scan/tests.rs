@@ -1,3 +1,7 @@
+use std::path::Path;
+
+use super::tags::TagSet;
+use super::text::scan_text;
 use super::*;
 
 /// Scans with the indentation heuristic only: most tests here are about the lexer and the
@@ -1147,12 +1151,12 @@ fn prefilter_never_hides_a_tag() {
                 let Some(lang) = detect_language(&rel, text.lines().next().unwrap_or("")) else {
                     continue;
                 };
-                let all = super::scan_text(&rel, &content, lang, &tags, None, &opts);
+                let all = scan_text(&rel, &content, lang, &tags, None, &opts);
                 let cands = tags.candidates(text.as_bytes()).expect("prefilter");
                 let filtered = if cands.is_empty() {
                     Vec::new()
                 } else {
-                    super::scan_text(&rel, &content, lang, &tags, Some(&cands), &opts)
+                    scan_text(&rel, &content, lang, &tags, Some(&cands), &opts)
                 };
                 assert_eq!(filtered, all, "{rel}");
                 checked += 1;

@@ -2,6 +2,7 @@
 
 use crate::fake_llm::{FakeLlm, Reply, ollama_stream};
 use tars_fleet::config::{LlmApi, LlmConfig};
+use tars_fleet::failure::FailureKind;
 use tars_fleet::llm::{LlmClient, LlmError, Message};
 
 fn client(url: String) -> LlmClient {
@@ -54,7 +55,7 @@ async fn error_line_in_the_middle_of_a_stream_is_an_error() {
     let err = client(fake.url()).chat_once(&prompt()).await.unwrap_err();
     assert!(matches!(err, LlmError::Stream { .. }), "{err:?}");
     assert!(err.to_string().contains("unexpected EOF"), "{err}");
-    assert!(err.is_retryable());
+    assert_eq!(err.failure_kind(), FailureKind::Transient);
 }
 
 #[tokio::test]
@@ -125,7 +126,7 @@ async fn missing_model_suggests_ollama_pull() {
     let err = client(fake.url()).chat(&prompt()).await.unwrap_err();
     assert!(matches!(err, LlmError::ModelMissing { .. }), "{err:?}");
     assert!(err.to_string().contains("ollama pull test-model"), "{err}");
-    assert!(!err.is_retryable());
+    assert_eq!(err.failure_kind(), FailureKind::Permanent);
     assert_eq!(fake.count("/api/chat"), 1);
 }
 

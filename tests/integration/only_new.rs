@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::util::{RedisServer, cmd, copy_dir, demo_repo, run};
-use tars_fleet::queue::{Queue, Start, TaskSpec, TaskState, keys};
+use tars_fleet::queue::{Queue, Start, TaskState, keys};
+use tars_fleet::task::TaskSpec;
 
 fn dispatcher(redis: &RedisServer, args: &[&str], path: Option<&Path>) -> crate::util::Output {
     let mut d = cmd("dispatcher");
@@ -136,7 +137,13 @@ async fn only_new_skips_exactly_the_todos_done_in_earlier_runs_of_the_same_repos
     assert_eq!(q.cancel_run(&run_a).await.unwrap(), 1);
     let st = q.run_status(&run_a).await.unwrap();
     assert_eq!(
-        (st.done, st.failed, st.dead, st.cancelled, st.skipped_done),
+        (
+            st.count(TaskState::Done),
+            st.count(TaskState::Failed),
+            st.count(TaskState::Dead),
+            st.count(TaskState::Cancelled),
+            st.skipped_done,
+        ),
         (3, 1, 1, 1, None),
         "{st:?}"
     );
@@ -170,7 +177,10 @@ async fn only_new_skips_exactly_the_todos_done_in_earlier_runs_of_the_same_repos
         .map(|id| (id.clone(), TaskState::Done))
         .collect();
     finish(&q, &run_b, &all_done).await;
-    assert_eq!(q.run_status(&run_b).await.unwrap().done, 7);
+    assert_eq!(
+        q.run_status(&run_b).await.unwrap().count(TaskState::Done),
+        7
+    );
 
     // Run C of the original: exactly run A's done TODOs are skipped; the failed, dead and
     // cancelled ones and the new one are enqueued.

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::util::RedisServer;
-use tars_fleet::queue::{Completion, Queue, Start, TaskSpec, TaskState, keys};
+use tars_fleet::queue::{Completion, Queue, Start, TaskState, keys};
+use tars_fleet::task::TaskSpec;
 
 fn spec(id: &str) -> TaskSpec {
     TaskSpec {
@@ -39,7 +40,7 @@ async fn enqueueing_the_same_task_twice_adds_nothing() {
     let batch = [spec("t2"), spec("t3"), spec("t3"), spec("t4")];
     assert_eq!(q.enqueue_batch(&run, &batch).await.unwrap(), 2);
     let st = q.run_status(&run).await.unwrap();
-    assert_eq!((st.total, st.queued), (4, 4));
+    assert_eq!((st.total, st.count(TaskState::Queued)), (4, 4));
     let len: u64 = redis::cmd("XLEN")
         .arg(keys::tasks_stream())
         .query(&mut r.conn())
@@ -64,7 +65,10 @@ async fn a_task_completes_once_and_a_second_completion_is_dropped() {
         q.start(&ds[0], "w1", 5).await.unwrap(),
         Start::Running { attempt: 1 }
     );
-    assert_eq!(q.run_status(&run).await.unwrap().running, 1);
+    assert_eq!(
+        q.run_status(&run).await.unwrap().count(TaskState::Running),
+        1
+    );
     let c = q
         .complete(&ds[0], TaskState::Done, &[("patch", "diff".into())])
         .await
@@ -77,7 +81,15 @@ async fn a_task_completes_once_and_a_second_completion_is_dropped() {
     assert_eq!(again, Completion::Duplicate);
     let st = q.run_status(&run).await.unwrap();
     assert_eq!(st.duplicates, 1);
-    assert_eq!((st.done, st.failed, st.running, st.queued), (1, 0, 0, 0));
+    assert_eq!(
+        (
+            st.count(TaskState::Done),
+            st.count(TaskState::Failed),
+            st.count(TaskState::Running),
+            st.count(TaskState::Queued)
+        ),
+        (1, 0, 0, 0)
+    );
     assert!(st.is_complete() && st.finished_at.is_some());
     let t = q.task(&run, "t1").await.unwrap().unwrap();
     assert_eq!(t.state, TaskState::Done);
@@ -114,17 +126,28 @@ async fn retryable_failures_back_off_then_dead_letter_with_every_error() {
             .unwrap();
         if attempt == 1 {
             assert_eq!(c, Completion::Retrying);
-            assert_eq!(q.run_status(&run).await.unwrap().retrying, 1);
+            assert_eq!(
+                q.run_status(&run).await.unwrap().count(TaskState::Retrying),
+                1
+            );
             assert_eq!(q.promote_due(10).await.unwrap(), 1);
         } else {
             assert_eq!(c, Completion::Dead);
         }
     }
     let st = q.run_status(&run).await.unwrap();
-    assert_eq!((st.dead, st.retrying, st.queued, st.running), (1, 0, 0, 0));
+    assert_eq!(
+        (
+            st.count(TaskState::Dead),
+            st.count(TaskState::Retrying),
+            st.count(TaskState::Queued),
+            st.count(TaskState::Running)
+        ),
+        (1, 0, 0, 0)
+    );
     let t = q.task(&run, "t1").await.unwrap().unwrap();
     assert_eq!(t.state, TaskState::Dead);
-    assert_eq!(t.errors.len(), 2);
+    assert_eq!(t.outcome.errors.len(), 2);
     let dead: u64 = redis::cmd("XLEN")
         .arg(keys::dead_stream())
         .query(&mut r.conn())
@@ -158,7 +181,10 @@ async fn an_expired_lease_is_reclaimed_by_another_worker() {
         q.start(&got[0], "w2", 5).await.unwrap(),
         Start::Running { attempt: 2 }
     );
-    assert_eq!(q.run_status(&run).await.unwrap().running, 1);
+    assert_eq!(
+        q.run_status(&run).await.unwrap().count(TaskState::Running),
+        1
+    );
 }
 
 #[tokio::test]

@@ -6,16 +6,22 @@
 //! OpenAI-compatible `/v1/chat/completions` is the second backend for llama.cpp, vLLM, LM Studio
 //! and friends.
 //!
-//! Errors carry whether retrying can help ([`LlmError::is_retryable`]): a busy or unreachable
-//! server can, a missing model or a refused request cannot.
+//! Errors say what kind of failure they are ([`LlmError::failure_kind`]): a busy or
+//! unreachable server may answer in a moment, a missing model or a refused request never will;
+//! [`crate::failure::decide`] turns that into a retry or a failure.
+//!
+//! The wire formats live in [`ollama`] and [`openai`].
 
-use std::time::{Duration, Instant};
+mod ollama;
+mod openai;
+
+use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LlmApi, LlmConfig};
+use crate::failure::{Decision, FailureKind, decide};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -56,18 +62,21 @@ pub enum LlmError {
 }
 
 impl LlmError {
-    /// Whether the same request may succeed later. Truncation is retryable because a server
-    /// under memory pressure may load the model with a smaller context than asked.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
+    /// Whether, and how, the same request may succeed later. Truncation is worth a later
+    /// attempt (not an immediate one) because a server under memory pressure may have loaded
+    /// the model with a smaller context than asked.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
             LlmError::Unreachable { .. }
-                | LlmError::Timeout { .. }
-                | LlmError::Busy { .. }
-                | LlmError::Server { .. }
-                | LlmError::Stream { .. }
-                | LlmError::Truncated { .. }
-        )
+            | LlmError::Timeout { .. }
+            | LlmError::Busy { .. }
+            | LlmError::Server { .. }
+            | LlmError::Stream { .. } => FailureKind::Transient,
+            LlmError::Truncated { .. } => FailureKind::Later,
+            LlmError::ModelMissing { .. }
+            | LlmError::Rejected { .. }
+            | LlmError::Protocol { .. } => FailureKind::Permanent,
+        }
     }
 
     /// A short stable word for summaries and metrics.
@@ -114,7 +123,8 @@ pub struct Answer {
     pub model: String,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
-    /// Why generation stopped (`stop`, `length`...), as the server said.
+    /// Why generation stopped (`stop`, `length`...), as the server said: `length` means the
+    /// answer was cut at `llm.max_answer_tokens`, which the rejection then says.
     pub finish_reason: Option<String>,
     pub elapsed: Duration,
 }
@@ -150,10 +160,6 @@ impl LlmClient {
             http,
             base: cfg.url.trim_end_matches('/').to_string(),
         })
-    }
-
-    pub fn model(&self) -> &str {
-        &self.cfg.model
     }
 
     fn send_error(&self, e: reqwest::Error) -> LlmError {
@@ -268,8 +274,8 @@ impl LlmClient {
         }
     }
 
-    /// Sends one chat request, retrying with exponential backoff and jitter while the error is
-    /// retryable and `llm.retries` allows.
+    /// Sends one chat request, retrying in place with exponential backoff and jitter while
+    /// [`decide`] says so and `llm.retries` allows.
     pub async fn chat(&self, messages: &[Message]) -> Result<Answer, LlmError> {
         let attempt = || async { self.chat_once(messages).await };
         attempt
@@ -280,157 +286,17 @@ impl LlmClient {
                     .with_max_times(self.cfg.retries as usize)
                     .with_jitter(),
             )
-            .when(|e: &LlmError| e.is_retryable() && !matches!(e, LlmError::Truncated { .. }))
+            .when(|e: &LlmError| decide(e.failure_kind(), true, 1) == Decision::RetryInPlace)
             .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "LLM call failed, retrying"))
             .await
     }
 
+    /// One chat request, no retries.
     pub async fn chat_once(&self, messages: &[Message]) -> Result<Answer, LlmError> {
         match self.cfg.api {
             LlmApi::Ollama => self.ollama_chat(messages).await,
             LlmApi::Openai => self.openai_chat(messages).await,
         }
-    }
-
-    async fn ollama_chat(&self, messages: &[Message]) -> Result<Answer, LlmError> {
-        let started = Instant::now();
-        let estimated = estimate_tokens(messages);
-        let body = serde_json::json!({
-            "model": self.cfg.model,
-            "messages": messages,
-            "stream": true,
-            "options": {
-                "num_ctx": self.cfg.num_ctx,
-                "num_predict": self.cfg.max_answer_tokens,
-                "temperature": self.cfg.temperature,
-            },
-        });
-        let resp = self
-            .http
-            .post(format!("{}/api/chat", self.base))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            let body = resp.text().await.unwrap_or_default();
-            let mut err = self.status_error(status, body.clone());
-            if status == 404 && !body.contains("model") {
-                err = LlmError::Rejected {
-                    url: self.cfg.url.clone(),
-                    status,
-                    body: format!(
-                        "{body} (is this an Ollama server? for /v1 servers set llm.api = \"openai\")"
-                    ),
-                };
-            }
-            return Err(err);
-        }
-        let mut content = String::new();
-        let mut buf: Vec<u8> = Vec::new();
-        let mut last: Option<OllamaChunk> = None;
-        let mut stream = resp.bytes_stream();
-        let url = &self.cfg.url;
-        'read: loop {
-            let next = stream.next().await;
-            let chunk = match next {
-                Some(Ok(b)) => b,
-                Some(Err(e)) => return Err(self.send_error(e)),
-                None => break,
-            };
-            buf.extend_from_slice(&chunk);
-            while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=nl).collect();
-                let line = String::from_utf8_lossy(&line);
-                let line = line.trim();
-                if line.is_empty() {
-                    continue;
-                }
-                let c: OllamaChunk =
-                    serde_json::from_str(line).map_err(|e| LlmError::Protocol {
-                        url: url.clone(),
-                        detail: format!("bad NDJSON line {line:?}: {e}"),
-                    })?;
-                if let Some(err) = c.error {
-                    return Err(LlmError::Stream {
-                        url: url.clone(),
-                        detail: format!("server reported: {err}"),
-                    });
-                }
-                if let Some(m) = &c.message {
-                    content.push_str(&m.content);
-                }
-                if c.done {
-                    last = Some(c);
-                    break 'read;
-                }
-            }
-        }
-        let Some(done) = last else {
-            return Err(LlmError::Stream {
-                url: url.clone(),
-                detail: "the stream ended without its final `done: true` line".into(),
-            });
-        };
-        if let Some(evaluated) = done.prompt_eval_count
-            && evaluated * 2 < estimated
-        {
-            return Err(LlmError::Truncated {
-                evaluated,
-                estimated,
-            });
-        }
-        Ok(Answer {
-            content,
-            model: done.model.unwrap_or_else(|| self.cfg.model.clone()),
-            prompt_tokens: done.prompt_eval_count,
-            completion_tokens: done.eval_count,
-            finish_reason: done.done_reason,
-            elapsed: started.elapsed(),
-        })
-    }
-
-    async fn openai_chat(&self, messages: &[Message]) -> Result<Answer, LlmError> {
-        let started = Instant::now();
-        let body = serde_json::json!({
-            "model": self.cfg.model,
-            "messages": messages,
-            "stream": false,
-            "max_tokens": self.cfg.max_answer_tokens,
-            "temperature": self.cfg.temperature,
-        });
-        let resp = self
-            .with_auth(self.http.post(format!("{}/v1/chat/completions", self.base)))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.send_error(e))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| self.send_error(e))?;
-        if status != 200 {
-            return Err(self.status_error(status, text));
-        }
-        let r: OpenAiResponse = serde_json::from_str(&text).map_err(|e| LlmError::Protocol {
-            url: self.cfg.url.clone(),
-            detail: format!("chat completion: {e}"),
-        })?;
-        let choice = r
-            .choices
-            .into_iter()
-            .next()
-            .ok_or_else(|| LlmError::Protocol {
-                url: self.cfg.url.clone(),
-                detail: "no choices in the completion".into(),
-            })?;
-        Ok(Answer {
-            content: choice.message.content.unwrap_or_default(),
-            model: r.model.unwrap_or_else(|| self.cfg.model.clone()),
-            prompt_tokens: r.usage.as_ref().and_then(|u| u.prompt_tokens),
-            completion_tokens: r.usage.as_ref().and_then(|u| u.completion_tokens),
-            finish_reason: choice.finish_reason,
-            elapsed: started.elapsed(),
-        })
     }
 }
 
@@ -440,40 +306,4 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
-}
-
-#[derive(Debug, Deserialize)]
-struct OllamaChunk {
-    model: Option<String>,
-    message: Option<Message>,
-    #[serde(default)]
-    done: bool,
-    done_reason: Option<String>,
-    prompt_eval_count: Option<u64>,
-    eval_count: Option<u64>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OpenAiResponse {
-    model: Option<String>,
-    choices: Vec<OpenAiChoice>,
-    usage: Option<OpenAiUsage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OpenAiChoice {
-    message: OpenAiMessage,
-    finish_reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OpenAiMessage {
-    content: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OpenAiUsage {
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
 }

@@ -7,6 +7,6 @@ redis.call('HINCRBY', KEYS[2], st, -1)
 redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'finished_at', ARGV[4], unpack(ARGV, 8))
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'run', ARGV[6], 'task', ARGV[7], 'state', ARGV[3])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', ARGV[6], 'task', ARGV[7], 'state', ARGV[3])
 maybe_finish(KEYS[2], KEYS[5], ARGV[4], ARGV[5])
 return 'recorded'

@@ -6,6 +6,8 @@
 //! state file to drift, and exited or leaked containers are found and reaped by label. Workers
 //! get no Docker socket.
 
+mod limits;
+
 use std::collections::HashMap;
 
 use bollard::Docker;
@@ -18,6 +20,8 @@ use bollard::query_parameters::{
     StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
+
+pub use limits::{Limits, parse_cpus, parse_memory};
 use serde::Serialize;
 
 /// The network every fleet container joins (shared with the compose file).
@@ -62,63 +66,6 @@ pub enum FleetError {
     NoFleet,
     #[error("Docker engine: {0}")]
     Docker(#[from] bollard::errors::Error),
-}
-
-/// Resource limits of each worker container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Limits {
-    pub memory_bytes: i64,
-    pub nano_cpus: i64,
-    pub pids: i64,
-}
-
-/// Parses `512m`, `1g`, `256M`, `1048576` (bytes) like `docker run --memory`.
-pub fn parse_memory(s: &str) -> Result<i64, FleetError> {
-    let bad = || FleetError::BadMemory {
-        value: s.to_string(),
-    };
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some(c) if c.is_ascii_digit() => (t, 1),
-        _ => return Err(bad()),
-    };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let bytes = n * mult as f64;
-    // Docker refuses less than 6 MiB; a worker needs more anyway.
-    if !bytes.is_finite() || bytes < (6 << 20) as f64 || bytes > i64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as i64)
-}
-
-/// Parses `0.5`, `2` like `docker run --cpus`, into nano-CPUs.
-pub fn parse_cpus(s: &str) -> Result<i64, FleetError> {
-    let n: f64 = s.trim().parse().map_err(|_| FleetError::BadCpus {
-        value: s.to_string(),
-    })?;
-    if !n.is_finite() || !(0.01..=1024.0).contains(&n) {
-        return Err(FleetError::BadCpus {
-            value: s.to_string(),
-        });
-    }
-    Ok((n * 1e9) as i64)
-}
-
-impl Limits {
-    pub fn parse(memory: &str, cpus: &str, pids: i64) -> Result<Limits, FleetError> {
-        if pids < 16 {
-            return Err(FleetError::BadPids { value: pids });
-        }
-        Ok(Limits {
-            memory_bytes: parse_memory(memory)?,
-            nano_cpus: parse_cpus(cpus)?,
-            pids,
-        })
-    }
 }
 
 /// What `fleet up` starts.
@@ -168,10 +115,6 @@ impl Fleet {
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
         Ok(Fleet { docker })
-    }
-
-    pub fn docker(&self) -> &Docker {
-        &self.docker
     }
 
     async fn ours(&self, all: bool) -> Result<Vec<bollard::models::ContainerSummary>, FleetError> {
@@ -504,75 +447,18 @@ fn name_of(c: &bollard::models::ContainerSummary) -> String {
         .unwrap_or_default()
 }
 
-/// `fleet status` as a table.
-pub fn format_status(workers: &[WorkerStatus]) -> String {
-    let mib = |b: i64| format!("{}Mi", b >> 20);
-    let mut s = format!(
-        "{:<16} {:<13} {:<10} {:<10} {:>8} {:>6} {:>6} {:>10} {:>6}  {}\n",
-        "NAME",
-        "CONTAINER",
-        "STATE",
-        "HEALTH",
-        "MEMORY",
-        "CPUS",
-        "PIDS",
-        "MEM USED",
-        "DONE",
-        "CURRENT"
-    );
-    for w in workers {
-        s.push_str(&format!(
-            "{:<16} {:<13} {:<10} {:<10} {:>8} {:>6} {:>6} {:>10} {:>6}  {}\n",
-            w.name,
-            w.id,
-            w.state,
-            w.health.as_deref().unwrap_or("-"),
-            w.memory_limit.map(mib).unwrap_or_else(|| "-".into()),
-            w.nano_cpus
-                .map(|n| format!("{:.2}", n as f64 / 1e9))
-                .unwrap_or_else(|| "-".into()),
-            w.pids_limit
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "-".into()),
-            w.memory_usage
-                .map(|b| format!("{:.1}Mi", b as f64 / 1048576.0))
-                .unwrap_or_else(|| "-".into()),
-            w.tasks_done
-                .map(|d| d.to_string())
-                .unwrap_or_else(|| "-".into()),
-            w.current.as_deref().unwrap_or("-"),
-        ));
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_sizes_parse_like_docker() {
-        assert_eq!(parse_memory("256m").unwrap(), 256 << 20);
-        assert_eq!(parse_memory("1g").unwrap(), 1 << 30);
-        assert_eq!(parse_memory("1.5G").unwrap(), 3 << 29);
-        assert_eq!(parse_memory("512MB").unwrap(), 512 << 20);
-        for bad in ["1x", "", "m", "-1g", "1k", "lots"] {
-            let e = parse_memory(bad).unwrap_err().to_string();
-            assert!(e.contains("--memory") && e.contains("512m"), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn cpus_parse_like_docker() {
-        assert_eq!(parse_cpus("0.5").unwrap(), 500_000_000);
-        assert_eq!(parse_cpus("2").unwrap(), 2_000_000_000);
-        for bad in ["-1", "0", "x", "NaN"] {
-            let e = parse_cpus(bad).unwrap_err().to_string();
-            assert!(e.contains("--cpus"), "{bad}: {e}");
-        }
-        assert!(matches!(
-            Limits::parse("1g", "1", 4),
-            Err(FleetError::BadPids { .. })
-        ));
-    }
+/// The workers' environment: `TARS_<SECTION>__<KEY>` variables of `shell` (the dispatcher's
+/// environment) passed on, unless `--env` sets the same key, then the `--env` pairs.
+pub fn worker_env(
+    shell: impl IntoIterator<Item = (String, String)>,
+    flags: Vec<String>,
+) -> Vec<String> {
+    let mut all: Vec<String> = shell
+        .into_iter()
+        .filter(|(k, _)| k.strip_prefix("TARS_").is_some_and(|r| r.contains("__")))
+        .filter(|(k, _)| !flags.iter().any(|e| e.starts_with(&format!("{k}="))))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    all.extend(flags);
+    all
 }

@@ -13,8 +13,8 @@ if attempts >= tonumber(ARGV[5]) then
   redis.call('HINCRBY', KEYS[2], 'dead', 1)
   redis.call('HSET', KEYS[1], 'state', 'dead', 'errors', errs, 'reason', ARGV[7], 'reason_kind', ARGV[11], 'finished_at', ARGV[3])
   redis.call('EXPIRE', KEYS[1], ARGV[10])
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', 100000, '*', 'run', ARGV[8], 'task', ARGV[9], 'reason', ARGV[7])
-  redis.call('XADD', KEYS[6], 'MAXLEN', '~', 100000, '*', 'run', ARGV[8], 'task', ARGV[9], 'state', 'dead')
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', ARGV[8], 'task', ARGV[9], 'reason', ARGV[7])
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', ARGV[8], 'task', ARGV[9], 'state', 'dead')
   maybe_finish(KEYS[2], KEYS[7], ARGV[3], ARGV[10])
   return 'dead'
 end

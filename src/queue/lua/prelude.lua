@@ -1,14 +1,20 @@
 if redis.replicate_commands then redis.replicate_commands() end
--- Shared by every script (prepended at load time).
+-- Shared by every script (prepended at load time, after the constants PREFIX, LOG_MAXLEN and
+-- TERMINAL_STATES that queue/scripts.rs renders from the Rust definitions).
 -- Terminal states: a task in one of them is never worked on or counted again.
 local function terminal(st)
-  return st == 'done' or st == 'failed' or st == 'dead' or st == 'cancelled'
+  for _, t in ipairs(TERMINAL_STATES) do
+    if st == t then return true end
+  end
+  return false
 end
 -- Once every task of a run has finished, stamp the run and let it expire after the retention.
 local function maybe_finish(run_key, tasks_key, now, ttl)
-  local c = redis.call('HMGET', run_key, 'total', 'done', 'failed', 'dead', 'cancelled')
-  local fin = (tonumber(c[2]) or 0) + (tonumber(c[3]) or 0) + (tonumber(c[4]) or 0) + (tonumber(c[5]) or 0)
-  if fin >= (tonumber(c[1]) or 0) then
+  local fin = 0
+  for _, t in ipairs(TERMINAL_STATES) do
+    fin = fin + (tonumber(redis.call('HGET', run_key, t)) or 0)
+  end
+  if fin >= (tonumber(redis.call('HGET', run_key, 'total')) or 0) then
     redis.call('HSET', run_key, 'finished_at', now)
     redis.call('EXPIRE', run_key, ttl)
     redis.call('EXPIRE', tasks_key, ttl)

@@ -23,7 +23,7 @@ if attempts > tonumber(ARGV[5]) then
   redis.call('HINCRBY', KEYS[2], 'dead', 1)
   redis.call('HSET', KEYS[1], 'state', 'dead', 'reason', reason, 'reason_kind', 'attempts_exhausted', 'finished_at', ARGV[4])
   redis.call('EXPIRE', KEYS[1], ARGV[8])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 100000, '*', 'run', ARGV[6], 'task', ARGV[7], 'reason', reason)
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', ARGV[6], 'task', ARGV[7], 'reason', reason)
   ack(KEYS[3], ARGV[2], ARGV[1])
   maybe_finish(KEYS[2], KEYS[5], ARGV[4], ARGV[8])
   return {'dead', tostring(attempts - 1)}

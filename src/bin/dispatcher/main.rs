@@ -1,0 +1,261 @@
+//! `dispatcher`: scan a repository for TODOs, run them through the worker fleet, and report.
+//! Thin by design: parse the flags, load the configuration once, run one short function per
+//! subcommand from the library, and map errors to the README's exit codes.
+
+mod cli;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use tars_fleet::config::{Config, Overrides};
+use tars_fleet::exit::ExitCode;
+use tars_fleet::fleet::{Fleet, FleetSpec, Limits};
+use tars_fleet::queue::{Queue, TaskState};
+use tars_fleet::run::{self, RunOptions};
+use tars_fleet::scan::{self, ScanOptions};
+use tars_fleet::{apply, report, results};
+
+use cli::{Cli, Cmd, FleetCmd};
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TARS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::Failure.into();
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code.into(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::of_chain(e.chain()).into()
+        }
+    }
+}
+
+/// Loads the configuration with the flags merged in, then runs the subcommand.
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let mut flags = Overrides::default();
+    flags.set("redis.url", cli.redis_url);
+    if let Cmd::Scan { filter, .. } | Cmd::Run { filter, .. } = &cli.cmd {
+        flags.include = filter.include.clone();
+        flags.exclude = filter.exclude.clone();
+    }
+    let cfg = Config::from_env(cli.config.as_deref(), &flags)?;
+    match cli.cmd {
+        Cmd::Scan {
+            path,
+            json,
+            context,
+            ..
+        } => scan_cmd(&cfg, &path, json, context),
+        Cmd::Run {
+            path,
+            wait,
+            out,
+            timeout,
+            only_new,
+            ..
+        } => run_cmd(&cfg, &path, wait, out, timeout, only_new).await,
+        Cmd::Status { run, json } => status_cmd(&cfg, run, json).await,
+        Cmd::Cancel { run } => cancel_cmd(&cfg, &run).await,
+        Cmd::Retry { run, dead } => retry_cmd(&cfg, &run, dead).await,
+        Cmd::Purge { run } => purge_cmd(&cfg, &run).await,
+        Cmd::Apply { run, repo, tasks } => apply_cmd(&cfg, run, repo, &tasks).await,
+        Cmd::Results { run, out } => results_cmd(&cfg, run, out).await,
+        Cmd::Fleet { cmd } => fleet_cmd(&cfg, cmd).await,
+    }
+}
+
+fn scan_cmd(cfg: &Config, path: &Path, json: bool, context: bool) -> Result<ExitCode> {
+    let opts = ScanOptions {
+        keep_content: false,
+        syntax_context: context,
+        ..cfg.scan.clone()
+    };
+    let report = scan::scan_path(path, &opts)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    report::print_scan(&report, json, &mut out, &mut std::io::stderr())?;
+    Ok(ExitCode::Success)
+}
+
+async fn run_cmd(
+    cfg: &Config,
+    path: &Path,
+    wait: bool,
+    out: Option<PathBuf>,
+    timeout: Option<u64>,
+    only_new: bool,
+) -> Result<ExitCode> {
+    // Scan before touching Redis so a bad path is the first error reported.
+    let t0 = Instant::now();
+    let report = scan::scan_path(path, &cfg.scan)?;
+    let queue = Queue::open(cfg).await?;
+    let started = run::start_run(&queue, path, report, RunOptions { only_new }).await?;
+    let Some(run) = &started.run else {
+        // Nothing to wait for: say so and succeed, without a run that would only shadow the
+        // latest real one for `status`, `results` and `apply`.
+        eprintln!("{}", report::nothing_to_do(&started));
+        return Ok(ExitCode::Success);
+    };
+    println!("{run}");
+    eprint!("{}", report::run_started(run, &started, only_new));
+    if !wait {
+        return Ok(ExitCode::Success);
+    }
+    let mut progress = report::Progress::new();
+    let timeout = timeout.map(Duration::from_secs);
+    let st = run::wait_run(&queue, run, timeout, |st| progress.show(st)).await?;
+    let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(run));
+    let summary = results::write_results(&queue, run, &dir).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    eprint!(
+        "{}",
+        report::run_finished(&st, secs, &dir.display().to_string(), &summary)
+    );
+    Ok(if st.failures() > 0 {
+        ExitCode::RunFailed
+    } else {
+        ExitCode::Success
+    })
+}
+
+async fn status_cmd(cfg: &Config, run: Option<String>, json: bool) -> Result<ExitCode> {
+    let queue = Queue::open(cfg).await?;
+    let run = run::resolve_run(&queue, run.as_deref()).await?;
+    let st = queue.run_status(&run).await?;
+    if json {
+        println!("{}", serde_json::to_string(&st)?);
+    } else {
+        print!("{}", report::format_status(&st));
+        let workers = queue.heartbeats().await.unwrap_or_default();
+        print!("{}", report::format_workers(&workers));
+    }
+    Ok(ExitCode::Success)
+}
+
+async fn cancel_cmd(cfg: &Config, run: &str) -> Result<ExitCode> {
+    let n = Queue::open(cfg).await?.cancel_run(run).await?;
+    eprintln!(
+        "run {run} cancelled: {n} queued tasks dropped; running tasks stop at their next checkpoint"
+    );
+    Ok(ExitCode::Success)
+}
+
+async fn retry_cmd(cfg: &Config, run: &str, dead: bool) -> Result<ExitCode> {
+    let state = if dead {
+        TaskState::Dead
+    } else {
+        TaskState::Failed
+    };
+    let n = Queue::open(cfg).await?.retry_run(run, state).await?;
+    eprintln!("run {run}: {n} {state} tasks requeued");
+    Ok(ExitCode::Success)
+}
+
+async fn purge_cmd(cfg: &Config, run: &str) -> Result<ExitCode> {
+    let n = Queue::open(cfg).await?.purge_run(run).await?;
+    eprintln!("run {run} purged: {n} tasks removed");
+    Ok(ExitCode::Success)
+}
+
+async fn apply_cmd(
+    cfg: &Config,
+    run: Option<String>,
+    repo: Option<PathBuf>,
+    tasks: &[String],
+) -> Result<ExitCode> {
+    let queue = Queue::open(cfg).await?;
+    let run = run::resolve_run(&queue, run.as_deref()).await?;
+    let st = queue.run_status(&run).await?;
+    let repo = repo.unwrap_or_else(|| PathBuf::from(&st.repo));
+    let records = queue.run_tasks(&run).await?;
+    let applied = apply::apply_patches(&repo, &records, tasks)?;
+    eprint!("{}", report::applied(&applied, &repo.display().to_string()));
+    Ok(ExitCode::Success)
+}
+
+async fn results_cmd(cfg: &Config, run: Option<String>, out: Option<PathBuf>) -> Result<ExitCode> {
+    let queue = Queue::open(cfg).await?;
+    let run = run::resolve_run(&queue, run.as_deref()).await?;
+    let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(&run));
+    let s = results::write_results(&queue, &run, &dir)
+        .await
+        .with_context(|| format!("writing the results of run {run}"))?;
+    eprintln!("{} tasks; results in {}", s.tasks.len(), dir.display());
+    Ok(ExitCode::Success)
+}
+
+async fn fleet_cmd(cfg: &Config, cmd: FleetCmd) -> Result<ExitCode> {
+    match cmd {
+        FleetCmd::Up {
+            workers,
+            memory,
+            cpus,
+            pids,
+            image,
+            env,
+        } => {
+            let limits = Limits::parse(&memory, &cpus, pids)?;
+            if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
+                anyhow::bail!("--env {bad:?} is not KEY=VALUE");
+            }
+            let fleet = Fleet::connect().await?;
+            let t0 = Instant::now();
+            let spec = FleetSpec {
+                image,
+                limits,
+                env: tars_fleet::fleet::worker_env(std::env::vars(), env),
+                stop_timeout: cfg.worker.shutdown_grace_secs as i64 + 10,
+            };
+            let started = fleet.up(&spec, workers).await?;
+            eprintln!(
+                "fleet: {} started ({}) in {:.1} s; {workers} running",
+                started.len(),
+                started.join(", "),
+                t0.elapsed().as_secs_f64(),
+            );
+        }
+        FleetCmd::Scale { workers } => {
+            let (added, removed) = Fleet::connect().await?.scale(workers).await?;
+            eprintln!(
+                "fleet: {workers} workers ({} started, {} stopped)",
+                added.len(),
+                removed.len()
+            );
+        }
+        FleetCmd::Status { json } => {
+            let fleet = Fleet::connect().await?;
+            let heartbeats = match Queue::open(cfg).await {
+                Ok(q) => q.heartbeats().await.unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("note: no queue activity shown: {e}");
+                    Vec::new()
+                }
+            };
+            let workers = fleet.status(&heartbeats).await?;
+            if json {
+                println!("{}", serde_json::to_string(&workers)?);
+            } else {
+                print!("{}", report::fleet_status(&workers));
+            }
+        }
+        FleetCmd::Down => {
+            let removed = Fleet::connect().await?.down().await?;
+            eprintln!("fleet: {} workers stopped and removed", removed.len());
+        }
+    }
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,123 @@
+//! Exit codes the binaries share, documented in the README, so a script can tell "fix your
+//! flags" from "fix your config" from "start Redis" from "the run had failures" (fd's
+//! `exit_codes.rs` is the model).
+
+use std::error::Error;
+
+use crate::config::ConfigError;
+use crate::fleet::FleetError;
+use crate::llm::LlmError;
+use crate::queue::QueueError;
+use crate::results::ResultsError;
+use crate::run::RunError;
+use crate::worker::WorkerError;
+
+/// How a binary ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Everything asked for was done.
+    Success = 0,
+    /// Any other error (a path that cannot be read, a git failure, a malformed value...).
+    Failure = 1,
+    /// Bad command-line usage (clap's own code).
+    Usage = 2,
+    /// The configuration (file, `TARS_*` variable or flag value) is invalid.
+    Config = 3,
+    /// Redis, the LLM server or the Docker engine cannot be reached.
+    Unavailable = 4,
+    /// `run --wait` finished, but some tasks ended failed or dead.
+    RunFailed = 5,
+    /// `run --wait --timeout` gave up before the run finished (the run goes on).
+    Timeout = 6,
+}
+
+impl ExitCode {
+    /// The code for an error: the first error in its chain (outermost first) that has a code
+    /// of its own decides; anything else is [`ExitCode::Failure`].
+    pub fn of_chain<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -> ExitCode {
+        chain
+            .into_iter()
+            .find_map(ExitCode::of)
+            .unwrap_or(ExitCode::Failure)
+    }
+
+    /// The code this one error has, if any.
+    pub fn of(e: &(dyn Error + 'static)) -> Option<ExitCode> {
+        // `#[error(transparent)]` wrappers hide the wrapped error from `source()`: look inside.
+        match e.downcast_ref::<RunError>() {
+            Some(RunError::Queue(q)) => return ExitCode::of(q),
+            Some(RunError::WaitTimeout { .. }) => return Some(ExitCode::Timeout),
+            None => {}
+        }
+        if let Some(ResultsError::Queue(q)) = e.downcast_ref::<ResultsError>() {
+            return ExitCode::of(q);
+        }
+        match e.downcast_ref::<WorkerError>() {
+            Some(WorkerError::Queue(q)) => return ExitCode::of(q),
+            Some(WorkerError::Llm(l)) => return ExitCode::of(l),
+            None => {}
+        }
+        if e.is::<ConfigError>() {
+            return Some(ExitCode::Config);
+        }
+        if let Some(q) = e.downcast_ref::<QueueError>() {
+            return q.is_transient().then_some(ExitCode::Unavailable);
+        }
+        if let Some(l) = e.downcast_ref::<LlmError>() {
+            return matches!(l, LlmError::Unreachable { .. } | LlmError::Timeout { .. })
+                .then_some(ExitCode::Unavailable);
+        }
+        if let Some(FleetError::Unreachable { .. }) = e.downcast_ref::<FleetError>() {
+            return Some(ExitCode::Unavailable);
+        }
+        None
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(c: ExitCode) -> Self {
+        std::process::ExitCode::from(c as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_class_has_its_code() {
+        let refused = redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "refused",
+        ));
+        let unreachable = QueueError::Unreachable {
+            url: "redis://x".into(),
+            source: refused,
+        };
+        assert_eq!(ExitCode::of(&unreachable), Some(ExitCode::Unavailable));
+        let cfg = ConfigError::Invalid {
+            key: "llm.url",
+            value: "x".into(),
+            allowed: "a URL".into(),
+        };
+        assert_eq!(ExitCode::of(&cfg), Some(ExitCode::Config));
+        // Wrapped by a stage's error type, the inner error still decides.
+        let wrapped = RunError::Queue(unreachable);
+        assert_eq!(
+            ExitCode::of_chain([&wrapped as &dyn Error]),
+            ExitCode::Unavailable
+        );
+        let other = RunError::Queue(QueueError::NoRuns);
+        assert_eq!(
+            ExitCode::of_chain([&other as &dyn Error]),
+            ExitCode::Failure
+        );
+        let timeout = RunError::WaitTimeout {
+            run: "r".into(),
+            secs: 1,
+            finished: 0,
+            total: 1,
+        };
+        assert_eq!(ExitCode::of(&timeout), Some(ExitCode::Timeout));
+    }
+}

@@ -1,0 +1,100 @@
+//! The unified diff we compute ourselves, and a second, independent, strict applier that proves
+//! the diff is exactly the edit we meant (and lets `apply` write it).
+
+/// A git-style unified diff of one file (`diff --git a/P b/P`), as `git apply` wants it.
+pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let body = diff
+        .unified_diff()
+        .context_radius(3)
+        .missing_newline_hint(true)
+        .header(&format!("a/{path}"), &format!("b/{path}"))
+        .to_string();
+    format!("diff --git a/{path} b/{path}\n{body}")
+}
+
+/// Applies a single-file unified diff to `old`, strictly (context must match exactly). This is
+/// a second, independent implementation that checks the diff we produced, not a general patch
+/// tool.
+pub fn apply_unified(old: &str, diff: &str) -> Result<String, String> {
+    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(old.len() + diff.len());
+    let mut pos = 0usize; // next old line to copy (0-based)
+    let mut lines = diff.split_inclusive('\n').peekable();
+    // Skip headers up to the first hunk.
+    while let Some(l) = lines.peek() {
+        if l.starts_with("@@") {
+            break;
+        }
+        lines.next();
+    }
+    let mut last_out_line_start: Option<usize> = None;
+    while let Some(h) = lines.next() {
+        let h = h.trim_end_matches('\n');
+        if !h.starts_with("@@") {
+            return Err(format!("expected a hunk header, got {h:?}"));
+        }
+        let old_start = parse_hunk_start(h).ok_or_else(|| format!("bad hunk header {h:?}"))?;
+        let target = old_start.saturating_sub(1);
+        if target < pos || target > old_lines.len() {
+            return Err(format!("hunk {h:?} is out of order or out of range"));
+        }
+        for l in &old_lines[pos..target] {
+            out.push_str(l);
+        }
+        pos = target;
+        while let Some(l) = lines.peek() {
+            if l.starts_with("@@") {
+                break;
+            }
+            let l = lines.next().unwrap_or_default();
+            let (op, rest) = l.split_at(1.min(l.len()));
+            match op {
+                " " | "-" => {
+                    let want = old_lines
+                        .get(pos)
+                        .ok_or_else(|| "the diff runs past the end of the file".to_string())?;
+                    let expect_no_nl = lines.peek().is_some_and(|n| n.starts_with('\\'));
+                    let matches = if expect_no_nl {
+                        *want == rest.trim_end_matches('\n')
+                    } else {
+                        *want == rest
+                    };
+                    if !matches {
+                        return Err(format!(
+                            "line {} does not match: {want:?} vs {rest:?}",
+                            pos + 1
+                        ));
+                    }
+                    pos += 1;
+                    if op == " " {
+                        last_out_line_start = Some(out.len());
+                        out.push_str(want);
+                    } else if expect_no_nl {
+                        lines.next();
+                    }
+                }
+                "+" => {
+                    last_out_line_start = Some(out.len());
+                    out.push_str(rest);
+                }
+                "\\" => {
+                    // "\ No newline at end of file" after a context or added line.
+                    if last_out_line_start.is_some() && out.ends_with('\n') {
+                        out.pop();
+                    }
+                }
+                _ => return Err(format!("unexpected diff line {l:?}")),
+            }
+        }
+    }
+    for l in &old_lines[pos..] {
+        out.push_str(l);
+    }
+    Ok(out)
+}
+
+fn parse_hunk_start(h: &str) -> Option<usize> {
+    let minus = h.split_whitespace().nth(1)?.strip_prefix('-')?;
+    minus.split(',').next()?.parse().ok()
+}

@@ -1,0 +1,137 @@
+//! The gates an answer must pass before it counts as a patch: the TODO is gone, the block
+//! still defines its name, nothing is elided, the file still parses.
+
+use crate::scan;
+
+const ELISION_MARKERS: &[&str] = &[
+    "rest of",
+    "existing code",
+    "remains the same",
+    "remain the same",
+    "unchanged",
+    "same as before",
+    "as before",
+    "omitted",
+    "other code",
+    "previous code",
+];
+
+/// A line that stands for code the model left out rather than being code.
+pub(super) fn elision_line(line: &str) -> bool {
+    let t = line.trim();
+    let body = t
+        .trim_start_matches(['/', '#', '*', '-', '<', '!', ';', '('])
+        .trim_end_matches(['/', '*', '>', '-', ')'])
+        .trim();
+    if body == "..." || body == "…" || body == "// ..." {
+        return true;
+    }
+    let is_comment = t.starts_with("//")
+        || t.starts_with('#')
+        || t.starts_with("/*")
+        || t.starts_with("--")
+        || t.starts_with('*')
+        || t.starts_with("<!--");
+    if !is_comment {
+        return false;
+    }
+    let lower = body.to_lowercase();
+    (lower.contains("...") || lower.contains('…') || lower.len() < 60)
+        && ELISION_MARKERS.iter().any(|m| lower.contains(m))
+}
+
+/// Counts whole-word occurrences of `tag` (so `TODOS` or `todo_list` do not count). An empty
+/// word occurs nowhere (searching for it would never advance).
+pub(super) fn count_tag(text: &str, tag: &str) -> usize {
+    if tag.is_empty() {
+        return 0;
+    }
+    let bytes = text.as_bytes();
+    let mut n = 0;
+    let mut from = 0;
+    while let Some(i) = text[from..].find(tag) {
+        let at = from + i;
+        let end = at + tag.len();
+        let before_ok = at == 0 || !is_word(bytes[at - 1]);
+        let after_ok = end >= bytes.len() || !is_word(bytes[end]);
+        if before_ok && after_ok {
+            n += 1;
+        }
+        from = end;
+    }
+    n
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// The name a block's header defines (`parse_port` in `pub fn parse_port(s: &str) -> u16 {`,
+/// `Cart` in `class Cart:`), so a rewrite that deletes the definition can be recognised. A
+/// changed signature is fine; a vanished name is not.
+pub(super) fn symbol_name(header: &str) -> Option<&str> {
+    const NOT_NAMES: &[&str] = &[
+        "if", "for", "while", "switch", "catch", "match", "function", "fn", "def", "func",
+        "return", "with", "elif", "else", "foreach", "unless", "until", "sizeof",
+    ];
+    const DEFINERS: &[&str] = &[
+        "class",
+        "struct",
+        "impl",
+        "interface",
+        "enum",
+        "trait",
+        "type",
+        "module",
+        "namespace",
+        "object",
+    ];
+    let ident = |s: &str| -> Option<(usize, usize)> {
+        let end = s.len();
+        let start = s
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+            .last()
+            .map(|(i, _)| i)?;
+        Some((start, end))
+    };
+    if let Some(paren) = header.find('(') {
+        let before = header[..paren].trim_end();
+        if let Some((a, b)) = ident(before) {
+            let name = &before[a..b];
+            if !NOT_NAMES.contains(&name) && !name.chars().all(|c| c.is_ascii_digit()) {
+                return Some(name);
+            }
+        }
+    }
+    // Generic parameters are not the name: `impl<T> Queue<T>` defines Queue.
+    let mut depth = 0usize;
+    let plain: String = header
+        .chars()
+        .map(|c| {
+            match c {
+                '<' => depth += 1,
+                '>' => depth = depth.saturating_sub(1),
+                _ if depth == 0 => return c,
+                _ => {}
+            }
+            ' '
+        })
+        .collect();
+    let words: Vec<&str> = plain
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .find(|w| DEFINERS.contains(&w[0]))
+        .and_then(|w| header.find(w[1]).map(|i| &header[i..i + w[1].len()]))
+}
+
+/// Whether the syntax gate applies. Not to C and C++: their grammars cannot follow macros
+/// that stand in for control flow (`list_for_each_entry(p, h, n) {`) or GNU extensions
+/// (`case 1 ... 9:`), so a valid rewrite in a project's own idiom would count as broken.
+pub(super) fn gated_by_syntax(language: &str) -> bool {
+    scan::has_grammar(language) && !matches!(language, "c" | "cpp")
+}

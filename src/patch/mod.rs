@@ -1,0 +1,186 @@
+//! From an answer to a checked patch: the answer's code block ([`answer`]), the gates it must
+//! pass ([`gates`]), and the diff we compute and re-apply with an independent applier to prove
+//! it is exactly the change we meant ([`diff`]).
+
+mod answer;
+mod diff;
+mod gates;
+
+#[cfg(test)]
+mod tests;
+
+pub use answer::extract_code_block;
+pub use diff::{apply_unified, unified_diff};
+
+use crate::failure::FailureKind;
+use crate::scan;
+use crate::task::Target;
+use answer::conform;
+use gates::{count_tag, elision_line, gated_by_syntax, symbol_name};
+
+/// Why an answer did not become a patch. Each is about the answer (retrying the same answer
+/// cannot help; asking again may give a better one), so all are [`FailureKind::Answer`]; a
+/// damaged task is refused before any answer ([`crate::task::TaskDefect`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("no code block in the answer: the model must reply with one fenced code block")]
+    NoCodeBlock,
+    #[error("the answer's code block is not closed (the answer was cut off)")]
+    UnclosedCodeBlock,
+    #[error(
+        "the answer was cut off at llm.max_answer_tokens before its code block closed: raise \
+         llm.max_answer_tokens or lower scan.max_block_lines"
+    )]
+    CutOff,
+    #[error("the rewritten block is empty")]
+    Empty,
+    #[error("the rewritten block is identical to the original")]
+    Unchanged,
+    #[error("the {tag} comment is still in the rewritten block")]
+    TodoStillPresent { tag: String },
+    #[error("the answer elides code ({line:?}): a patch must not drop the rest of the block")]
+    Elision { line: String },
+    #[error(
+        "the rewritten block no longer defines `{name}`: the answer dropped the code around the TODO"
+    )]
+    DroppedSymbol { name: String },
+    #[error(
+        "the patched file does not parse as {language}: a new syntax error at line {line} \
+         (the answer is not valid code)"
+    )]
+    SyntaxError { language: String, line: usize },
+    /// Our own diff did not reproduce the edit: a defect on our side that this answer set off
+    /// (another answer may not).
+    #[error("the computed diff does not reproduce the edit when applied: {0}")]
+    DiffMismatch(String),
+}
+
+impl Rejection {
+    /// Every rejection is about the answer: ask again while answers are left.
+    pub fn failure_kind(&self) -> FailureKind {
+        FailureKind::Answer
+    }
+
+    /// An unclosed code block from an answer the server cut at its token limit says so, and
+    /// which setting to raise.
+    pub fn explain_cut_off(self, finish_reason: Option<&str>) -> Rejection {
+        match (self, finish_reason) {
+            (Rejection::UnclosedCodeBlock, Some("length")) => Rejection::CutOff,
+            (r, _) => r,
+        }
+    }
+
+    /// A short stable word for summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::NoCodeBlock => "no_code_block",
+            Rejection::UnclosedCodeBlock => "unclosed_code_block",
+            Rejection::CutOff => "cut_off",
+            Rejection::Empty => "empty",
+            Rejection::Unchanged => "unchanged",
+            Rejection::TodoStillPresent { .. } => "todo_still_present",
+            Rejection::Elision { .. } => "elision",
+            Rejection::DroppedSymbol { .. } => "dropped_symbol",
+            Rejection::SyntaxError { .. } => "syntax_error",
+            Rejection::DiffMismatch(_) => "diff_mismatch",
+        }
+    }
+}
+
+/// A patch that passed every gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    /// Git-style unified diff, paths relative to the repository root (`git apply` accepts it).
+    pub diff: String,
+    pub new_block: String,
+    pub lines_added: usize,
+    pub lines_removed: usize,
+}
+
+/// Turns an answer into a patch, or says which gate it failed.
+pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection> {
+    let Target {
+        spec,
+        content,
+        block: original,
+    } = *target;
+    let (start, end) = (spec.block_start, spec.block_end);
+    let code = extract_code_block(answer)?;
+    if code.trim().is_empty() {
+        return Err(Rejection::Empty);
+    }
+    let new_block = conform(original, &code);
+    if new_block == original {
+        return Err(Rejection::Unchanged);
+    }
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = norm(&spec.text);
+    let tag_gone = count_tag(&new_block, &spec.tag) < count_tag(original, &spec.tag);
+    let text_gone = text.len() < 8 || !norm(&new_block).contains(&text);
+    if !tag_gone || !text_gone {
+        return Err(Rejection::TodoStillPresent {
+            tag: spec.tag.clone(),
+        });
+    }
+    if let Some(name) = spec.symbol.as_deref().and_then(symbol_name)
+        && count_tag(original, name) > 0
+        && count_tag(&new_block, name) == 0
+    {
+        return Err(Rejection::DroppedSymbol {
+            name: name.to_string(),
+        });
+    }
+    let had_elision: Vec<&str> = original.lines().filter(|l| elision_line(l)).collect();
+    if let Some(line) = new_block
+        .lines()
+        .find(|l| elision_line(l) && !had_elision.contains(&l.trim()) && !had_elision.contains(l))
+    {
+        return Err(Rejection::Elision {
+            line: line.trim().to_string(),
+        });
+    }
+    let new_content = format!("{}{}{}", &content[..start], new_block, &content[end..]);
+    // Small models often return code that looks right and does not compile: an unclosed brace,
+    // a half-written expression. Where we have a grammar, the patched file must not have more
+    // syntax errors than the original (which may have some a grammar cannot follow, such as C
+    // macros).
+    let errors = |text: &str, len: usize| {
+        scan::syntax_errors(&spec.language, &spec.path, text, start..start + len)
+    };
+    // The original is parsed only when the patched file has errors to compare with.
+    if gated_by_syntax(&spec.language)
+        && let Some(after) = errors(&new_content, new_block.len())
+        && after.count > 0
+        && let Some(before) = errors(content, end - start)
+        && after.count > before.count
+    {
+        return Err(Rejection::SyntaxError {
+            language: spec.language.clone(),
+            line: after.first_line.unwrap_or(spec.line),
+        });
+    }
+    let diff = unified_diff(&spec.path, content, &new_content);
+    match apply_unified(content, &diff) {
+        Ok(applied) if applied == new_content => {}
+        Ok(_) => {
+            return Err(Rejection::DiffMismatch(
+                "applying it gives a different file".into(),
+            ));
+        }
+        Err(e) => return Err(Rejection::DiffMismatch(e)),
+    }
+    let (mut lines_added, mut lines_removed) = (0, 0);
+    for l in diff.lines().skip(4) {
+        if l.starts_with('+') {
+            lines_added += 1;
+        } else if l.starts_with('-') {
+            lines_removed += 1;
+        }
+    }
+    Ok(Patch {
+        diff,
+        new_block,
+        lines_added,
+        lines_removed,
+    })
+}

@@ -1,0 +1,206 @@
+//! Unit tests of the patch stage: answers in, patches or rejections out.
+
+use super::gates::symbol_name;
+use super::*;
+use crate::task::TaskSpec;
+
+fn spec(content: &str, block: &str, text: &str) -> TaskSpec {
+    let start = content.find(block).unwrap();
+    TaskSpec {
+        id: "t1".into(),
+        path: "src/lib.rs".into(),
+        line: 2,
+        tag: "TODO".into(),
+        text: text.into(),
+        language: "rust".into(),
+        symbol: None,
+        block_start: start,
+        block_end: start + block.len(),
+        content_hash: String::new(),
+        block_hash: String::new(),
+    }
+}
+
+const FILE: &str = "use std::fmt;\n\nfn add(a: i32, b: i32) -> i32 {\n    // TODO: handle overflow\n    a + b\n}\n\nfn main() {}\n";
+const BLOCK: &str = "fn add(a: i32, b: i32) -> i32 {\n    // TODO: handle overflow\n    a + b\n}\n";
+
+#[test]
+fn good_answer_becomes_a_patch_that_applies() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let answer =
+        "Here you go:\n```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```\n";
+    let p = make_patch(&s.target(FILE).unwrap(), answer).unwrap();
+    assert!(p.diff.starts_with(
+        "diff --git a/src/lib.rs b/src/lib.rs\n--- a/src/lib.rs\n+++ b/src/lib.rs\n@@"
+    ));
+    assert!(p.diff.contains("-    // TODO: handle overflow\n"));
+    assert!(p.diff.contains("+    a.saturating_add(b)\n"));
+    let applied = apply_unified(FILE, &p.diff).unwrap();
+    assert!(applied.contains("saturating_add") && !applied.contains("TODO"));
+    assert!(applied.ends_with("fn main() {}\n"));
+    assert_eq!((p.lines_added, p.lines_removed), (1, 2));
+}
+
+#[test]
+fn gates_reject_bad_answers() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    assert_eq!(
+        make_patch(&s.target(FILE).unwrap(), "I would use saturating_add."),
+        Err(Rejection::NoCodeBlock)
+    );
+    assert_eq!(
+        make_patch(
+            &s.target(FILE).unwrap(),
+            "```rust\nfn add(a: i32, b: i32) -> i32 {\n"
+        ),
+        Err(Rejection::UnclosedCodeBlock)
+    );
+    assert_eq!(
+        make_patch(&s.target(FILE).unwrap(), &format!("```rust\n{BLOCK}```")),
+        Err(Rejection::Unchanged)
+    );
+    let still = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    // TODO: handle overflow\n    a.wrapping_add(b)\n}\n```";
+    assert!(matches!(
+        make_patch(&s.target(FILE).unwrap(), still),
+        Err(Rejection::TodoStillPresent { .. })
+    ));
+    let elided = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    // ... rest of the code\n}\n```";
+    assert!(matches!(
+        make_patch(&s.target(FILE).unwrap(), elided),
+        Err(Rejection::Elision { .. })
+    ));
+    let dots = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    ...\n}\n```";
+    assert!(matches!(
+        make_patch(&s.target(FILE).unwrap(), dots),
+        Err(Rejection::Elision { .. })
+    ));
+}
+
+#[test]
+fn longest_block_wins_and_indentation_is_restored() {
+    let content = "impl A {\n    fn f(&self) {\n        // TODO: log\n        g();\n    }\n}\n";
+    let block = "    fn f(&self) {\n        // TODO: log\n        g();\n    }\n";
+    let s = spec(content, block, "log");
+    let answer = "```\ng();\n```\nFull:\n```rust\nfn f(&self) {\n    tracing::info!(\"f\");\n    g();\n}\n```";
+    let p = make_patch(&s.target(content).unwrap(), answer).unwrap();
+    assert_eq!(
+        p.new_block,
+        "    fn f(&self) {\n        tracing::info!(\"f\");\n        g();\n    }\n"
+    );
+}
+
+#[test]
+fn file_without_final_newline_round_trips() {
+    let content = "x = 1\n# TODO: fix\ny = 2";
+    let block = "# TODO: fix\ny = 2";
+    let s = spec(content, block, "fix");
+    let p = make_patch(&s.target(content).unwrap(), "```python\ny = 3\n```").unwrap();
+    assert!(p.diff.contains("No newline at end of file"), "{}", p.diff);
+    assert_eq!(apply_unified(content, &p.diff).unwrap(), "x = 1\ny = 3");
+}
+
+#[test]
+fn applier_rejects_mismatched_context() {
+    let diff = unified_diff("f", "a\nb\nc\n", "a\nB\nc\n");
+    assert!(apply_unified("a\nx\nc\n", &diff).is_err());
+    assert_eq!(apply_unified("a\nb\nc\n", &diff).unwrap(), "a\nB\nc\n");
+}
+
+#[test]
+fn deleting_the_function_is_rejected_but_changing_its_signature_is_not() {
+    let mut s = spec(FILE, BLOCK, "handle overflow");
+    s.symbol = Some("fn add(a: i32, b: i32) -> i32 {".into());
+    let gone = "```rust\n// addition lives elsewhere now\n```";
+    assert_eq!(
+        make_patch(&s.target(FILE).unwrap(), gone),
+        Err(Rejection::DroppedSymbol { name: "add".into() })
+    );
+    let resig = "```rust\nfn add(a: i32, b: i32) -> Option<i32> {\n    a.checked_add(b)\n}\n```";
+    assert!(make_patch(&s.target(FILE).unwrap(), resig).is_ok());
+    assert_eq!(symbol_name("backup() {"), Some("backup"));
+    assert_eq!(symbol_name("class Cart(Base):"), Some("Cart"));
+    assert_eq!(symbol_name("impl<T> Queue<T> {"), Some("Queue"));
+    assert_eq!(symbol_name("if (x) {"), None);
+}
+
+#[test]
+fn an_answer_that_does_not_parse_is_rejected_with_its_line() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let unclosed =
+        "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.checked_add(b).unwrap_or(i32::MAX\n}\n```";
+    assert_eq!(
+        make_patch(&s.target(FILE).unwrap(), unclosed),
+        Err(Rejection::SyntaxError {
+            language: "rust".into(),
+            line: 4
+        })
+    );
+    let fine = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```";
+    assert!(make_patch(&s.target(FILE).unwrap(), fine).is_ok());
+
+    // Python: a colon lost.
+    let py = "import os\n\ndef f(x):\n    # TODO: check x\n    return x\n";
+    let block = "def f(x):\n    # TODO: check x\n    return x\n";
+    let mut s = spec(py, block, "check x");
+    s.language = "python".into();
+    s.path = "f.py".into();
+    let no_colon =
+        "```python\ndef f(x):\n    if x is None\n        raise ValueError\n    return x\n```";
+    let r = make_patch(&s.target(py).unwrap(), no_colon);
+    assert!(
+        matches!(r, Err(Rejection::SyntaxError { line: 4, .. })),
+        "{r:?}"
+    );
+    let good = "```python\ndef f(x):\n    if x is None:\n        raise ValueError(\"x\")\n    return x\n```";
+    assert!(make_patch(&s.target(py).unwrap(), good).is_ok());
+}
+
+#[test]
+fn errors_the_file_already_had_do_not_count_against_the_answer() {
+    // Something the Rust grammar cannot read, elsewhere in the file, left as it was.
+    let rs = "macro_rules! m { ($x:tt) => { broken( }\n\nfn f(a: i32) -> i32 {\n    // TODO: clamp\n    a\n}\n";
+    let block = "fn f(a: i32) -> i32 {\n    // TODO: clamp\n    a\n}\n";
+    let s = spec(rs, block, "clamp");
+    let before = scan::syntax_errors("rust", "src/lib.rs", rs, 0..0).unwrap();
+    assert!(before.count > 0, "the fixture must start broken");
+    let answer = "```rust\nfn f(a: i32) -> i32 {\n    a.max(0)\n}\n```";
+    assert!(make_patch(&s.target(rs).unwrap(), answer).is_ok());
+    // No grammar, no gate: Ruby is taken as it comes.
+    let rb = "def f\n  # TODO: x\n  1\nend\n";
+    let mut s = spec(rb, rb, "x");
+    s.language = "ruby".into();
+    s.path = "f.rb".into();
+    assert!(make_patch(&s.target(rb).unwrap(), "```ruby\ndef f\n  2\n```").is_ok());
+    // C and C++ are not gated: kernel-style iteration macros are valid code there.
+    let c = "int count(struct list_head *head) {\n    int n = 0;\n    /* TODO: count */\n    return n;\n}\n";
+    let mut s = spec(c, c, "count");
+    s.language = "c".into();
+    s.path = "list.c".into();
+    let idiom = "```c\nint count(struct list_head *head) {\n    int n = 0;\n    struct item *pos;\n    list_for_each_entry(pos, head, node) { n++; }\n    return n;\n}\n```";
+    assert!(make_patch(&s.target(c).unwrap(), idiom).is_ok());
+}
+
+#[test]
+fn a_syntax_error_is_reported_inside_the_rewritten_block() {
+    // A lost colon in a method: the parser's error starts at the class line, above the
+    // block; the reader is pointed at the block.
+    let py =
+        "class A:\n    x = 1\n\n    def f(self, x):\n        # TODO: check x\n        return x\n";
+    let block = "    def f(self, x):\n        # TODO: check x\n        return x\n";
+    let mut s = spec(py, block, "check x");
+    s.language = "python".into();
+    s.path = "a.py".into();
+    let answer = "```python\n    def f(self, x)\n        return abs(x)\n```";
+    match make_patch(&s.target(py).unwrap(), answer) {
+        Err(Rejection::SyntaxError { line, .. }) => assert!((4..=5).contains(&line), "{line}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_empty_tag_counts_nowhere_instead_of_looping() {
+    // A task hash without `tag` (anyone can write Redis) once made this loop forever while the
+    // worker kept renewing the task's lease, so it was never reclaimed.
+    assert_eq!(super::gates::count_tag("// TODO: x\n", ""), 0);
+    assert_eq!(super::gates::count_tag("TODO todo TODOS TODO", "TODO"), 2);
+}

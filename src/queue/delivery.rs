@@ -1,0 +1,303 @@
+//! Delivery: tasks in, deliveries out, and the transitions a worker makes on one delivery
+//! (start, complete, retry later, hand back), each one Lua script.
+//!
+//! Tasks are delivered through a Stream with a consumer group, so a task a worker has fetched
+//! stays in the group's pending list until it is acknowledged: a SIGKILLed worker loses
+//! nothing, another worker reclaims it with `XAUTOCLAIM` once its lease has expired. A worker
+//! renews the lease while it works (`XCLAIM ... JUSTID`, only while it still owns the entry), so
+//! a long LLM call is not mistaken for a dead worker. Acknowledged entries are deleted, so the
+//! stream holds only queued and in-flight work.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+
+use super::keys::{self, GROUP, PREFIX};
+use super::model::{Completion, Delivery, Start, TaskRecord, TaskState};
+use super::wire::{self, hgetall, value_string};
+use super::{BATCH, Queue, QueueError, scripts};
+use crate::task::TaskSpec;
+use crate::time::now_ms;
+
+fn enqueue_invocation<'a>(run: &str, spec: &TaskSpec, now: u64) -> redis::ScriptInvocation<'a> {
+    let mut inv = scripts::ENQUEUE.prepare_invoke();
+    inv.key(keys::task(run, &spec.id))
+        .key(keys::run(run))
+        .key(keys::run_tasks(run))
+        .key(keys::tasks_stream())
+        .arg(run)
+        .arg(&spec.id)
+        .arg(now);
+    for (k, v) in wire::spec_fields(spec) {
+        inv.arg(k).arg(v);
+    }
+    inv
+}
+
+impl Queue {
+    /// Creates the consumer group if it is missing (idempotent).
+    pub async fn ensure_group(&self) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        let r: Result<String, redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(keys::tasks_stream())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut c)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Adds a task to a run; returns false when the run already has it (so enqueueing the same
+    /// scan twice adds nothing).
+    pub async fn enqueue(&self, run: &str, spec: &TaskSpec) -> Result<bool, QueueError> {
+        let mut c = self.conn();
+        let added: i64 = enqueue_invocation(run, spec, now_ms())
+            .invoke_async(&mut c)
+            .await?;
+        Ok(added == 1)
+    }
+
+    /// Enqueues many tasks in pipelined batches (one round trip per batch, not per task) and
+    /// returns how many were new. Each task is still its own atomic script.
+    pub async fn enqueue_batch(&self, run: &str, specs: &[TaskSpec]) -> Result<usize, QueueError> {
+        let mut c = self.conn();
+        let mut added = 0;
+        for chunk in specs.chunks(BATCH) {
+            // EVALSHA in a pipeline needs the script loaded; load it per batch so a Redis
+            // restart between batches cannot leave it missing.
+            scripts::ENQUEUE.prepare_invoke().load_async(&mut c).await?;
+            let now = now_ms();
+            let invocations: Vec<_> = chunk
+                .iter()
+                .map(|spec| enqueue_invocation(run, spec, now))
+                .collect();
+            let mut p = redis::pipe();
+            for inv in &invocations {
+                p.invoke_script(inv);
+            }
+            let results: Vec<i64> = p.query_async(&mut c).await?;
+            added += results.iter().filter(|&&n| n == 1).count();
+        }
+        Ok(added)
+    }
+
+    /// Reads new deliveries for `consumer`, blocking up to `block`. Use a connection from
+    /// [`Queue::blocking_connection`].
+    pub async fn fetch(
+        &self,
+        blocking: &mut MultiplexedConnection,
+        consumer: &str,
+        count: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let v: Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(keys::tasks_stream())
+            .arg(">")
+            .query_async(blocking)
+            .await?;
+        Ok(wire::read_reply(v))
+    }
+
+    /// Takes over deliveries whose lease expired (their worker died or hung).
+    pub async fn reclaim(
+        &self,
+        consumer: &str,
+        lease: Duration,
+        count: usize,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let mut c = self.conn();
+        let v: Value = redis::cmd("XAUTOCLAIM")
+            .arg(keys::tasks_stream())
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(lease.as_millis() as u64)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut c)
+            .await?;
+        // [next-cursor, entries, deleted-ids]: only the entries matter.
+        let mut out = Vec::new();
+        if let Value::Array(parts) = v
+            && parts.len() >= 2
+        {
+            wire::parse_entries(&parts[1], &mut out);
+        }
+        Ok(out)
+    }
+
+    /// Renews the lease of a delivery this consumer owns. Returns false when it no longer owns
+    /// it (the lease expired and another worker took the task, or the task finished).
+    pub async fn renew(&self, consumer: &str, entry: &str) -> Result<bool, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = scripts::RENEW
+            .key(keys::tasks_stream())
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(entry)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn start(
+        &self,
+        d: &Delivery,
+        worker: &str,
+        max_attempts: u32,
+    ) -> Result<Start, QueueError> {
+        let mut c = self.conn();
+        let v: Vec<Value> = scripts::START
+            .key(keys::task(&d.run, &d.task))
+            .key(keys::run(&d.run))
+            .key(keys::tasks_stream())
+            .key(keys::dead_stream())
+            .key(keys::run_tasks(&d.run))
+            .arg(&d.entry)
+            .arg(GROUP)
+            .arg(worker)
+            .arg(now_ms())
+            .arg(max_attempts)
+            .arg(&d.run)
+            .arg(&d.task)
+            .arg(self.retention_secs)
+            .invoke_async(&mut c)
+            .await?;
+        let word = v.first().map(value_string).unwrap_or_default();
+        let second = v.get(1).map(value_string).unwrap_or_default();
+        Ok(match word.as_str() {
+            "running" => Start::Running {
+                attempt: second.parse().unwrap_or(1),
+            },
+            "dead" => Start::Dead,
+            _ => Start::Skip(second),
+        })
+    }
+
+    pub async fn task(&self, run: &str, task: &str) -> Result<Option<TaskRecord>, QueueError> {
+        let mut c = self.conn();
+        let h: HashMap<String, String> = hgetall(&mut c, keys::task(run, task)).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        wire::task_record(run, &h).map(Some)
+    }
+
+    /// Records a final state (`done`, `failed` or `cancelled`) with its fields.
+    pub async fn complete(
+        &self,
+        d: &Delivery,
+        state: TaskState,
+        fields: &[(&str, String)],
+    ) -> Result<Completion, QueueError> {
+        let mut c = self.conn();
+        let mut inv = scripts::COMPLETE.prepare_invoke();
+        inv.key(keys::task(&d.run, &d.task))
+            .key(keys::run(&d.run))
+            .key(keys::tasks_stream())
+            .key(keys::results_stream())
+            .key(keys::run_tasks(&d.run))
+            .arg(&d.entry)
+            .arg(GROUP)
+            .arg(state.as_str())
+            .arg(now_ms())
+            .arg(self.retention_secs)
+            .arg(&d.run)
+            .arg(&d.task);
+        for (k, v) in fields {
+            inv.arg(*k).arg(v);
+        }
+        let r: String = inv.invoke_async(&mut c).await?;
+        Ok(if r == "duplicate" {
+            Completion::Duplicate
+        } else {
+            Completion::Recorded
+        })
+    }
+
+    /// Records a retryable failure: the task waits out `backoff` in the delayed set, or is
+    /// dead-lettered when this was its last attempt.
+    pub async fn retry_later(
+        &self,
+        d: &Delivery,
+        max_attempts: u32,
+        backoff: Duration,
+        error: &serde_json::Value,
+        reason: &str,
+        reason_kind: &str,
+    ) -> Result<Completion, QueueError> {
+        let mut c = self.conn();
+        let now = now_ms();
+        let r: String = scripts::RETRY
+            .key(keys::task(&d.run, &d.task))
+            .key(keys::run(&d.run))
+            .key(keys::tasks_stream())
+            .key(keys::delayed())
+            .key(keys::dead_stream())
+            .key(keys::results_stream())
+            .key(keys::run_tasks(&d.run))
+            .arg(&d.entry)
+            .arg(GROUP)
+            .arg(now)
+            .arg(now + backoff.as_millis() as u64)
+            .arg(max_attempts)
+            .arg(error.to_string())
+            .arg(reason)
+            .arg(&d.run)
+            .arg(&d.task)
+            .arg(self.retention_secs)
+            .arg(reason_kind)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(match r.as_str() {
+            "dead" => Completion::Dead,
+            "retrying" => Completion::Retrying,
+            _ => Completion::Duplicate,
+        })
+    }
+
+    /// Moves retries whose backoff has elapsed back onto the task stream.
+    pub async fn promote_due(&self, limit: usize) -> Result<u64, QueueError> {
+        let mut c = self.conn();
+        Ok(scripts::PROMOTE
+            .key(keys::delayed())
+            .key(keys::tasks_stream())
+            .arg(now_ms())
+            .arg(limit)
+            .arg(PREFIX)
+            .invoke_async(&mut c)
+            .await?)
+    }
+
+    /// Hands an in-flight task back at once (shutdown), without counting the attempt.
+    pub async fn release(&self, d: &Delivery) -> Result<bool, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = scripts::RELEASE
+            .key(keys::task(&d.run, &d.task))
+            .key(keys::run(&d.run))
+            .key(keys::tasks_stream())
+            .arg(&d.entry)
+            .arg(GROUP)
+            .arg(&d.run)
+            .arg(&d.task)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+}

@@ -1,0 +1,55 @@
+//! Key names. Every key starts with [`PREFIX`], a Redis Cluster hash tag, so that all of them
+//! live in one slot as the Lua scripts need. The README's key layout table is written from
+//! these; the scripts get the same names rendered into their prelude (`queue::scripts`).
+
+/// Prefix shared by every key; the braces are a Redis Cluster hash tag.
+pub const PREFIX: &str = "{tars}";
+/// Consumer group on the task stream shared by all workers.
+pub const GROUP: &str = "workers";
+
+/// ZSET run id -> creation time (ms, Redis's clock): the run list, newest last.
+pub fn runs() -> String {
+    format!("{PREFIX}:runs")
+}
+/// HASH: the run's metadata and per-state counters.
+pub fn run(run: &str) -> String {
+    format!("{PREFIX}:run:{run}")
+}
+/// SET of the run's task ids.
+pub fn run_tasks(run: &str) -> String {
+    format!("{PREFIX}:run:{run}:tasks")
+}
+/// HASH: one task, its state and its result.
+pub fn task(run: &str, task: &str) -> String {
+    format!("{PREFIX}:task:{run}:{task}")
+}
+/// STRING: a file's content, stored once per content hash.
+pub fn blob(hash: &str) -> String {
+    format!("{PREFIX}:blob:{hash}")
+}
+/// STREAM of task deliveries (fields `run`, `task`), consumer group [`GROUP`].
+pub fn tasks_stream() -> String {
+    format!("{PREFIX}:stream:tasks")
+}
+/// STREAM with one entry per finished task (fields `run`, `task`, `state`), for dashboards
+/// and anything that follows results as they land.
+pub fn results_stream() -> String {
+    format!("{PREFIX}:stream:results")
+}
+/// STREAM of dead-lettered tasks (fields `run`, `task`, `reason`).
+pub fn dead_stream() -> String {
+    format!("{PREFIX}:stream:dead")
+}
+/// ZSET `run:task` -> due time (ms) of retries waiting out their backoff.
+pub fn delayed() -> String {
+    format!("{PREFIX}:delayed")
+}
+/// ZSET holder -> lease expiry (ms, server clock): the fleet-wide permits of one LLM
+/// endpoint (`llm.max_in_flight`).
+pub fn llm_permits(endpoint: &str) -> String {
+    format!("{PREFIX}:llm:{endpoint}:permits")
+}
+/// HASH with a TTL: a worker's heartbeat.
+pub fn worker(id: &str) -> String {
+    format!("{PREFIX}:worker:{id}")
+}

@@ -1,0 +1,254 @@
+//! Run bookkeeping: creating a run, its counters and task list, finding earlier runs of a
+//! repository, and the run-wide commands (cancel, retry, purge). The counters are kept by the
+//! scripts as tasks move, so reading a run's status never scans its tasks.
+
+use std::collections::{HashMap, HashSet};
+
+use super::keys::{self, PREFIX};
+use super::model::{RunStatus, StateCounts, TaskRecord, TaskState};
+use super::wire::{self, hgetall};
+use super::{BATCH, Queue, QueueError, scripts};
+use crate::time::{format_utc, now_ms};
+
+/// Fresh suffixes drawn before giving up on creating a run; more than one is already rare.
+const RUN_ID_ATTEMPTS: usize = 16;
+/// Task states read per pipelined round trip by [`Queue::done_among`] (short replies).
+pub const STATE_BATCH: usize = 2_000;
+
+impl Queue {
+    /// Records a new run. Run ids sort by creation time and stay readable in a dashboard.
+    pub async fn create_run(&self, repo: &str) -> Result<String, QueueError> {
+        self.create_run_with(repo, None).await
+    }
+
+    /// Records a new run; `skipped_done` (set by `dispatcher run --only-new`) is how many TODOs
+    /// of the scan were left out because an earlier run of the repository had them done.
+    pub async fn create_run_with(
+        &self,
+        repo: &str,
+        skipped_done: Option<u64>,
+    ) -> Result<String, QueueError> {
+        let mut c = self.conn();
+        // A 16-bit suffix collides within a second now and then (200 runs in one second: about
+        // one chance in four); the script refuses a taken id and we draw again.
+        for _ in 0..RUN_ID_ATTEMPTS {
+            let now = now_ms();
+            let suffix: u16 = rand::random();
+            let run = format!("{}-{suffix:04x}", format_utc(now / 1000));
+            let mut fields = vec![
+                ("run", run.clone()),
+                ("repo", repo.to_string()),
+                ("created_at", now.to_string()),
+                ("total", "0".into()),
+            ];
+            fields.extend(TaskState::ALL.map(|s| (s.as_str(), "0".to_string())));
+            if let Some(n) = skipped_done {
+                fields.push(("skipped_done", n.to_string()));
+            }
+            let mut inv = scripts::CREATE_RUN.key(keys::run(&run));
+            inv.key(keys::runs()).arg(self.retention_secs * 1000);
+            for (field, value) in &fields {
+                inv.arg(*field).arg(value);
+            }
+            let created: i64 = inv.invoke_async(&mut c).await?;
+            if created == 1 {
+                return Ok(run);
+            }
+        }
+        Err(QueueError::RunIdTaken {
+            attempts: RUN_ID_ATTEMPTS,
+        })
+    }
+
+    pub async fn latest_run(&self) -> Result<String, QueueError> {
+        let mut c = self.conn();
+        let v: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys::runs())
+            .arg(-1)
+            .arg(-1)
+            .query_async(&mut c)
+            .await?;
+        v.into_iter().next().ok_or(QueueError::NoRuns)
+    }
+
+    /// The listed runs (oldest first) whose hash records exactly `repo` as the scanned root: one
+    /// round trip for the list, then the runs' `repo` fields in pipelines of 500. Purged and
+    /// expired runs have no hash and are left out.
+    pub async fn runs_of_repo(&self, repo: &str) -> Result<Vec<String>, QueueError> {
+        let mut c = self.conn();
+        let runs: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys::runs())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut c)
+            .await?;
+        let mut out = Vec::new();
+        for chunk in runs.chunks(BATCH) {
+            let mut p = redis::pipe();
+            for r in chunk {
+                p.hget(keys::run(r), "repo");
+            }
+            let repos: Vec<Option<String>> = p.query_async(&mut c).await?;
+            out.extend(
+                chunk
+                    .iter()
+                    .zip(repos)
+                    .filter(|(_, r)| r.as_deref() == Some(repo))
+                    .map(|(run, _)| run.clone()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Which of `candidates` (task id -> block hash) ended `done`, on that same block, in at
+    /// least one of `runs`: a done TODO whose block changed since (the id passed to an identical
+    /// TODO once the first was fixed) is not done. Pipelined: one round trip for the runs' task
+    /// sets, then one per [`STATE_BATCH`] task states, reading only the candidates the runs hold
+    /// (10,000 tasks over several runs: about six round trips).
+    pub async fn done_among(
+        &self,
+        runs: &[String],
+        candidates: &HashMap<&str, &str>,
+    ) -> Result<HashSet<String>, QueueError> {
+        let mut done = HashSet::new();
+        if runs.is_empty() || candidates.is_empty() {
+            return Ok(done);
+        }
+        let mut c = self.conn();
+        let mut p = redis::pipe();
+        for r in runs {
+            p.smembers(keys::run_tasks(r));
+        }
+        let sets: Vec<Vec<String>> = p.query_async(&mut c).await?;
+        // Every run's copy is read: an older run may have done the TODO with today's block
+        // while a newer one did it with another.
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for (run, ids) in runs.iter().zip(&sets) {
+            for id in ids {
+                if candidates.contains_key(id.as_str()) {
+                    pairs.push((run.as_str(), id.as_str()));
+                }
+            }
+        }
+        for chunk in pairs.chunks(STATE_BATCH) {
+            let mut p = redis::pipe();
+            for (run, id) in chunk {
+                p.cmd("HMGET")
+                    .arg(keys::task(run, id))
+                    .arg("state")
+                    .arg("block_hash");
+            }
+            let rows: Vec<(Option<String>, Option<String>)> = p.query_async(&mut c).await?;
+            for ((_, id), (st, hash)) in chunk.iter().zip(rows) {
+                if st.as_deref() == Some(TaskState::Done.as_str())
+                    && hash.as_deref() == candidates.get(id).copied()
+                {
+                    done.insert(id.to_string());
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    pub async fn run_status(&self, run: &str) -> Result<RunStatus, QueueError> {
+        let mut c = self.conn();
+        let h: HashMap<String, String> = hgetall(&mut c, keys::run(run)).await?;
+        if h.is_empty() {
+            return Err(QueueError::NoSuchRun(run.to_string()));
+        }
+        let num = |k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let mut counts = StateCounts::default();
+        for s in TaskState::ALL {
+            counts.set(s, num(s.as_str()));
+        }
+        Ok(RunStatus {
+            run: run.to_string(),
+            repo: h.get("repo").cloned().unwrap_or_default(),
+            created_at: num("created_at"),
+            finished_at: h.get("finished_at").and_then(|v| v.parse().ok()),
+            total: num("total"),
+            counts,
+            duplicates: num("duplicates"),
+            skipped_done: h.get("skipped_done").and_then(|v| v.parse().ok()),
+        })
+    }
+
+    /// Every task of a run, sorted by path and line.
+    pub async fn run_tasks(&self, run: &str) -> Result<Vec<TaskRecord>, QueueError> {
+        let mut c = self.conn();
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::run_tasks(run))
+            .query_async(&mut c)
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(200) {
+            let mut p = redis::pipe();
+            for id in chunk {
+                p.hgetall(keys::task(run, id));
+            }
+            let hs: Vec<HashMap<String, String>> = p.query_async(&mut c).await?;
+            for h in hs.iter().filter(|h| !h.is_empty()) {
+                out.push(wire::task_record(run, h)?);
+            }
+        }
+        out.sort_by(|a, b| (&a.spec.path, a.spec.line).cmp(&(&b.spec.path, b.spec.line)));
+        Ok(out)
+    }
+
+    /// Whether the run was cancelled: workers check it at their checkpoints.
+    pub async fn run_cancelled(&self, run: &str) -> Result<bool, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = redis::cmd("HEXISTS")
+            .arg(keys::run(run))
+            .arg("cancelled_at")
+            .query_async(&mut c)
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Cancels a run; returns how many queued or retrying tasks were cancelled at once.
+    pub async fn cancel_run(&self, run: &str) -> Result<u64, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = scripts::CANCEL
+            .key(keys::run(run))
+            .key(keys::run_tasks(run))
+            .key(keys::delayed())
+            .arg(PREFIX)
+            .arg(run)
+            .arg(now_ms())
+            .arg(self.retention_secs)
+            .invoke_async(&mut c)
+            .await?;
+        u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
+    }
+
+    /// Requeues a run's tasks that ended in `state` (failed, dead or cancelled).
+    pub async fn retry_run(&self, run: &str, state: TaskState) -> Result<u64, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = scripts::RETRY_RUN
+            .key(keys::run(run))
+            .key(keys::run_tasks(run))
+            .key(keys::tasks_stream())
+            .arg(PREFIX)
+            .arg(run)
+            .arg(state.as_str())
+            .invoke_async(&mut c)
+            .await?;
+        u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
+    }
+
+    /// Removes a run and its tasks; returns how many tasks were removed.
+    pub async fn purge_run(&self, run: &str) -> Result<u64, QueueError> {
+        let mut c = self.conn();
+        let n: i64 = scripts::PURGE
+            .key(keys::run(run))
+            .key(keys::run_tasks(run))
+            .key(keys::delayed())
+            .key(keys::runs())
+            .arg(PREFIX)
+            .arg(run)
+            .invoke_async(&mut c)
+            .await?;
+        u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
+    }
+}

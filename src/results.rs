@@ -1,0 +1,110 @@
+//! A run's results on disk: `DIR/<task-id>.patch` for every done task (a git-style diff to
+//! `git apply` at the repository root) and `DIR/summary.json` for all of them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::queue::{Queue, QueueError, RunStatus, TaskOutcome, TaskRecord, TaskState};
+use crate::task::TaskSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One task in `summary.json`: the task and its outcome as Redis holds them, plus what only
+/// the summary knows (timings derived from the timestamps, the patch's file name).
+#[derive(Debug, Serialize)]
+pub struct TaskSummary {
+    #[serde(flatten)]
+    pub spec: TaskSpec,
+    pub state: TaskState,
+    #[serde(flatten)]
+    pub outcome: TaskOutcome,
+    /// From enqueue to the (last) start.
+    pub wait_ms: Option<u64>,
+    /// From enqueue to the final result.
+    pub total_ms: Option<u64>,
+    /// File name of the patch in the output directory, for done tasks.
+    pub patch: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub run: String,
+    pub repo: String,
+    pub status: RunStatus,
+    pub tasks: Vec<TaskSummary>,
+}
+
+fn summarize(t: &TaskRecord) -> TaskSummary {
+    let since = |end: Option<u64>| match (t.outcome.enqueued_at, end) {
+        (Some(a), Some(b)) if b >= a => Some(b - a),
+        _ => None,
+    };
+    TaskSummary {
+        spec: t.spec.clone(),
+        state: t.state,
+        outcome: t.outcome.clone(),
+        wait_ms: since(t.outcome.started_at),
+        total_ms: since(t.outcome.finished_at),
+        patch: (t.state == TaskState::Done && t.patch.is_some())
+            .then(|| format!("{}.patch", t.spec.id)),
+    }
+}
+
+/// Writes `DIR/<task-id>.patch` for every done task and `DIR/summary.json` for all of them.
+pub async fn write_results(queue: &Queue, run: &str, dir: &Path) -> Result<Summary, ResultsError> {
+    let status = queue.run_status(run).await?;
+    let tasks = queue.run_tasks(run).await?;
+    let werr = |path: PathBuf| {
+        move |source| ResultsError::Write {
+            path: path.display().to_string(),
+            source,
+        }
+    };
+    std::fs::create_dir_all(dir).map_err(werr(dir.to_path_buf()))?;
+    for t in &tasks {
+        if let (TaskState::Done, Some(p)) = (t.state, &t.patch) {
+            let path = dir.join(format!("{}.patch", t.spec.id));
+            std::fs::write(&path, p).map_err(werr(path.clone()))?;
+        }
+    }
+    let summary = Summary {
+        run: run.to_string(),
+        repo: status.repo.clone(),
+        status,
+        tasks: tasks.iter().map(summarize).collect(),
+    };
+    let path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    std::fs::write(&path, json + "\n").map_err(werr(path.clone()))?;
+    Ok(summary)
+}
+
+/// The failed and dead tasks grouped by `reason_kind` (a stable word; the free-text reasons
+/// differ by URL, line or attempt count): for each kind, how many and one example reason.
+pub fn failure_kinds(summary: &Summary) -> BTreeMap<String, (usize, String)> {
+    let mut m: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for t in summary.tasks.iter().filter(|t| t.state.is_failure()) {
+        let kind = t
+            .outcome
+            .reason_kind
+            .clone()
+            .unwrap_or_else(|| "unknown".into());
+        let e = m
+            .entry(kind)
+            .or_insert_with(|| (0, t.outcome.reason.clone().unwrap_or_default()));
+        e.0 += 1;
+    }
+    m
+}

@@ -1,0 +1,177 @@
+//! Starting a run and watching it: scan results become tasks in a new run (all TODOs, or with
+//! `--only-new` those not already done in an earlier run of the repository), then the run's
+//! counters are followed until every task has finished. Printing is `report`'s business.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::queue::{Queue, QueueError, RunStatus};
+use crate::scan::ScanReport;
+use crate::task::TaskSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(
+        "run {run} did not finish within {secs} s ({finished} of {total} tasks finished); \
+         it goes on: follow it with `dispatcher status {run}`"
+    )]
+    WaitTimeout {
+        run: String,
+        secs: u64,
+        finished: u64,
+        total: u64,
+    },
+}
+
+/// How `start_run` picks the TODOs to enqueue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// `dispatcher run --only-new`: leave out every TODO whose id has a `done` task in an
+    /// earlier run of the same repository, i.e. a listed run whose hash records the same
+    /// canonical root path. Failed, dead and cancelled tasks do not count; purged and expired
+    /// runs are gone from Redis and do not count either.
+    pub only_new: bool,
+}
+
+/// What `start_run` did.
+#[derive(Debug)]
+pub struct Started {
+    /// The run created and filled. None only with `only_new` when nothing was left to do: no
+    /// run is created then, so `status`, `results` and `apply` keep defaulting to the latest
+    /// run that has work in it.
+    pub run: Option<String>,
+    /// TODOs the scan found.
+    pub tasks: usize,
+    /// Tasks added to the run.
+    pub added: usize,
+    /// TODOs left out because an earlier run of the repository has them done (`only_new`).
+    pub skipped_done: usize,
+    /// The earlier runs of the repository that were consulted (`only_new`), oldest first.
+    pub earlier_runs: Vec<String>,
+    pub report: ScanReport,
+}
+
+/// The repository's identity on a run: its canonical root path.
+pub fn repo_key(root: &Path) -> String {
+    std::fs::canonicalize(root)
+        .unwrap_or_else(|_| root.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Creates a run for a scan of `root` and enqueues one task per TODO (with `only_new`, per TODO
+/// not already done in an earlier run of the same repository). The caller scans, so that a bad
+/// path fails before Redis is touched without walking the tree twice.
+pub async fn start_run(
+    queue: &Queue,
+    root: &Path,
+    report: ScanReport,
+    opts: RunOptions,
+) -> Result<Started, RunError> {
+    queue.ensure_group().await?;
+    let repo = repo_key(root);
+    let mut specs: Vec<TaskSpec> = report
+        .files
+        .iter()
+        .flat_map(|f| f.todos.iter().map(|t| TaskSpec::from_todo(t, &f.content)))
+        .collect();
+    let tasks = specs.len();
+    let mut earlier_runs = Vec::new();
+    let mut skipped_done = 0;
+    if opts.only_new {
+        // Read before the new run exists, so it is never one of the earlier runs.
+        earlier_runs = queue.runs_of_repo(&repo).await?;
+        let candidates: HashMap<&str, &str> = specs
+            .iter()
+            .map(|s| (s.id.as_str(), s.block_hash.as_str()))
+            .collect();
+        let done = queue.done_among(&earlier_runs, &candidates).await?;
+        specs.retain(|s| !done.contains(&s.id));
+        skipped_done = tasks - specs.len();
+        if specs.is_empty() {
+            return Ok(Started {
+                run: None,
+                tasks,
+                added: 0,
+                skipped_done,
+                earlier_runs,
+                report,
+            });
+        }
+    }
+    let run = queue
+        .create_run_with(&repo, opts.only_new.then_some(skipped_done as u64))
+        .await?;
+    // Only the files that still have a task to do are stored.
+    let wanted: HashSet<&str> = specs.iter().map(|s| s.content_hash.as_str()).collect();
+    let blobs: Vec<(&str, &str)> = report
+        .files
+        .iter()
+        .filter(|f| wanted.contains(f.content_hash.as_str()))
+        .map(|f| (f.content_hash.as_str(), f.content.as_str()))
+        .collect();
+    queue.put_blobs(&blobs).await?;
+    let added = queue.enqueue_batch(&run, &specs).await?;
+    Ok(Started {
+        run: Some(run),
+        tasks,
+        added,
+        skipped_done,
+        earlier_runs,
+        report,
+    })
+}
+
+/// Polls the run's counters until every task has finished, calling `progress` with each
+/// reading (the CLI draws a bar or prints a line from it). Rides out a Redis restart: a
+/// transient error is retried for about half a minute before it is reported.
+pub async fn wait_run(
+    queue: &Queue,
+    run: &str,
+    timeout: Option<Duration>,
+    mut progress: impl FnMut(&RunStatus),
+) -> Result<RunStatus, RunError> {
+    let started = Instant::now();
+    let mut failures = 0u32;
+    loop {
+        let st = match queue.run_status(run).await {
+            Ok(st) => {
+                failures = 0;
+                st
+            }
+            Err(e) if e.is_transient() && failures < 30 => {
+                failures += 1;
+                tracing::warn!(error = %e, "Redis unavailable while waiting; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        progress(&st);
+        if st.is_complete() {
+            return Ok(st);
+        }
+        if let Some(t) = timeout
+            && started.elapsed() > t
+        {
+            return Err(RunError::WaitTimeout {
+                run: run.into(),
+                secs: t.as_secs(),
+                finished: st.finished(),
+                total: st.total,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The run named, or the latest one.
+pub async fn resolve_run(queue: &Queue, run: Option<&str>) -> Result<String, RunError> {
+    Ok(match run {
+        Some(r) => r.to_string(),
+        None => queue.latest_run().await?,
+    })
+}

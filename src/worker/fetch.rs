@@ -1,0 +1,85 @@
+//! Getting work: new deliveries from the consumer group (a blocking read on a connection of
+//! its own), deliveries whose lease expired (their worker died), and due retries moved back
+//! onto the stream, with backoff while Redis is away.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Shared, attempt};
+use crate::queue::QueueError;
+
+pub(super) async fn fetch_loop(
+    shared: Arc<Shared>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let cfg = &shared.cfg;
+    let lease = Duration::from_secs(cfg.queue.lease_secs);
+    let permits = Arc::new(Semaphore::new(cfg.worker.concurrency));
+    let mut blocking = None;
+    let mut last_maintenance = Instant::now() - Duration::from_secs(3600);
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        let first = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.cancelled() => return,
+        };
+        let mut held = vec![first];
+        while let Ok(p) = permits.clone().try_acquire_owned() {
+            held.push(p);
+        }
+        let step = async {
+            let mut deliveries = Vec::new();
+            if last_maintenance.elapsed() >= Duration::from_secs(1) {
+                last_maintenance = Instant::now();
+                shared.queue.promote_due(100).await?;
+                deliveries = shared.queue.reclaim(&shared.id, lease, held.len()).await?;
+                for d in &deliveries {
+                    tracing::info!(task = %d.task, run = %d.run, "reclaimed a task whose lease expired");
+                }
+            }
+            if deliveries.is_empty() {
+                if blocking.is_none() {
+                    blocking = Some(shared.queue.blocking_connection().await?);
+                }
+                if let Some(conn) = blocking.as_mut() {
+                    deliveries = shared
+                        .queue
+                        .fetch(conn, &shared.id, held.len(), Duration::from_secs(2))
+                        .await?;
+                }
+            }
+            Ok::<_, QueueError>(deliveries)
+        };
+        let deliveries = tokio::select! {
+            r = step => r,
+            _ = shutdown.cancelled() => return,
+        };
+        match deliveries {
+            Ok(ds) => {
+                backoff = Duration::from_millis(200);
+                for d in ds {
+                    let Some(permit) = held.pop() else { break };
+                    let shared = shared.clone();
+                    tracker.spawn(async move {
+                        attempt::handle(shared, d).await;
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "Redis unavailable, retrying");
+                blocking = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {},
+                    _ = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

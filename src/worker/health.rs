@@ -1,0 +1,82 @@
+//! Being seen alive: a heartbeat hash in Redis every few seconds (what `status` and
+//! `fleet status` show), and a file the container's HEALTHCHECK reads (`worker --health`) so
+//! that probing costs nothing and needs no network.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use crate::time::now_secs;
+
+pub(super) async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let started = now_secs();
+    let host = super::hostname();
+    loop {
+        let current = shared.in_flight.lock().await.join(",");
+        let s = shared.stats();
+        let fields = [
+            ("id", shared.id.clone()),
+            ("host", host.clone()),
+            ("pid", std::process::id().to_string()),
+            ("started_at", started.to_string()),
+            ("concurrency", shared.cfg.worker.concurrency.to_string()),
+            ("current", current),
+            ("done", s.done.to_string()),
+            ("failed", s.failed.to_string()),
+            (
+                "state",
+                if shutdown.is_cancelled() {
+                    "stopping"
+                } else {
+                    "running"
+                }
+                .into(),
+            ),
+        ];
+        match shared
+            .queue
+            .heartbeat(&shared.id, &fields, Duration::from_secs(15))
+            .await
+        {
+            Ok(()) => touch_health_file(),
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shared.changed.notified() => {}
+        }
+    }
+}
+
+/// Where the container health check looks (`worker --health`); unset outside containers.
+pub const HEALTH_FILE_ENV: &str = "TARS_HEALTH_FILE";
+/// A worker is healthy while its heartbeat reached Redis within this long.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+
+fn touch_health_file() {
+    if let Ok(path) = std::env::var(HEALTH_FILE_ENV)
+        && let Err(e) = std::fs::write(&path, now_secs().to_string())
+    {
+        tracing::debug!(path, error = %e, "cannot write the health file");
+    }
+}
+
+/// The container health check: healthy when the heartbeat loop reached Redis recently. Checks a
+/// file rather than Redis so that probing costs nothing and needs no network.
+pub fn check_health() -> Result<(), String> {
+    let path = std::env::var(HEALTH_FILE_ENV)
+        .map_err(|_| format!("{HEALTH_FILE_ENV} is not set: no health file to check"))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("no heartbeat yet ({path}: {e})"))?;
+    let then: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{path} is malformed"))?;
+    let age = now_secs().saturating_sub(then);
+    if age > HEALTHY_WITHIN.as_secs() {
+        return Err(format!("last heartbeat reached Redis {age} s ago"));
+    }
+    Ok(())
+}

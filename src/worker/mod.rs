@@ -1,0 +1,181 @@
+//! The worker: fetch deliveries, hold their lease while the LLM works, turn answers into
+//! patches and record exactly one result per task.
+//!
+//! A [`Worker`] is built from its parts (a queue, an LLM client, the configuration) and run
+//! until a shutdown future completes, as mini-redis' `server::run(listener, shutdown)`, so a
+//! test can run one in-process against a real Redis. Shutdown follows the container contract:
+//! stop fetching, let in-flight tasks finish for `worker.shutdown_grace_secs`, then hand the
+//! rest back to the queue at once (not after a lease expiry) and return, so the process exits 0
+//! before Docker's SIGKILL.
+//!
+//! The stages: [`fetch`] (deliveries and reclaims), [`attempt`] (one task: ask, check, record),
+//! [`lease`] (renewing the task's lease and the fleet-wide LLM permit), [`health`] (heartbeats
+//! and the container health check).
+
+mod attempt;
+mod fetch;
+pub mod health;
+mod lease;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::llm::{LlmClient, LlmError};
+use crate::queue::{Queue, QueueError};
+
+pub use health::{HEALTH_FILE_ENV, HEALTHY_WITHIN, check_health};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+}
+
+/// What a worker did, for its exit log, its heartbeat and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub done: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub dead: u64,
+    pub duplicates: u64,
+    pub handed_back: u64,
+}
+
+/// A worker's identity: readable in Redis, unique across restarts of the same container.
+/// `TARS_WORKER_NAME` sets the first part (default: the host name).
+pub fn worker_id() -> String {
+    let host = std::env::var("TARS_WORKER_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| match hostname() {
+            h if h.is_empty() => "worker".into(),
+            h => h,
+        });
+    let tag: u16 = rand::random();
+    format!("{host}-{}-{tag:04x}", std::process::id())
+}
+
+/// This machine's host name, or "" when it has none in UTF-8.
+pub(crate) fn hostname() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}
+
+/// A worker, ready to run.
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+/// What the worker's tasks share.
+struct Shared {
+    cfg: Config,
+    queue: Queue,
+    llm: LlmClient,
+    id: String,
+    stats: std::sync::Mutex<WorkerStats>,
+    in_flight: Mutex<Vec<String>>,
+    /// Wakes the heartbeat when the in-flight set changes, so `current` is fresh.
+    changed: Notify,
+    /// Cancelled after the grace period: in-flight tasks stop and are handed back.
+    hard_stop: CancellationToken,
+}
+
+impl Shared {
+    fn count(&self, f: impl FnOnce(&mut WorkerStats)) {
+        if let Ok(mut s) = self.stats.lock() {
+            f(&mut s);
+        }
+    }
+    fn stats(&self) -> WorkerStats {
+        self.stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Worker {
+    /// A worker from its parts; `cfg` is the validated configuration (the queue and the LLM
+    /// client were made from it).
+    pub fn new(queue: Queue, llm: LlmClient, cfg: Config) -> Worker {
+        Worker {
+            shared: Arc::new(Shared {
+                cfg,
+                queue,
+                llm,
+                id: worker_id(),
+                stats: Default::default(),
+                in_flight: Mutex::new(Vec::new()),
+                changed: Notify::new(),
+                hard_stop: CancellationToken::new(),
+            }),
+        }
+    }
+
+    /// Connects to Redis and checks the LLM server has the model, so a worker started against
+    /// a wrong URL or model fails at once with the URL and model in the message.
+    pub async fn connect(cfg: Config) -> Result<Worker, WorkerError> {
+        let queue = Queue::open(&cfg).await?;
+        queue.ensure_group().await?;
+        let llm = LlmClient::new(&cfg.llm)?;
+        llm.preflight().await?;
+        Ok(Worker::new(queue, llm, cfg))
+    }
+
+    /// This worker's id, as its heartbeat and the tasks it works on show it.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Serves tasks until `shutdown` completes, then winds down (see the module docs).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> WorkerStats {
+        let shared = self.shared;
+        let cfg = &shared.cfg;
+        tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %cfg.llm.url, model = %cfg.llm.model, "worker started");
+        let stop = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let heartbeat = tokio::spawn(health::heartbeat_loop(shared.clone(), stop.clone()));
+        {
+            let fetching = fetch::fetch_loop(shared.clone(), &tracker, &stop);
+            tokio::pin!(fetching);
+            tokio::select! {
+                _ = &mut fetching => {}
+                _ = shutdown => {
+                    stop.cancel();
+                    fetching.await;
+                }
+            }
+        }
+        tracker.close();
+        let grace = Duration::from_secs(cfg.worker.shutdown_grace_secs);
+        let in_flight = tracker.len();
+        if in_flight > 0 {
+            tracing::info!(
+                in_flight,
+                grace_secs = grace.as_secs(),
+                "stopping: letting in-flight tasks finish"
+            );
+        }
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!("grace period over: handing in-flight tasks back to the queue");
+            shared.hard_stop.cancel();
+            // Handing back is a couple of Redis round trips per task.
+            let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+        }
+        heartbeat.abort();
+        if let Err(e) = shared.queue.forget_worker(&shared.id).await {
+            tracing::debug!(error = %e, "could not delete the heartbeat; it expires on its own");
+        }
+        let stats = shared.stats();
+        tracing::info!(?stats, "worker stopped");
+        stats
+    }
+}
