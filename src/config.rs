@@ -22,6 +22,9 @@ pub enum ConfigError {
     MissingFile { path: String },
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
+    /// A flag's value is wrong (a usage error, not the configuration's).
+    #[error(transparent)]
+    Flag(crate::scan::ScanError),
     #[error("configuration key `{key}` = {value:?} is invalid: {allowed}")]
     Invalid {
         key: &'static str,
@@ -240,6 +243,9 @@ impl Config {
         for (key, value) in &overrides.values {
             builder = builder.set_override(*key, value.as_str())?;
         }
+        // Checked apart first, so that a bad one is reported as the flag it came from.
+        crate::scan::build_overrides(Path::new("."), &overrides.include, &overrides.exclude)
+            .map_err(ConfigError::Flag)?;
         let mut cfg: Config = builder.build()?.try_deserialize()?;
         cfg.scan.include.extend(overrides.include.iter().cloned());
         cfg.scan.exclude.extend(overrides.exclude.iter().cloned());
@@ -515,18 +521,15 @@ mod tests {
         let cfg = Config::load(Some(&file), &HashMap::new(), &flags).unwrap();
         assert_eq!(cfg.scan.include, ["src/**", "lib/**"]);
         assert_eq!(cfg.scan.exclude, ["gen/"]);
-        // A bad glob from a flag is refused like one from the file, naming the key.
+        // A bad glob from a flag is refused naming the flag.
         let flags = Overrides {
             exclude: vec!["a/[b".into()],
             ..Default::default()
         };
-        let err = Config::load(None, &HashMap::new(), &flags)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("scan.exclude") && err.contains("a/[b"),
-            "{err}"
-        );
+        let err = Config::load(None, &HashMap::new(), &flags).unwrap_err();
+        assert!(matches!(err, ConfigError::Flag(_)), "{err:?}");
+        let err = err.to_string();
+        assert!(err.contains("--exclude") && err.contains("a/[b"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub enum ExitCode {
     Success = 0,
     /// Any other error (a path that cannot be read, a git failure, a malformed value...).
     Failure = 1,
-    /// Bad command-line usage (clap's own code).
+    /// Bad command-line usage: clap's own code, also for a flag value such as a bad glob.
     Usage = 2,
     /// The configuration (file, `TARS_*` variable or flag value) is invalid.
     Config = 3,
@@ -57,8 +57,11 @@ impl ExitCode {
             Some(WorkerError::Llm(l)) => return ExitCode::of(l),
             None => {}
         }
-        if e.is::<ConfigError>() {
-            return Some(ExitCode::Config);
+        if let Some(c) = e.downcast_ref::<ConfigError>() {
+            return Some(match c {
+                ConfigError::Flag(_) => ExitCode::Usage,
+                _ => ExitCode::Config,
+            });
         }
         if let Some(q) = e.downcast_ref::<QueueError>() {
             return q.is_transient().then_some(ExitCode::Unavailable);
