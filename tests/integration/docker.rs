@@ -369,8 +369,8 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     let bad = fleet_cmd(
         redis_port,
         &["fleet", "up", "--workers", "2", "--memory", "1x"],
-    );
-    assert_eq!(bad.code, Some(1));
+    )
+    .code_is(1);
     assert!(bad.stderr.contains("--memory"), "{}", bad.stderr);
     let bad = fleet_cmd(
         redis_port,
@@ -387,8 +387,7 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     let mut c = cmd("dispatcher");
     c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["fleet", "status"]);
-    let bad = run(c);
-    assert_eq!(bad.code, Some(1));
+    let bad = run(c).code_is(1);
     assert!(
         bad.stderr.contains("DOCKER_HOST") && bad.stderr.contains("/nonexistent/docker.sock"),
         "{}",
@@ -396,8 +395,7 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     );
     // A container that is not ours holds a fleet name: refused, nothing created.
     docker(&["create", "--name", "tars-worker-1", "tars-fleet:latest"]);
-    let bad = fleet_cmd(redis_port, &["fleet", "up", "--workers", "2"]);
-    assert_eq!(bad.code, Some(1));
+    let bad = fleet_cmd(redis_port, &["fleet", "up", "--workers", "2"]).code_is(1);
     assert!(
         bad.stderr.contains("tars-worker-1") && bad.stderr.contains("not part of the fleet"),
         "{}",
@@ -427,8 +425,7 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
         args.push("--env");
         args.push(e);
     }
-    let up = fleet_cmd(redis_port, &args);
-    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    fleet_cmd(redis_port, &args).success();
     let ids = fleet_containers();
     assert_eq!(ids.len(), 3);
     check_limits(&ids, 256 << 20, 500_000_000);
@@ -444,8 +441,7 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     let ready = t.elapsed();
 
     for (n, expect) in [("5", 5), ("2", 2)] {
-        let s = fleet_cmd(redis_port, &["fleet", "scale", n]);
-        assert_eq!(s.code, Some(0), "{}", s.stderr);
+        fleet_cmd(redis_port, &["fleet", "scale", n]).success();
         let ids = fleet_containers();
         assert_eq!(ids.len(), expect, "after scale {n}");
         check_limits(&ids, 256 << 20, 500_000_000);
@@ -461,8 +457,7 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
 
     // A worker killed mid-task: another finishes its task.
     let repo = demo_repo();
-    let r = fleet_cmd(redis_port, &["run", repo.path().to_str().unwrap()]);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = fleet_cmd(redis_port, &["run", repo.path().to_str().unwrap()]).success();
     let run_id = r.stdout.trim().to_string();
     // The task state in Redis says who is mid-task; worker ids start with the container name.
     let mut c = redis::Client::open(redis_url.as_str())
@@ -509,8 +504,7 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     let st: serde_json::Value = serde_json::from_str(&s.stdout).unwrap();
     assert_eq!(st["done"], 6, "{st}");
 
-    let d = fleet_cmd(redis_port, &["fleet", "down"]);
-    assert_eq!(d.code, Some(0), "{}", d.stderr);
+    fleet_cmd(redis_port, &["fleet", "down"]).success();
     assert!(fleet_containers().is_empty());
     eprintln!(
         "fleet: 3 workers up and heartbeating {:.1} s after `fleet up`",

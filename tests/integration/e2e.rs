@@ -45,12 +45,7 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             std::fs::read_to_string(logs.path().join(format!("worker{i}.log"))).unwrap_or_default()
         })
         .collect();
-    assert_eq!(
-        out.code,
-        Some(0),
-        "dispatcher: {}\nworkers: {worker_logs}",
-        out.stderr
-    );
+    let out = out.note("worker logs", worker_logs.clone()).success();
     let run_id = out.stdout.trim().to_string();
 
     // Every task ended, done or failed with a reason.
@@ -105,8 +100,7 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
     let mut s = cmd("dispatcher");
     env(&mut s);
     s.args(["status", "--json", &run_id]);
-    let st = run(s);
-    assert_eq!(st.code, Some(0), "{}", st.stderr);
+    let st = run(s).success();
     let st: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
     assert_eq!(st["total"], 6);
     for state in ["queued", "running", "retrying", "done", "failed", "dead"] {
