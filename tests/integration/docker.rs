@@ -1,5 +1,6 @@
 //! On the real Docker engine: the compose file scaled to four resource-limited workers, and the
-//! fleet driven through Docker's API. Skipped (with a message) only where no engine answers.
+//! fleet driven through Docker's API. Skipped (with a message) only where no engine answers,
+//! and never in CI (`CI=true`), where a missing engine fails them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
@@ -13,15 +14,36 @@ use crate::util::{LlamaServer, cmd, demo_repo, free_port, repo_root, run, wait_u
 static DOCKER: Mutex<()> = Mutex::new(());
 static IMAGES: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// Whether the tests run under CI: `CI` set to `true` or `1`, as CI services set it.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Whether a Docker engine answers. Without one the Docker tests are skipped with a message,
+/// except in CI, where that is a failure: a CI run must not go green without them.
 fn engine_answers() -> bool {
-    let ok = Command::new("docker")
+    let why = match Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: no Docker engine answers (DOCKER_HOST or /var/run/docker.sock)");
+    {
+        Ok(o) if o.status.success() => return true,
+        Ok(o) => format!(
+            "`docker info` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("cannot run `docker`: {e}"),
+    };
+    if in_ci() {
+        panic!(
+            "no Docker engine answers, and the Docker tests require one in CI (CI={}): start \
+             the engine (dockerd) so that /var/run/docker.sock answers, or point DOCKER_HOST at \
+             one (e.g. DOCKER_HOST=unix:///path/to/docker.sock or tcp://HOST:2375)\n{why}",
+            std::env::var("CI").unwrap_or_default()
+        );
     }
-    ok
+    eprintln!("SKIPPED: no Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {why}");
+    false
 }
 
 /// Builds the images once per test run with the script users run on offline machines.
