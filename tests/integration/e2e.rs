@@ -71,8 +71,28 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             other => panic!("task ended {other}: {t}"),
         }
     }
+    // SmolLM2-135M is often wrong (it gets about 4 of the 6 demo TODOs done), but a run with
+    // nothing done would mean that no answer can get through the gates at all.
+    let done = counts.get("done").copied().unwrap_or(0);
+    assert!(
+        done >= 1,
+        "no task ended done ({counts:?}); per task:\n{}",
+        tasks
+            .iter()
+            .map(|t| format!(
+                "  {}:{} {} -> {}: {}",
+                t["path"].as_str().unwrap_or("?"),
+                t["line"],
+                t["tag"].as_str().unwrap_or("?"),
+                t["state"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("(no reason)")
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
-    // Every written patch applies to a clean copy of the fixture, at its root.
+    // Every written patch applies to a clean copy of the fixture, at its root; one is written
+    // per done task, so at least one patch is checked.
     let clean = demo_repo();
     let mut patches = 0;
     for e in std::fs::read_dir(out_dir.path()).unwrap() {
@@ -94,7 +114,7 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             );
         }
     }
-    assert_eq!(patches as u64, counts.get("done").copied().unwrap_or(0));
+    assert_eq!(patches as u64, done);
 
     // summary.json agrees with `dispatcher status --json`.
     let mut s = cmd("dispatcher");
