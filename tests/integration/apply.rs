@@ -22,8 +22,7 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
         .args(["run", "--wait", "--timeout", "120", "--out"])
         .arg(out.path())
         .arg(repo.path());
-    let r = run(d);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = run(d).success();
     let run_id = r.stdout.trim().to_string();
     // The run wrote nothing into the repository.
     assert!(
@@ -40,8 +39,7 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
         .args(["apply", &run_id]);
-    let r = run(a);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = run(a).success();
     assert_eq!(
         std::fs::read_to_string(&lib).unwrap(),
         mine,
@@ -109,7 +107,6 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
     a.env("TARS_REDIS__URL", redis.url())
         .args(["apply", &run_id, "--repo"])
         .arg(plain.path());
-    let r = run(a);
-    assert_eq!(r.code, Some(1));
+    let r = run(a).code_is(1);
     assert!(r.stderr.contains("not a git work tree"), "{}", r.stderr);
 }

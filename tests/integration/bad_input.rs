@@ -5,8 +5,7 @@ use crate::util::{RedisServer, cmd, demo_repo, free_port, run};
 fn scan_of_a_missing_path_says_so() {
     let mut c = cmd("dispatcher");
     c.args(["scan", "/definitely/not/here"]);
-    let out = run(c);
-    assert_eq!(out.code, Some(1));
+    let out = run(c).code_is(1);
     assert!(
         out.stderr.contains("/definitely/not/here") && out.stderr.contains("does not exist"),
         "{}",
@@ -20,8 +19,7 @@ fn run_on_a_file_says_it_is_not_a_directory() {
     let repo = demo_repo();
     let mut c = cmd("dispatcher");
     c.arg("run").arg(repo.path().join("src/lib.rs"));
-    let out = run(c);
-    assert_eq!(out.code, Some(1));
+    let out = run(c).code_is(1);
     assert!(out.stderr.contains("not a directory"), "{}", out.stderr);
 }
 
@@ -31,8 +29,7 @@ fn unreachable_redis_names_the_url_and_how_to_start_one() {
     let url = format!("redis://127.0.0.1:{}", free_port());
     let mut c = cmd("dispatcher");
     c.args(["run", "--redis-url", &url]).arg(repo.path());
-    let out = run(c);
-    assert_eq!(out.code, Some(1));
+    let out = run(c).code_is(1);
     assert!(
         out.stderr.contains(&url) && out.stderr.contains("redis-server"),
         "{}",
@@ -44,8 +41,7 @@ fn unreachable_redis_names_the_url_and_how_to_start_one() {
 fn bad_config_value_names_the_key() {
     let mut c = cmd("dispatcher");
     c.env("TARS_LLM__API", "gpt").args(["status"]);
-    let out = run(c);
-    assert_eq!(out.code, Some(1));
+    let out = run(c).code_is(1);
     assert!(
         out.stderr.contains("gpt") && out.stderr.contains("ollama"),
         "{}",
@@ -60,8 +56,7 @@ fn worker_with_unreachable_llm_names_the_url() {
     let mut c = cmd("worker");
     c.env("TARS_REDIS__URL", redis.url())
         .env("TARS_LLM__URL", &llm_url);
-    let out = run(c);
-    assert_eq!(out.code, Some(1));
+    let out = run(c).code_is(1);
     assert!(out.stderr.contains(&llm_url), "{}", out.stderr);
 }
 
@@ -82,8 +77,7 @@ fn worker_with_missing_ollama_model_suggests_pull() {
     c.env("TARS_REDIS__URL", redis.url())
         .env("TARS_LLM__URL", fake.url())
         .env("TARS_LLM__MODEL", "qwen2.5-coder:7b");
-    let out = run(c);
-    assert_eq!(out.code, Some(1));
+    let out = run(c).code_is(1);
     assert!(
         out.stderr.contains("ollama pull qwen2.5-coder:7b"),
         "{}",
@@ -125,8 +119,7 @@ fn answer_without_code_block_fails_the_task_and_keeps_the_answer() {
     d.args(["run", "--wait", "--timeout", "120", "--out"])
         .arg(out_dir.path())
         .arg(repo.path());
-    let out = run(d);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run(d).success();
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json")).unwrap(),
     )

@@ -45,12 +45,7 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             std::fs::read_to_string(logs.path().join(format!("worker{i}.log"))).unwrap_or_default()
         })
         .collect();
-    assert_eq!(
-        out.code,
-        Some(0),
-        "dispatcher: {}\nworkers: {worker_logs}",
-        out.stderr
-    );
+    let out = out.note("worker logs", worker_logs.clone()).success();
     let run_id = out.stdout.trim().to_string();
 
     // Every task ended, done or failed with a reason.
@@ -76,8 +71,28 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             other => panic!("task ended {other}: {t}"),
         }
     }
+    // SmolLM2-135M is often wrong (it gets about 4 of the 6 demo TODOs done), but a run with
+    // nothing done would mean that no answer can get through the gates at all.
+    let done = counts.get("done").copied().unwrap_or(0);
+    assert!(
+        done >= 1,
+        "no task ended done ({counts:?}); per task:\n{}",
+        tasks
+            .iter()
+            .map(|t| format!(
+                "  {}:{} {} -> {}: {}",
+                t["path"].as_str().unwrap_or("?"),
+                t["line"],
+                t["tag"].as_str().unwrap_or("?"),
+                t["state"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("(no reason)")
+            ))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
-    // Every written patch applies to a clean copy of the fixture, at its root.
+    // Every written patch applies to a clean copy of the fixture, at its root; one is written
+    // per done task, so at least one patch is checked.
     let clean = demo_repo();
     let mut patches = 0;
     for e in std::fs::read_dir(out_dir.path()).unwrap() {
@@ -99,14 +114,13 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             );
         }
     }
-    assert_eq!(patches as u64, counts.get("done").copied().unwrap_or(0));
+    assert_eq!(patches as u64, done);
 
     // summary.json agrees with `dispatcher status --json`.
     let mut s = cmd("dispatcher");
     env(&mut s);
     s.args(["status", "--json", &run_id]);
-    let st = run(s);
-    assert_eq!(st.code, Some(0), "{}", st.stderr);
+    let st = run(s).success();
     let st: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
     assert_eq!(st["total"], 6);
     for state in ["queued", "running", "retrying", "done", "failed", "dead"] {

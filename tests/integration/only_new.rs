@@ -9,15 +9,14 @@ use crate::util::{RedisServer, cmd, copy_dir, demo_repo, run};
 use tars_fleet::queue::{Queue, Start, TaskState, keys};
 use tars_fleet::task::TaskSpec;
 
+#[track_caller]
 fn dispatcher(redis: &RedisServer, args: &[&str], path: Option<&Path>) -> crate::util::Output {
     let mut d = cmd("dispatcher");
     d.env("TARS_REDIS__URL", redis.url()).args(args);
     if let Some(p) = path {
         d.arg(p);
     }
-    let out = run(d);
-    assert_eq!(out.code, Some(0), "dispatcher {args:?}: {}", out.stderr);
-    out
+    run(d).success()
 }
 
 /// `(path, id)` of every TODO of `repo`, sorted by path and line, from `dispatcher scan --json`.
@@ -223,8 +222,7 @@ async fn only_new_skips_exactly_the_todos_done_in_earlier_runs_of_the_same_repos
         .args(["run", "--only-new", "--wait", "--timeout", "60", "--out"])
         .arg(out_dir.path().join("d"))
         .arg(repo.path());
-    let out = run(d);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run(d).success();
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     assert_eq!(out.stdout, "", "no run id when no run is created");
     stderr_has(&out, "nothing to do: 7 TODOs found");

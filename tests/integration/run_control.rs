@@ -12,12 +12,11 @@ const RESOLVE: u8 = 1;
 const SLOW: u8 = 2;
 const BUSY: u8 = 3;
 
+#[track_caller]
 fn dispatcher(redis: &RedisServer, args: &[&str]) -> crate::util::Output {
     let mut d = cmd("dispatcher");
     d.env("TARS_REDIS__URL", redis.url()).args(args);
-    let out = run(d);
-    assert_eq!(out.code, Some(0), "dispatcher {args:?}: {}", out.stderr);
-    out
+    run(d).success()
 }
 
 fn status(redis: &RedisServer, run_id: &str) -> serde_json::Value {
@@ -131,7 +130,6 @@ fn cancel_retry_and_purge_a_run() {
     let mut d = cmd("dispatcher");
     d.env("TARS_REDIS__URL", redis.url())
         .args(["status", &run_c]);
-    let out = run(d);
-    assert_eq!(out.code, Some(1));
+    let out = run(d).code_is(1);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
 }

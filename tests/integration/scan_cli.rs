@@ -21,8 +21,7 @@ fn scan_json_lists_every_demo_todo_and_nothing_else() {
 
     let mut c = cmd("dispatcher");
     c.args(["scan", "--json"]).arg(repo.path());
-    let out = run(c);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run(c).success();
     let mut found: Vec<(String, usize, String)> = Vec::new();
     for line in out.stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object per line");
@@ -56,8 +55,7 @@ fn scan_plain_output_is_path_line_tag_text() {
     let repo = demo_repo();
     let mut c = cmd("dispatcher");
     c.arg("scan").arg(repo.path());
-    let out = run(c);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run(c).success();
     assert!(
         out.stdout
             .lines()
@@ -90,7 +88,7 @@ fn scan_block_covers_the_enclosing_function() {
     let repo = demo_repo();
     let mut c = cmd("dispatcher");
     c.args(["scan", "--json"]).arg(repo.path());
-    let out = run(c);
+    let out = run(c).success();
     let content = std::fs::read_to_string(repo.path().join("src/lib.rs")).unwrap();
     let v: serde_json::Value = out
         .stdout
@@ -115,8 +113,7 @@ fn scan_include_and_exclude_globs() {
     c.args(["scan", "--include", "src/**", "--include", "*.go"])
         .args(["--exclude", "*.py"])
         .arg(repo.path());
-    let out = run(c);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run(c).success();
     let paths: Vec<&str> = out
         .stdout
         .lines()
@@ -126,8 +123,7 @@ fn scan_include_and_exclude_globs() {
 
     let mut c = cmd("dispatcher");
     c.args(["scan", "--exclude", "src/[x"]).arg(repo.path());
-    let out = run(c);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let out = run(c).code_is(1);
     assert!(
         out.stderr.contains("--exclude") && out.stderr.contains("src/[x"),
         "{}",
@@ -145,8 +141,7 @@ fn scan_include_and_exclude_globs() {
         "{a",
     ])
     .arg(repo.path());
-    let out = run(c);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let out = run(c).code_is(1);
     assert!(
         out.stderr.contains("--include") && out.stderr.contains("{a"),
         "{}",
@@ -167,8 +162,7 @@ fn scan_context_shows_the_syntax_tree_block_with_the_same_ids() {
             c.arg("--context");
         }
         c.arg(dir.path());
-        let out = run(c);
-        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let out = run(c).success();
         let lines: Vec<&str> = out.stdout.lines().collect();
         assert_eq!(lines.len(), 1, "{}", out.stdout);
         serde_json::from_str(lines[0]).unwrap()

@@ -20,8 +20,7 @@ fn scan_corpus_precision_and_recall_are_total() {
 
     let mut c = cmd("dispatcher");
     c.args(["scan", "--json"]).arg(fixtures.join("scan-corpus"));
-    let out = run(c);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = run(c).success();
     let mut found = BTreeSet::new();
     let mut languages = BTreeSet::new();
     for line in out.stdout.lines() {

@@ -264,18 +264,126 @@ pub fn spawn_worker(redis: &RedisServer, llm: &str, extra: &[(&str, &str)], stde
     }
 }
 
+/// What a finished command did, and the command itself, so that a failed assertion can say
+/// which command it was and what it printed (the idea of ripgrep's `assert_err` and fd's
+/// `assert_output`).
+#[derive(Debug, Clone)]
 pub struct Output {
+    /// The command line, shell-quoted: `[cd DIR &&] [VAR=value ...] PROGRAM ARGS...`, with the
+    /// environment variables the test set on the command.
+    pub command: String,
+    pub status: std::process::ExitStatus,
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// Extra sections printed by a failed assertion, e.g. the logs of the workers involved.
+    pub notes: Vec<(String, String)>,
 }
 
+impl Output {
+    /// The exit code must be 0.
+    #[track_caller]
+    pub fn success(self) -> Output {
+        if self.code != Some(0) {
+            panic!("{}", self.explain("expected success (exit code 0)"));
+        }
+        self
+    }
+
+    /// The command must have exited with a non-zero code (killed by a signal is not that).
+    #[track_caller]
+    pub fn failure(self) -> Output {
+        if self.code.is_none_or(|c| c == 0) {
+            panic!(
+                "{}",
+                self.explain("expected failure (a non-zero exit code)")
+            );
+        }
+        self
+    }
+
+    /// The exit code must be `code`.
+    #[track_caller]
+    pub fn code_is(self, code: i32) -> Output {
+        if self.code != Some(code) {
+            panic!("{}", self.explain(&format!("expected exit code {code}")));
+        }
+        self
+    }
+
+    /// Adds a section that a failed assertion prints after stderr.
+    pub fn note(mut self, label: &str, text: impl Into<String>) -> Output {
+        self.notes.push((label.to_string(), text.into()));
+        self
+    }
+
+    /// The message of a failed assertion: what was wanted, the command, its status and output.
+    pub fn explain(&self, wanted: &str) -> String {
+        let mut m = format!(
+            "\n==========\n{wanted}, got {}\n\ncommand: {}\n",
+            self.status, self.command
+        );
+        let mut section = |label: &str, text: &str| {
+            if text.is_empty() {
+                m.push_str(&format!("\n--- {label}: (empty) ---\n"));
+            } else {
+                m.push_str(&format!("\n--- {label} ---\n{}\n", text.trim_end()));
+            }
+        };
+        section("stdout", &self.stdout);
+        section("stderr", &self.stderr);
+        for (label, text) in &self.notes {
+            section(label, text);
+        }
+        m.push_str("==========\n");
+        m
+    }
+}
+
+/// `c` as a shell command line, with the working directory and the variables set on it.
+pub fn command_line(c: &Command) -> String {
+    let mut parts = Vec::new();
+    if let Some(dir) = c.get_current_dir() {
+        parts.push(format!("cd {} &&", shell_quote(&dir.to_string_lossy())));
+    }
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            parts.push(format!(
+                "{}={}",
+                k.to_string_lossy(),
+                shell_quote(&v.to_string_lossy())
+            ));
+        }
+    }
+    parts.push(shell_quote(&c.get_program().to_string_lossy()));
+    for a in c.get_args() {
+        parts.push(shell_quote(&a.to_string_lossy()));
+    }
+    parts.join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = |ch: char| ch.is_ascii_alphanumeric() || "-_./:=@%+,".contains(ch);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[track_caller]
 pub fn run(mut c: Command) -> Output {
-    let o = c.output().expect("run binary");
+    let command = command_line(&c);
+    let o = c
+        .output()
+        .unwrap_or_else(|e| panic!("could not start {command}: {e}"));
     Output {
+        command,
+        status: o.status,
         code: o.status.code(),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        notes: Vec::new(),
     }
 }
 
@@ -334,4 +442,68 @@ pub fn git(dir: &Path, args: &[&str]) -> std::process::Output {
         String::from_utf8_lossy(&o.stderr)
     );
     o
+}
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let e = std::panic::catch_unwind(f).expect_err("the assertion must fail");
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn failed_exit_code_assertions_show_the_command_its_status_and_output() {
+    let mut c = Command::new("sh");
+    c.args(["-c", "echo out; echo err >&2; exit 3"])
+        .env("TARS_X", "a b")
+        .current_dir("/");
+    let out = run(c);
+    assert_eq!(
+        out.command,
+        "cd / && TARS_X='a b' sh -c 'echo out; echo err >&2; exit 3'"
+    );
+    out.clone().failure().code_is(3);
+    let o = out.clone();
+    let msg = panic_message(move || {
+        o.success();
+    });
+    for part in [
+        "expected success (exit code 0), got exit status: 3",
+        "command: cd / && TARS_X='a b' sh -c 'echo out; echo err >&2; exit 3'",
+        "--- stdout ---\nout\n",
+        "--- stderr ---\nerr\n",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing in:\n{msg}");
+    }
+    let msg = panic_message(move || {
+        out.note("worker log", "w").code_is(1);
+    });
+    for part in [
+        "expected exit code 1, got exit status: 3",
+        "--- stderr ---\nerr\n",
+        "--- worker log ---\nw\n",
+    ] {
+        assert!(msg.contains(part), "{part:?} missing in:\n{msg}");
+    }
+
+    let mut ok = Command::new("true");
+    ok.arg("it's");
+    let ok = run(ok).success();
+    assert_eq!(ok.command, r"true 'it'\''s'");
+    let msg = panic_message(move || {
+        ok.failure();
+    });
+    assert!(msg.contains("expected failure"), "{msg}");
+    assert!(msg.contains("--- stdout: (empty) ---"), "{msg}");
+
+    // Killed by a signal is no exit code at all: neither success nor failure.
+    let mut killed = Command::new("sh");
+    killed.args(["-c", "kill -9 $$"]);
+    let killed = run(killed);
+    let msg = panic_message(move || {
+        killed.failure();
+    });
+    assert!(msg.contains("signal: 9"), "{msg}");
 }
