@@ -70,8 +70,15 @@ impl ExitCode {
             return matches!(l, LlmError::Unreachable { .. } | LlmError::Timeout { .. })
                 .then_some(ExitCode::Unavailable);
         }
-        if let Some(FleetError::Unreachable { .. }) = e.downcast_ref::<FleetError>() {
-            return Some(ExitCode::Unavailable);
+        match e.downcast_ref::<FleetError>() {
+            Some(FleetError::Unreachable { .. }) => return Some(ExitCode::Unavailable),
+            Some(
+                FleetError::BadMemory { .. }
+                | FleetError::BadCpus { .. }
+                | FleetError::BadPids { .. }
+                | FleetError::BadCount { .. },
+            ) => return Some(ExitCode::Usage),
+            _ => {}
         }
         None
     }

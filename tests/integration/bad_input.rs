@@ -29,7 +29,7 @@ fn unreachable_redis_names_the_url_and_how_to_start_one() {
     let url = format!("redis://127.0.0.1:{}", free_port());
     let mut c = cmd("dispatcher");
     c.args(["run", "--redis-url", &url]).arg(repo.path());
-    let out = run(c).code_is(1);
+    let out = run(c).code_is(4);
     assert!(
         out.stderr.contains(&url) && out.stderr.contains("redis-server"),
         "{}",
@@ -41,7 +41,7 @@ fn unreachable_redis_names_the_url_and_how_to_start_one() {
 fn bad_config_value_names_the_key() {
     let mut c = cmd("dispatcher");
     c.env("TARS_LLM__API", "gpt").args(["status"]);
-    let out = run(c).code_is(1);
+    let out = run(c).code_is(3);
     assert!(
         out.stderr.contains("gpt") && out.stderr.contains("ollama"),
         "{}",
@@ -56,7 +56,7 @@ fn worker_with_unreachable_llm_names_the_url() {
     let mut c = cmd("worker");
     c.env("TARS_REDIS__URL", redis.url())
         .env("TARS_LLM__URL", &llm_url);
-    let out = run(c).code_is(1);
+    let out = run(c).code_is(4);
     assert!(out.stderr.contains(&llm_url), "{}", out.stderr);
 }
 
@@ -119,7 +119,7 @@ fn answer_without_code_block_fails_the_task_and_keeps_the_answer() {
     d.args(["run", "--wait", "--timeout", "120", "--out"])
         .arg(out_dir.path())
         .arg(repo.path());
-    let out = run(d).success();
+    let out = run(d).code_is(5);
     let summary: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out_dir.path().join("summary.json")).unwrap(),
     )

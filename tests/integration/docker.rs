@@ -392,14 +392,15 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
         redis_port,
         &["fleet", "up", "--workers", "2", "--memory", "1x"],
     )
-    .code_is(1);
+    .code_is(2);
     assert!(bad.stderr.contains("--memory"), "{}", bad.stderr);
     let bad = fleet_cmd(
         redis_port,
         &["fleet", "up", "--workers", "2", "--cpus", "-1"],
-    );
+    )
+    .code_is(2);
     assert!(bad.stderr.contains("--cpus"), "{}", bad.stderr);
-    let bad = fleet_cmd(redis_port, &["fleet", "up", "--image", "tars-fleet:nope"]);
+    let bad = fleet_cmd(redis_port, &["fleet", "up", "--image", "tars-fleet:nope"]).code_is(1);
     assert!(
         bad.stderr.contains("compose/build-offline"),
         "{}",
@@ -409,7 +410,7 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     let mut c = cmd("dispatcher");
     c.env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .args(["fleet", "status"]);
-    let bad = run(c).code_is(1);
+    let bad = run(c).code_is(4);
     assert!(
         bad.stderr.contains("DOCKER_HOST") && bad.stderr.contains("/nonexistent/docker.sock"),
         "{}",

@@ -45,14 +45,21 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             std::fs::read_to_string(logs.path().join(format!("worker{i}.log"))).unwrap_or_default()
         })
         .collect();
-    let out = out.note("worker logs", worker_logs.clone()).success();
+    // A run that finished with failed tasks exits with its own code (5), one without with 0.
+    let summary: serde_json::Value = std::fs::read_to_string(out_dir.path().join("summary.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let failed = summary["tasks"]
+        .as_array()
+        .map(|ts| ts.iter().filter(|t| t["state"] == "failed").count())
+        .unwrap_or(0);
+    let out = out
+        .note("worker logs", worker_logs.clone())
+        .code_is(if failed > 0 { 5 } else { 0 });
     let run_id = out.stdout.trim().to_string();
 
     // Every task ended, done or failed with a reason.
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out_dir.path().join("summary.json")).unwrap(),
-    )
-    .unwrap();
     let tasks = summary["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 6);
     let mut counts = std::collections::BTreeMap::<String, u64>::new();

@@ -123,7 +123,7 @@ fn scan_include_and_exclude_globs() {
 
     let mut c = cmd("dispatcher");
     c.args(["scan", "--exclude", "src/[x"]).arg(repo.path());
-    let out = run(c).code_is(1);
+    let out = run(c).code_is(2);
     assert!(
         out.stderr.contains("--exclude") && out.stderr.contains("src/[x"),
         "{}",
@@ -141,7 +141,7 @@ fn scan_include_and_exclude_globs() {
         "{a",
     ])
     .arg(repo.path());
-    let out = run(c).code_is(1);
+    let out = run(c).code_is(2);
     assert!(
         out.stderr.contains("--include") && out.stderr.contains("{a"),
         "{}",
