@@ -13,3 +13,4 @@ mod run_control;
 mod scan_cli;
 mod scan_corpus;
 mod util;
+mod worker_inprocess;

@@ -27,6 +27,21 @@ pub fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) 
     }
 }
 
+/// [`wait_until`] for async checks, inside a tokio test: polls without blocking the runtime.
+pub async fn wait_until_async<F, Fut>(what: &str, limit: Duration, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !ready().await {
+        if start.elapsed() > limit {
+            panic!("{what} not ready after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// A child process killed when the test ends, whatever happens.
 pub struct Proc {
     pub child: Child,
