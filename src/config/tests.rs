@@ -1,0 +1,155 @@
+//! The configuration layers, their order and the errors that name the key.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn layers_apply_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(
+        &file,
+        "[llm]\nurl = \"http://file:1\"\nmodel = \"from-file\"\n[worker]\nconcurrency = 3\n",
+    )
+    .unwrap();
+    let e = env(&[
+        ("TARS_LLM__URL", "http://127.0.0.1:8080"),
+        ("TARS_LLM__API", "openai"),
+        ("TARS_QUEUE__LEASE_SECS", "9"),
+    ]);
+    let cfg = Config::load(
+        Some(&file),
+        &e,
+        &Overrides {
+            values: vec![("worker.concurrency", "7".to_string())],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(cfg.llm.url, "http://127.0.0.1:8080");
+    assert_eq!(cfg.llm.model, "from-file");
+    assert_eq!(cfg.llm.api, LlmApi::Openai);
+    assert_eq!(cfg.queue.lease_secs, 9);
+    assert_eq!(cfg.worker.concurrency, 7);
+}
+
+#[test]
+fn other_tars_variables_are_not_configuration() {
+    let e = env(&[("TARS_LOG", "debug"), ("TARS_CACHE", "/tmp/x")]);
+    assert!(Config::load(None, &e, &Overrides::default()).is_ok());
+}
+
+#[test]
+fn config_file_from_env_var() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.toml");
+    std::fs::write(&file, "[redis]\nurl = \"redis://10.0.0.1:7000\"\n").unwrap();
+    let e = env(&[(CONFIG_ENV, file.to_str().unwrap())]);
+    let cfg = Config::load(None, &e, &Overrides::default()).unwrap();
+    assert_eq!(cfg.redis.url, "redis://10.0.0.1:7000");
+}
+
+#[test]
+fn bad_api_names_key_and_choices() {
+    let e = env(&[("TARS_LLM__API", "claude")]);
+    let err = Config::load(None, &e, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("claude"), "{err}");
+    assert!(err.contains("ollama") && err.contains("openai"), "{err}");
+    assert!(err.contains("llm.api"), "the key must be named: {err}");
+}
+
+#[test]
+fn bad_number_names_key() {
+    let e = env(&[("TARS_WORKER__CONCURRENCY", "0")]);
+    let err = Config::load(None, &e, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("worker.concurrency"), "{err}");
+    let e = env(&[("TARS_QUEUE__LEASE_SECS", "soon")]);
+    let err = Config::load(None, &e, &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("lease_secs"), "{err}");
+}
+
+#[test]
+fn scan_globs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tars.toml");
+    std::fs::write(
+        &file,
+        "[scan]\ninclude = [\"src/**\"]\nexclude = [\"a/[b\"]\n",
+    )
+    .unwrap();
+    let err = Config::load(Some(&file), &HashMap::new(), &Overrides::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("scan.exclude") && msg.contains("a/[b"),
+        "{msg}"
+    );
+    std::fs::write(
+        &file,
+        "[scan]\ninclude = [\"src/**\"]\nexclude = [\"gen/\"]\n",
+    )
+    .unwrap();
+    let cfg = Config::load(Some(&file), &HashMap::new(), &Overrides::default()).unwrap();
+    assert_eq!(
+        (cfg.scan.include, cfg.scan.exclude),
+        (vec!["src/**".to_string()], vec!["gen/".to_string()])
+    );
+}
+
+#[test]
+fn flag_globs_are_merged_before_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tars.toml");
+    std::fs::write(&file, "[scan]\ninclude = [\"src/**\"]\n").unwrap();
+    let flags = Overrides {
+        include: vec!["lib/**".into()],
+        exclude: vec!["gen/".into()],
+        ..Default::default()
+    };
+    let cfg = Config::load(Some(&file), &HashMap::new(), &flags).unwrap();
+    assert_eq!(cfg.scan.include, ["src/**", "lib/**"]);
+    assert_eq!(cfg.scan.exclude, ["gen/"]);
+    // A bad glob from a flag is refused naming the flag.
+    let flags = Overrides {
+        exclude: vec!["a/[b".into()],
+        ..Default::default()
+    };
+    let err = Config::load(None, &HashMap::new(), &flags).unwrap_err();
+    assert!(matches!(err, ConfigError::Flag(_)), "{err:?}");
+    let err = err.to_string();
+    assert!(err.contains("--exclude") && err.contains("a/[b"), "{err}");
+}
+
+#[test]
+fn unknown_key_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(&file, "[llm]\nmodle = \"x\"\n").unwrap();
+    let err = Config::load(Some(&file), &HashMap::new(), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("modle"), "{err}");
+}
+
+#[test]
+fn missing_named_file_is_an_error() {
+    let err = Config::load(
+        Some(Path::new("/nope/t.toml")),
+        &HashMap::new(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("/nope/t.toml"), "{err}");
+}
