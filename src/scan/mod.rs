@@ -10,6 +10,8 @@
 //! one table-driven lexer that tells comments from code, `tags` reads the comment text, `block`
 //! picks the range with an indentation heuristic, and `syntax` picks it from a tree-sitter tree
 //! for the languages that have a grammar (and counts syntax errors for the patch gate).
+//! The tests are in `tests/`, one file per topic (language families, tags, blocks, ids, edge
+//! inputs, detection, the walk) with the shared helpers in its `mod.rs`, and in `syntax_tests`.
 
 mod block;
 mod lang;
