@@ -12,7 +12,8 @@
 //! tree for the languages that have a grammar (`grammar` has the per-language tables, `unit`
 //! finds the block in a tree, `errors` counts syntax errors for the patch gate).
 //! The tests are in `tests/`, one file per topic (language families, tags, blocks, ids, edge
-//! inputs, detection, the walk) with the shared helpers in its `mod.rs`, and in `syntax_tests`.
+//! inputs, detection, the walk) with the shared helpers in its `mod.rs`; the syntax trees'
+//! tests are in `syntax/tests.rs`.
 
 mod block;
 mod lang;
@@ -24,9 +25,6 @@ mod walk;
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod syntax_tests;
 
 use std::collections::BTreeMap;
 

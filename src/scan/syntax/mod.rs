@@ -16,6 +16,9 @@ mod errors;
 mod grammar;
 mod unit;
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::RefCell;
 
 use tree_sitter::{Parser, Tree};
