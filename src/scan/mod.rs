@@ -6,14 +6,14 @@
 //! elsewhere in the file so a re-scan recognises work already queued.
 //!
 //! Layout: `walk` finds the files (ripgrep's walker) and reads them, `text` finds the tags in
-//! one file's text and makes them [`Todo`]s; under it, `lang` holds the language table, `lex` is
-//! one table-driven lexer that tells comments from code, `tags` reads the comment text, `block`
+//! one file's text and makes them [`Todo`]s; under it, `lang/` holds the language table (the
+//! types and [`detect_language`] in its `mod.rs`, the rows in `table`), `lex` is one
+//! table-driven lexer that tells comments from code, `tags` reads the comment text, `block`
 //! picks the range with an indentation heuristic, and `syntax/` picks it from a tree-sitter
 //! tree for the languages that have a grammar (`grammar` has the per-language tables, `unit`
-//! finds the block in a tree, `errors` counts syntax errors for the patch gate).
-//! The tests are in `tests/`, one file per topic (language families, tags, blocks, ids, edge
-//! inputs, detection, the walk) with the shared helpers in its `mod.rs`; the syntax trees'
-//! tests are in `syntax/tests.rs`.
+//! finds the block in a tree, `errors` counts syntax errors for the patch gate, `tests` checks
+//! the trees). The other tests are in `tests/`, one file per topic (language families, tags,
+//! blocks, ids, edge inputs, detection, the walk), with the helpers they share in its `mod.rs`.
 
 mod block;
 mod lang;
