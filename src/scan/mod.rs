@@ -6,10 +6,14 @@
 //! elsewhere in the file so a re-scan recognises work already queued.
 //!
 //! Layout: `walk` finds the files (ripgrep's walker) and reads them, `text` finds the tags in
-//! one file's text and makes them [`Todo`]s; under it, `lang` holds the language table, `lex` is
-//! one table-driven lexer that tells comments from code, `tags` reads the comment text, `block`
-//! picks the range with an indentation heuristic, and `syntax` picks it from a tree-sitter tree
-//! for the languages that have a grammar (and counts syntax errors for the patch gate).
+//! one file's text and makes them [`Todo`]s; under it, `lang/` holds the language table (the
+//! types and [`detect_language`] in its `mod.rs`, the rows in `table`), `lex` is one
+//! table-driven lexer that tells comments from code, `tags` reads the comment text, `block`
+//! picks the range with an indentation heuristic, and `syntax/` picks it from a tree-sitter
+//! tree for the languages that have a grammar (`grammar` has the per-language tables, `unit`
+//! finds the block in a tree, `errors` counts syntax errors for the patch gate, `tests` checks
+//! the trees). The other tests are in `tests/`, one file per topic (language families, tags,
+//! blocks, ids, edge inputs, detection, the walk), with the helpers they share in its `mod.rs`.
 
 mod block;
 mod lang;
@@ -21,9 +25,6 @@ mod walk;
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod syntax_tests;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Context from syntax trees: each case is one the indentation heuristic gets wrong or only
 //! roughly right, checked against what a person would hand an LLM to rewrite.
 
-use super::*;
+use crate::scan::*;
 
 fn syntax_scan(path: &str, src: &str, max_block_lines: usize) -> Vec<Todo> {
     let opts = ScanOptions {

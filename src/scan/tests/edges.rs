@@ -1,0 +1,78 @@
+//! Edge inputs: CRLF, a BOM, no final newline, unterminated constructs, random noise.
+
+use super::*;
+
+#[test]
+fn crlf_offsets_and_text() {
+    let src = RUST_FN.replace('\n', "\r\n");
+    let t = check("a.rs", &src, 7, "TODO", "handle overflow");
+    let block = block_of(&src, &t);
+    assert!(block.starts_with("fn parse(input: &str) -> u32 {\r\n"));
+    assert!(block.ends_with("}\r\n"));
+    assert_eq!(t.symbol.as_deref(), Some("fn parse(input: &str) -> u32 {"));
+    assert_eq!(t.block_lines, (4, 9));
+}
+
+#[test]
+fn bom_is_skipped_but_offsets_stay_relative_to_the_content() {
+    let src = format!("\u{feff}{RUST_FN}");
+    let t = check("a.rs", &src, 7, "TODO", "handle overflow");
+    assert_eq!(t.block.start, RUST_FN.find("fn parse").expect("header") + 3);
+    assert!(block_of(&src, &t).starts_with("fn parse"));
+
+    let top = "\u{feff}// TODO: first line\nfn f() {}\n";
+    let t = check("a.rs", top, 1, "TODO", "first line");
+    assert_eq!(t.block.start, 3);
+    assert_eq!(block_of(top, &t), "// TODO: first line\nfn f() {}\n");
+}
+
+#[test]
+fn no_trailing_newline_and_unterminated_constructs() {
+    let src = "fn f() {\n    // TODO: eof";
+    let t = check("a.rs", src, 2, "TODO", "eof");
+    assert_eq!(t.block.end, src.len());
+    check("a.rs", "/* TODO: never closed\n", 1, "TODO", "never closed");
+    assert!(scan("a.rs", "let s = \"never closed TODO\n").is_empty());
+    assert!(scan("a.rs", "").is_empty());
+}
+
+/// Deterministic pseudo-random inputs over every language: nothing may panic, and every block
+/// must satisfy the invariants.
+#[test]
+fn no_panics_on_noise() {
+    let pieces = [
+        "TODO", "TODO(", "FIXME:", "@todo", "//", "/*", "*/", "#", "--", "{-", "-}", "<!--", "-->",
+        "\"", "'", "`", "\"\"\"", "'''", "r#\"", "\"#", "\\", "\n", "\r\n", "\t", "    ", "{", "}",
+        "(", ")", ":", "fn f() {", "def f():", "é", "日本", "\u{feff}", "<<EOF", "EOF", "=begin",
+        "=end", "$#", "[[", "]]", "x", " ",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for lang in LANGUAGES {
+        let path = match lang.extensions.first() {
+            Some(ext) => format!("f.{ext}"),
+            None => lang.file_names[0].to_string(),
+        };
+        for _ in 0..400 {
+            let len = (next() % 60) as usize;
+            let src: String = (0..len)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            for max in [1, 3, 120] {
+                let opts = ScanOptions {
+                    max_block_lines: max,
+                    ..ScanOptions::default()
+                };
+                for t in scan_source(&path, &src, &opts) {
+                    assert_block_sane(&src, &t);
+                    assert!(t.block_lines.1 - t.block_lines.0 < max);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The walk: ignore rules, include/exclude globs, skip reasons, bad roots, links, prefilter.
+
+use std::path::Path;
+
+use crate::scan::tags::TagSet;
+use crate::scan::text::scan_text;
+
+use super::*;
+
+#[test]
+fn walker_honours_ignores_and_counts_skips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let write = |rel: &str, data: &[u8]| {
+        let p = root.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, data).expect("write");
+    };
+    write(".gitignore", b"ignored.rs\nbuild/\n");
+    write(".ignore", b"also_ignored.py\n");
+    write("src/main.rs", b"fn main() {\n    // TODO: real\n}\n");
+    write("src/clean.rs", b"fn clean() {}\n");
+    write("ignored.rs", b"// TODO: ignored\n");
+    write("build/gen.rs", b"// TODO: ignored too\n");
+    write("also_ignored.py", b"# TODO: ignored\n");
+    write(".hidden/x.rs", b"// TODO: hidden\n");
+    write("bin.c", b"// TODO\0binary\n");
+    write(
+        "big.rs",
+        format!("// TODO: big\n{}", "x".repeat(2000)).as_bytes(),
+    );
+    write("latin1.py", b"# TODO: caf\xe9\n");
+    write("notes.txt", b"TODO: unknown language\n");
+    write("tool", b"#!/bin/sh\n# TODO: shebang\n");
+
+    let opts = ScanOptions {
+        max_file_bytes: 1000,
+        ..ScanOptions::default()
+    };
+    let report = scan_path(root, &opts).expect("scan");
+    let paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["src/main.rs", "tool"]);
+    assert_eq!(report.files_scanned, 3);
+    assert_eq!(report.skipped.get(&SkipReason::Binary), Some(&1));
+    assert_eq!(report.skipped.get(&SkipReason::TooLarge), Some(&1));
+    assert_eq!(report.skipped.get(&SkipReason::NotUtf8), Some(&1));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let main = &report.files[0];
+    assert_eq!(main.todos[0].text, "real");
+    assert_eq!(main.content, "fn main() {\n    // TODO: real\n}\n");
+    assert_eq!(main.content_hash, main.todos[0].content_hash);
+    assert_eq!(report.files[1].todos[0].language, "shell");
+}
+
+#[test]
+fn walker_rejects_bad_roots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope");
+    assert!(matches!(
+        scan_path(&missing, &ScanOptions::default()),
+        Err(ScanError::NotFound { .. })
+    ));
+    let file = dir.path().join("f.rs");
+    std::fs::write(&file, "").expect("write");
+    let err = scan_path(&file, &ScanOptions::default()).expect_err("file root");
+    assert!(matches!(err, ScanError::NotADirectory { .. }));
+    assert!(err.to_string().contains("not a directory"));
+}
+
+#[cfg(unix)]
+#[test]
+fn walker_survives_symlink_loops_and_dangling_links() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir(root.join("d")).expect("mkdir");
+    std::os::unix::fs::symlink(root, root.join("d/loop")).expect("symlink");
+    std::os::unix::fs::symlink(root.join("missing.rs"), root.join("dangling.rs")).expect("symlink");
+    std::fs::write(root.join("d/a.rs"), "// TODO: once\n").expect("write");
+    let report = scan_path(root, &ScanOptions::default()).expect("scan");
+    assert_eq!(report.files.len(), 1);
+    assert_eq!(report.files[0].path, "d/a.rs");
+}
+
+#[test]
+fn walker_include_and_exclude_globs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    for (rel, body) in [
+        ("src/a.rs", "// TODO: a\n"),
+        ("src/gen/b.rs", "// TODO: b\n"),
+        ("tests/c.py", "# TODO: c\n"),
+        ("d.go", "// TODO: d\n"),
+    ] {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+    let paths = |include: &[&str], exclude: &[&str]| -> Vec<String> {
+        let opts = ScanOptions {
+            include: include.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            ..ScanOptions::default()
+        };
+        let report = scan_path(root, &opts).expect("scan");
+        report.files.into_iter().map(|f| f.path).collect()
+    };
+    assert_eq!(paths(&[], &[]).len(), 4);
+    assert_eq!(paths(&["src/**"], &[]), ["src/a.rs", "src/gen/b.rs"]);
+    assert_eq!(paths(&["src/**"], &["gen/"]), ["src/a.rs"]);
+    assert_eq!(
+        paths(&["*.rs", "*.go"], &["src/gen/**"]),
+        ["d.go", "src/a.rs"]
+    );
+    assert_eq!(paths(&[], &["*.rs"]), ["d.go", "tests/c.py"]);
+
+    let bad = ScanOptions {
+        include: vec!["src/{a,b".into()],
+        ..ScanOptions::default()
+    };
+    let err = scan_path(root, &bad).expect_err("bad glob");
+    assert!(matches!(err, ScanError::BadGlob { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("--include") && msg.contains("src/{a,b"),
+        "{msg}"
+    );
+    let bad = ScanOptions {
+        exclude: vec!["!keep".into()],
+        ..ScanOptions::default()
+    };
+    assert!(scan_path(root, &bad).is_err());
+}
+
+#[test]
+fn prefilter_never_hides_a_tag() {
+    // Every file of the ground-truth corpus and the demo, scanned with and without the
+    // whole-file prefilter, gives the same TODOs.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let opts = ScanOptions::default();
+    let tags = TagSet::new(&opts.tags);
+    let mut checked = 0;
+    for dir in ["tests/fixtures/scan-corpus", "examples/demo"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let Ok(content) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let rel = path.to_string_lossy().into_owned();
+                let text = content.strip_prefix('\u{feff}').unwrap_or(&content);
+                let Some(lang) = detect_language(&rel, text.lines().next().unwrap_or("")) else {
+                    continue;
+                };
+                let all = scan_text(&rel, &content, lang, &tags, None, &opts);
+                let cands = tags.candidates(text.as_bytes()).expect("prefilter");
+                let filtered = if cands.is_empty() {
+                    Vec::new()
+                } else {
+                    scan_text(&rel, &content, lang, &tags, Some(&cands), &opts)
+                };
+                assert_eq!(filtered, all, "{rel}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked}");
+    let noise = "x.todo(); DEBUG; TODOS; todo_list; let todo = 1; // todo: y\n@Todo z";
+    let found = tags.candidates(noise.as_bytes()).expect("prefilter");
+    assert_eq!(found.len(), 2, "{found:?}");
+}
