@@ -94,28 +94,11 @@ pub fn after_rejection(base: &[Message], why: &dyn std::fmt::Display) -> Vec<Mes
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::TaskSpec;
+    use crate::task::test_spec as spec;
 
     const FILE: &str = "use std::fmt;\n\nfn add(a: i32, b: i32) -> i32 {\n    // TODO: handle overflow\n    a + b\n}\n\nfn main() {}\n";
     const BLOCK: &str =
         "fn add(a: i32, b: i32) -> i32 {\n    // TODO: handle overflow\n    a + b\n}\n";
-
-    fn spec(content: &str, block: &str, text: &str) -> TaskSpec {
-        let start = content.find(block).unwrap();
-        TaskSpec {
-            id: "t1".into(),
-            path: "src/lib.rs".into(),
-            line: 2,
-            tag: "TODO".into(),
-            text: text.into(),
-            language: "rust".into(),
-            symbol: None,
-            block_start: start,
-            block_end: start + block.len(),
-            content_hash: String::new(),
-            block_hash: String::new(),
-        }
-    }
 
     #[test]
     fn prompt_holds_block_and_fits_budget() {

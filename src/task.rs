@@ -116,6 +116,25 @@ impl TaskSpec {
     }
 }
 
+/// A Rust task on `block` of `content`, for the unit tests of the stages after the queue.
+#[cfg(test)]
+pub(crate) fn test_spec(content: &str, block: &str, text: &str) -> TaskSpec {
+    let start = content.find(block).expect("the block is in the content");
+    TaskSpec {
+        id: "t1".into(),
+        path: "src/lib.rs".into(),
+        line: 2,
+        tag: "TODO".into(),
+        text: text.into(),
+        language: "rust".into(),
+        symbol: None,
+        block_start: start,
+        block_end: start + block.len(),
+        content_hash: String::new(),
+        block_hash: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
