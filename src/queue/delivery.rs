@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
-use super::keys::{self, GROUP, PREFIX};
+use super::keys::{self, GROUP};
 use super::model::{Completion, Delivery, Start, TaskRecord, TaskState};
 use super::wire::{self, hgetall, value_string};
 use super::{BATCH, Queue, QueueError, scripts};
@@ -280,7 +280,6 @@ impl Queue {
             .key(keys::tasks_stream())
             .arg(now_ms())
             .arg(limit)
-            .arg(PREFIX)
             .invoke_async(&mut c)
             .await?)
     }

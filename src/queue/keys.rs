@@ -1,6 +1,7 @@
 //! Key names. Every key starts with [`PREFIX`], a Redis Cluster hash tag, so that all of them
 //! live in one slot as the Lua scripts need. The README's key layout table is written from
-//! these; the scripts get the same names rendered into their prelude (`queue::scripts`).
+//! these; the scripts that find keys by id get templates made by these same functions
+//! (`TASK_KEY`, `RUN_KEY`), rendered into their header by `queue::scripts`.
 
 /// Prefix shared by every key; the braces are a Redis Cluster hash tag.
 pub const PREFIX: &str = "{tars}";

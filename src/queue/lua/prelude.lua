@@ -1,6 +1,7 @@
 if redis.replicate_commands then redis.replicate_commands() end
--- Shared by every script (prepended at load time, after the constants PREFIX, LOG_MAXLEN and
--- TERMINAL_STATES that queue/scripts.rs renders from the Rust definitions).
+-- Shared by every script (prepended at load time, after the constants TASK_KEY and RUN_KEY (key
+-- templates for string.format), LOG_MAXLEN and TERMINAL_STATES that queue/scripts.rs renders
+-- from the Rust definitions).
 -- Terminal states: a task in one of them is never worked on or counted again.
 local function terminal(st)
   for _, t in ipairs(TERMINAL_STATES) do

@@ -1,6 +1,6 @@
 -- Moves retries whose backoff has elapsed back onto the task stream.
 local delayed, tasks_stream = KEYS[1], KEYS[2]
-local now, limit, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local now, limit = ARGV[1], tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
 local n = 0
 for _, member in ipairs(due) do
@@ -9,9 +9,9 @@ for _, member in ipairs(due) do
   if sep then
     local run = string.sub(member, 1, sep - 1)
     local task = string.sub(member, sep + 1)
-    local task_key = prefix .. ':task:' .. run .. ':' .. task
+    local task_key = string.format(TASK_KEY, run, task)
     if redis.call('HGET', task_key, 'state') == 'retrying' then
-      local run_key = prefix .. ':run:' .. run
+      local run_key = string.format(RUN_KEY, run)
       redis.call('HINCRBY', run_key, 'retrying', -1)
       redis.call('HINCRBY', run_key, 'queued', 1)
       redis.call('HSET', task_key, 'state', 'queued')

@@ -1,11 +1,11 @@
 -- Requeues a run's tasks in `state` (failed, dead or cancelled) with a fresh attempt budget;
 -- their error history is kept.
 local run_key, run_tasks, tasks_stream = KEYS[1], KEYS[2], KEYS[3]
-local prefix, run, state = ARGV[1], ARGV[2], ARGV[3]
+local run, state = ARGV[1], ARGV[2]
 if redis.call('EXISTS', run_key) == 0 then return -1 end
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', run_tasks)) do
-  local task_key = prefix .. ':task:' .. run .. ':' .. id
+  local task_key = string.format(TASK_KEY, run, id)
   if redis.call('HGET', task_key, 'state') == state then
     redis.call('HINCRBY', run_key, state, -1)
     redis.call('HINCRBY', run_key, 'queued', 1)
