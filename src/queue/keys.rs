@@ -32,8 +32,10 @@ pub fn blob(hash: &str) -> String {
 pub fn tasks_stream() -> String {
     format!("{PREFIX}:stream:tasks")
 }
-/// STREAM with one entry per finished task (fields `run`, `task`, `state`), for dashboards
-/// and anything that follows results as they land.
+/// STREAM with exactly one entry per finished task (fields `run`, `task`, `state`), whichever
+/// way it ended (a worker's result, a dead letter, a cancellation), written with the task's
+/// final state by the scripts' `finish()`: for dashboards and anything that follows results as
+/// they land.
 pub fn results_stream() -> String {
     format!("{PREFIX}:stream:results")
 }

@@ -213,6 +213,7 @@ impl Queue {
             .key(keys::run(run))
             .key(keys::run_tasks(run))
             .key(keys::delayed())
+            .key(keys::results_stream())
             .arg(run)
             .arg(now_ms())
             .arg(self.retention_secs)

@@ -12,4 +12,5 @@ mod reliability;
 mod run_control;
 mod scan_cli;
 mod scan_corpus;
+mod terminal_paths;
 mod util;

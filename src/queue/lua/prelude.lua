@@ -37,3 +37,22 @@ local function take_for_result(task_key, run_key, stream, group, entry)
   end
   return st
 end
+-- The reason a task cancelled with its run is given.
+local RUN_CANCELLED = 'the run was cancelled'
+-- Every ending of a task, whichever script ends it, records the same things: the run's counters
+-- move from `from_state` to `state`; the task's hash gets `state`, `finished_at`, `reason` and
+-- `reason_kind` (empty for done, which clears an earlier attempt's) and the extra field, value
+-- pairs, and expires after the retention; ONE entry (`run`, `task`, `state`) goes on the results
+-- stream; and the run is stamped finished if this was its last task. The caller has checked
+-- that the task was not already in a terminal state, so a task ends once.
+local function finish(task_key, run_key, run_tasks, results_stream, run, task, from_state, state,
+                      now, ttl, reason, reason_kind, ...)
+  redis.call('HINCRBY', run_key, from_state, -1)
+  redis.call('HINCRBY', run_key, state, 1)
+  redis.call('HSET', task_key, 'state', state, 'finished_at', now, 'reason', reason,
+    'reason_kind', reason_kind, ...)
+  redis.call('EXPIRE', task_key, ttl)
+  redis.call('XADD', results_stream, 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', run, 'task', task,
+    'state', state)
+  maybe_finish(run_key, run_tasks, now, ttl)
+end

@@ -1,5 +1,6 @@
 -- A retryable failure: the task waits in the delayed set until due_ms, or, on its last allowed
--- attempt, goes to the dead-letter stream. Every attempt's error is appended to `errors`.
+-- attempt, ends dead through finish() and goes to the dead-letter stream too. Every attempt's
+-- error is appended to `errors`.
 local task_key, run_key, tasks_stream, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dead_stream, results_stream, run_tasks = KEYS[5], KEYS[6], KEYS[7]
 local entry, group, now, due_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -11,16 +12,12 @@ local errs = redis.call('HGET', task_key, 'errors')
 if not errs or errs == '' or errs == '[]' then errs = '[' .. error_json .. ']'
 else errs = string.sub(errs, 1, -2) .. ',' .. error_json .. ']' end
 local attempts = tonumber(redis.call('HGET', task_key, 'attempts')) or 0
-redis.call('HINCRBY', run_key, st, -1)
 if attempts >= max_attempts then
-  redis.call('HINCRBY', run_key, 'dead', 1)
-  redis.call('HSET', task_key, 'state', 'dead', 'errors', errs, 'reason', reason, 'reason_kind', reason_kind, 'finished_at', now)
-  redis.call('EXPIRE', task_key, ttl)
+  finish(task_key, run_key, run_tasks, results_stream, run, task, st, 'dead', now, ttl, reason, reason_kind, 'errors', errs)
   redis.call('XADD', dead_stream, 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', run, 'task', task, 'reason', reason)
-  redis.call('XADD', results_stream, 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', run, 'task', task, 'state', 'dead')
-  maybe_finish(run_key, run_tasks, now, ttl)
   return 'dead'
 end
+redis.call('HINCRBY', run_key, st, -1)
 redis.call('HINCRBY', run_key, 'retrying', 1)
 redis.call('HSET', task_key, 'state', 'retrying', 'errors', errs, 'reason', reason, 'reason_kind', reason_kind)
 redis.call('ZADD', delayed, due_ms, run .. ':' .. task)
