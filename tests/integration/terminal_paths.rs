@@ -337,3 +337,23 @@ async fn a_task_done_after_a_retry_keeps_no_reason_of_the_failed_attempt() {
     );
     assert_run_finished(&q, &run, &[(TaskState::Done, 1)]).await;
 }
+
+#[tokio::test]
+async fn completing_with_a_state_that_is_not_final_is_refused_and_changes_nothing() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    let run = q.create_run("/repo").await.unwrap();
+    q.enqueue(&run, &spec("t1")).await.unwrap();
+    let d = fetch(&q, "w1", 1).await.remove(0);
+    q.start(&d, "w1", 3).await.unwrap();
+    for state in [TaskState::Queued, TaskState::Running, TaskState::Retrying] {
+        assert!(q.complete(&d, state, &[]).await.is_err(), "{state}");
+    }
+    let t = q.task(&run, "t1").await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Running);
+    assert!(entries(&r, &keys::results_stream()).is_empty());
+    // The delivery is still this worker's to complete.
+    let c = q.complete(&d, TaskState::Done, &[]).await.unwrap();
+    assert_eq!(c, Completion::Recorded);
+    assert_ended(&r, &q, &run, "t1", TaskState::Done, None).await;
+}
