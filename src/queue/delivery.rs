@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
-use super::keys::{self, GROUP, PREFIX};
+use super::keys::{self, GROUP};
 use super::model::{Completion, Delivery, Start, TaskRecord, TaskState};
 use super::wire::{self, hgetall, value_string};
 use super::{BATCH, Queue, QueueError, scripts};
@@ -168,6 +168,7 @@ impl Queue {
             .key(keys::run(&d.run))
             .key(keys::tasks_stream())
             .key(keys::dead_stream())
+            .key(keys::results_stream())
             .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
             .arg(GROUP)
@@ -199,7 +200,9 @@ impl Queue {
         wire::task_record(run, &h).map(Some)
     }
 
-    /// Records a final state (`done`, `failed` or `cancelled`) with its fields.
+    /// Records a final state (`done`, `failed` or `cancelled`) with its fields. `reason` and
+    /// `reason_kind` among them are the ending's (both empty when absent, which a done task
+    /// wants: an earlier attempt's reason no longer applies).
     pub async fn complete(
         &self,
         d: &Delivery,
@@ -207,6 +210,13 @@ impl Queue {
         fields: &[(&str, String)],
     ) -> Result<Completion, QueueError> {
         let mut c = self.conn();
+        let field = |name: &str| {
+            fields
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == name)
+                .map_or("", |(_, v)| v.as_str())
+        };
         let mut inv = scripts::COMPLETE.prepare_invoke();
         inv.key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
@@ -219,9 +229,13 @@ impl Queue {
             .arg(now_ms())
             .arg(self.retention_secs)
             .arg(&d.run)
-            .arg(&d.task);
+            .arg(&d.task)
+            .arg(field("reason"))
+            .arg(field("reason_kind"));
         for (k, v) in fields {
-            inv.arg(*k).arg(v);
+            if !matches!(*k, "reason" | "reason_kind") {
+                inv.arg(*k).arg(v);
+            }
         }
         let r: String = inv.invoke_async(&mut c).await?;
         Ok(if r == "duplicate" {
@@ -280,7 +294,6 @@ impl Queue {
             .key(keys::tasks_stream())
             .arg(now_ms())
             .arg(limit)
-            .arg(PREFIX)
             .invoke_async(&mut c)
             .await?)
     }

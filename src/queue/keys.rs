@@ -1,6 +1,7 @@
 //! Key names. Every key starts with [`PREFIX`], a Redis Cluster hash tag, so that all of them
 //! live in one slot as the Lua scripts need. The README's key layout table is written from
-//! these; the scripts get the same names rendered into their prelude (`queue::scripts`).
+//! these; the scripts that find keys by id get templates made by these same functions
+//! (`TASK_KEY`, `RUN_KEY`), rendered into their header by `queue::scripts`.
 
 /// Prefix shared by every key; the braces are a Redis Cluster hash tag.
 pub const PREFIX: &str = "{tars}";
@@ -31,8 +32,10 @@ pub fn blob(hash: &str) -> String {
 pub fn tasks_stream() -> String {
     format!("{PREFIX}:stream:tasks")
 }
-/// STREAM with one entry per finished task (fields `run`, `task`, `state`), for dashboards
-/// and anything that follows results as they land.
+/// STREAM with exactly one entry per finished task (fields `run`, `task`, `state`), whichever
+/// way it ended (a worker's result, a dead letter, a cancellation), written with the task's
+/// final state by the scripts' `finish()`: for dashboards and anything that follows results as
+/// they land.
 pub fn results_stream() -> String {
     format!("{PREFIX}:stream:results")
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::keys::{self, PREFIX};
+use super::keys;
 use super::model::{RunStatus, StateCounts, TaskRecord, TaskState};
 use super::wire::{self, hgetall};
 use super::{BATCH, Queue, QueueError, scripts};
@@ -213,7 +213,7 @@ impl Queue {
             .key(keys::run(run))
             .key(keys::run_tasks(run))
             .key(keys::delayed())
-            .arg(PREFIX)
+            .key(keys::results_stream())
             .arg(run)
             .arg(now_ms())
             .arg(self.retention_secs)
@@ -229,7 +229,6 @@ impl Queue {
             .key(keys::run(run))
             .key(keys::run_tasks(run))
             .key(keys::tasks_stream())
-            .arg(PREFIX)
             .arg(run)
             .arg(state.as_str())
             .invoke_async(&mut c)
@@ -245,7 +244,6 @@ impl Queue {
             .key(keys::run_tasks(run))
             .key(keys::delayed())
             .key(keys::runs())
-            .arg(PREFIX)
             .arg(run)
             .invoke_async(&mut c)
             .await?;

@@ -2,7 +2,7 @@
 //! run's counters, the streams and the result log change together or not at all.
 //!
 //! Every script is the shared prelude (`lua/prelude.lua`) after a header of constants rendered
-//! here from the Rust definitions (key prefix, stream caps, the terminal states), so that a
+//! here from the Rust definitions (key templates, stream caps, the terminal states), so that a
 //! name or a limit is written once. Scripts are loaded lazily and re-sent by redis-rs when a
 //! restarted server answers `NOSCRIPT`.
 
@@ -10,21 +10,34 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use super::keys::PREFIX;
+use super::keys;
 use super::model::TaskState;
 
 /// Entries kept in the result and dead-letter streams (`XADD ... MAXLEN ~`).
 pub const LOG_MAXLEN: usize = 100_000;
 
-/// The constants every script may use, as Lua.
+/// The placeholder the key templates hold where a key function takes an argument, filled in
+/// by Lua's `string.format`.
+const SLOT: &str = "%s";
+
+/// `s` as a Lua string literal.
+fn lua_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The constants every script may use, as Lua. Keys a script finds by id (a run's tasks) are
+/// templates made by the functions of [`keys`] themselves: `string.format(TASK_KEY, run, id)`.
 fn header() -> String {
     let terminal: Vec<String> = TaskState::ALL
         .into_iter()
         .filter(|s| s.is_terminal())
-        .map(|s| format!("'{s}'"))
+        .map(|s| lua_string(s.as_str()))
         .collect();
     format!(
-        "local PREFIX = '{PREFIX}'\nlocal LOG_MAXLEN = {LOG_MAXLEN}\nlocal TERMINAL_STATES = {{{}}}\n",
+        "local TASK_KEY = {}\nlocal RUN_KEY = {}\nlocal LOG_MAXLEN = {LOG_MAXLEN}\n\
+         local TERMINAL_STATES = {{{}}}\n",
+        lua_string(&keys::task(SLOT, SLOT)),
+        lua_string(&keys::run(SLOT)),
         terminal.join(", ")
     )
 }
@@ -80,14 +93,58 @@ scripts! {
 mod tests {
     use super::*;
 
+    /// The string literal `local NAME = '...'` of the header, unquoted.
+    fn constant(h: &str, name: &str) -> String {
+        let start = format!("local {name} = '");
+        let line = h
+            .lines()
+            .find_map(|l| l.strip_prefix(start.as_str()))
+            .unwrap_or_else(|| panic!("no {name} in {h}"));
+        line.strip_suffix('\'')
+            .expect("one quoted string")
+            .to_string()
+    }
+
+    /// Lua's `string.format` for a template of `%s` slots only (any other `%` would be a
+    /// directive, or an error, there).
+    fn format(template: &str, args: &[&str]) -> String {
+        let parts: Vec<&str> = template.split(SLOT).collect();
+        assert_eq!(parts.len(), args.len() + 1, "slots in {template}");
+        assert!(parts.iter().all(|p| !p.contains('%')), "{template}");
+        let mut out = parts[0].to_string();
+        for (arg, part) in args.iter().zip(&parts[1..]) {
+            out.push_str(arg);
+            out.push_str(part);
+        }
+        out
+    }
+
+    #[test]
+    fn the_header_renders_the_key_templates_from_the_key_functions() {
+        let h = header();
+        let task = constant(&h, "TASK_KEY");
+        let run = constant(&h, "RUN_KEY");
+        assert_eq!(task, "{tars}:task:%s:%s");
+        assert_eq!(run, "{tars}:run:%s");
+        for (r, t) in [("20250101T000000Z-0a1b", "t1"), ("r", "a:b%c")] {
+            assert_eq!(format(&task, &[r, t]), keys::task(r, t));
+            assert_eq!(format(&run, &[r]), keys::run(r));
+        }
+    }
+
     #[test]
     fn the_header_names_every_terminal_state_once() {
         let h = header();
-        assert!(h.contains("local PREFIX = '{tars}'"), "{h}");
         assert!(
             h.contains("TERMINAL_STATES = {'done', 'failed', 'dead', 'cancelled'}"),
             "{h}"
         );
         assert!(h.contains(&format!("LOG_MAXLEN = {LOG_MAXLEN}")), "{h}");
+    }
+
+    #[test]
+    fn lua_strings_are_quoted_and_escaped() {
+        assert_eq!(lua_string("{tars}:run:%s"), "'{tars}:run:%s'");
+        assert_eq!(lua_string(r"a'b\c"), r"'a\'b\\c'");
     }
 }

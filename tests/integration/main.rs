@@ -12,5 +12,6 @@ mod reliability;
 mod run_control;
 mod scan_cli;
 mod scan_corpus;
+mod terminal_paths;
 mod util;
 mod worker_inprocess;

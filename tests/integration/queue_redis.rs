@@ -6,7 +6,7 @@ use crate::util::RedisServer;
 use tars_fleet::queue::{Completion, Queue, Start, TaskState, keys};
 use tars_fleet::task::TaskSpec;
 
-fn spec(id: &str) -> TaskSpec {
+pub(crate) fn spec(id: &str) -> TaskSpec {
     TaskSpec {
         id: id.into(),
         path: "src/a.rs".into(),
@@ -22,7 +22,7 @@ fn spec(id: &str) -> TaskSpec {
     }
 }
 
-async fn queue(r: &RedisServer) -> Queue {
+pub(crate) async fn queue(r: &RedisServer) -> Queue {
     let q = Queue::connect(&r.url(), 7).await.unwrap();
     q.ensure_group().await.unwrap();
     q

@@ -1,12 +1,14 @@
--- KEYS: task, run, stream, results, run_tasks   ARGV: entry, group, state, now, ttl, run, task, field, value...
--- Records a final state (done, failed, cancelled). The first completion wins; a later one (a
--- task delivered twice because its first worker was only slow) is dropped and counted nowhere.
-local st = take_for_result(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[1])
+-- Records a worker's final state (done, failed, cancelled) through finish(). The first
+-- completion wins; a later one (a task delivered twice because its first worker was only slow)
+-- is dropped and counted only as a duplicate.
+local task_key, run_key, tasks_stream, results_stream, run_tasks = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local entry, group, state, now, ttl, run, task = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local reason, reason_kind = ARGV[8], ARGV[9]
+-- ARGV[10..]: further field, value pairs written to the task's hash (patch, model, tokens...).
+if not terminal(state) then
+  return redis.error_reply('complete: ' .. tostring(state) .. ' is not a final state')
+end
+local st = take_for_result(task_key, run_key, tasks_stream, group, entry)
 if not st then return 'duplicate' end
-redis.call('HINCRBY', KEYS[2], st, -1)
-redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'finished_at', ARGV[4], unpack(ARGV, 8))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', ARGV[6], 'task', ARGV[7], 'state', ARGV[3])
-maybe_finish(KEYS[2], KEYS[5], ARGV[4], ARGV[5])
+finish(task_key, run_key, run_tasks, results_stream, run, task, st, state, now, ttl, reason, reason_kind, unpack(ARGV, 10))
 return 'recorded'

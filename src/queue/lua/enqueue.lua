@@ -1,12 +1,15 @@
--- KEYS: task, run, run_tasks, stream   ARGV: run, task, now, field, value...
--- Idempotent on the task id: enqueueing the same TODO twice into a run adds nothing.
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'run', ARGV[1], 'attempts', 0, 'enqueued_at', ARGV[3], unpack(ARGV, 4))
-redis.call('SADD', KEYS[3], ARGV[2])
-redis.call('HINCRBY', KEYS[2], 'total', 1)
-redis.call('HINCRBY', KEYS[2], 'queued', 1)
-redis.call('HDEL', KEYS[2], 'finished_at')
-redis.call('PERSIST', KEYS[2])
-redis.call('PERSIST', KEYS[3])
-redis.call('XADD', KEYS[4], '*', 'run', ARGV[1], 'task', ARGV[2])
+-- Adds a task to a run, idempotent on the task id: enqueueing the same TODO twice into a run
+-- adds nothing.
+local task_key, run_key, run_tasks, tasks_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local run, task, now = ARGV[1], ARGV[2], ARGV[3]
+-- ARGV[4..]: field, value pairs of the task's spec.
+if redis.call('EXISTS', task_key) == 1 then return 0 end
+redis.call('HSET', task_key, 'state', 'queued', 'run', run, 'attempts', 0, 'enqueued_at', now, unpack(ARGV, 4))
+redis.call('SADD', run_tasks, task)
+redis.call('HINCRBY', run_key, 'total', 1)
+redis.call('HINCRBY', run_key, 'queued', 1)
+redis.call('HDEL', run_key, 'finished_at')
+redis.call('PERSIST', run_key)
+redis.call('PERSIST', run_tasks)
+redis.call('XADD', tasks_stream, '*', 'run', run, 'task', task)
 return 1

@@ -1,6 +1,7 @@
 if redis.replicate_commands then redis.replicate_commands() end
--- Shared by every script (prepended at load time, after the constants PREFIX, LOG_MAXLEN and
--- TERMINAL_STATES that queue/scripts.rs renders from the Rust definitions).
+-- Shared by every script (prepended at load time, after the constants TASK_KEY and RUN_KEY (key
+-- templates for string.format), LOG_MAXLEN and TERMINAL_STATES that queue/scripts.rs renders
+-- from the Rust definitions).
 -- Terminal states: a task in one of them is never worked on or counted again.
 local function terminal(st)
   for _, t in ipairs(TERMINAL_STATES) do
@@ -35,4 +36,23 @@ local function take_for_result(task_key, run_key, stream, group, entry)
     return nil
   end
   return st
+end
+-- The reason a task cancelled with its run is given.
+local RUN_CANCELLED = 'the run was cancelled'
+-- Every ending of a task, whichever script ends it, records the same things: the run's counters
+-- move from `from_state` to `state`; the task's hash gets `state`, `finished_at`, `reason` and
+-- `reason_kind` (empty for done, which clears an earlier attempt's) and the extra field, value
+-- pairs, and expires after the retention; ONE entry (`run`, `task`, `state`) goes on the results
+-- stream; and the run is stamped finished if this was its last task. The caller has checked
+-- that the task was not already in a terminal state, so a task ends once.
+local function finish(task_key, run_key, run_tasks, results_stream, run, task, from_state, state,
+                      now, ttl, reason, reason_kind, ...)
+  redis.call('HINCRBY', run_key, from_state, -1)
+  redis.call('HINCRBY', run_key, state, 1)
+  redis.call('HSET', task_key, 'state', state, 'finished_at', now, 'reason', reason,
+    'reason_kind', reason_kind, ...)
+  redis.call('EXPIRE', task_key, ttl)
+  redis.call('XADD', results_stream, 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', run, 'task', task,
+    'state', state)
+  maybe_finish(run_key, run_tasks, now, ttl)
 end

@@ -1,7 +1,8 @@
--- KEYS: stream   ARGV: group, consumer, entry
 -- Renews a lease only while this consumer still owns the delivery: XCLAIM alone would take it
 -- back from a worker that legitimately reclaimed it.
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+local tasks_stream = KEYS[1]
+local group, consumer, entry = ARGV[1], ARGV[2], ARGV[3]
+local p = redis.call('XPENDING', tasks_stream, group, entry, entry, 1)
+if #p == 0 or p[1][2] ~= consumer then return 0 end
+redis.call('XCLAIM', tasks_stream, group, consumer, 0, entry, 'JUSTID')
 return 1

@@ -1,23 +1,24 @@
--- KEYS: run, run_tasks, stream   ARGV: prefix, run, state
 -- Requeues a run's tasks in `state` (failed, dead or cancelled) with a fresh attempt budget;
 -- their error history is kept.
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local run_key, run_tasks, tasks_stream = KEYS[1], KEYS[2], KEYS[3]
+local run, state = ARGV[1], ARGV[2]
+if redis.call('EXISTS', run_key) == 0 then return -1 end
 local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local tkey = ARGV[1] .. ':task:' .. ARGV[2] .. ':' .. id
-  if redis.call('HGET', tkey, 'state') == ARGV[3] then
-    redis.call('HINCRBY', KEYS[1], ARGV[3], -1)
-    redis.call('HINCRBY', KEYS[1], 'queued', 1)
-    redis.call('HSET', tkey, 'state', 'queued', 'attempts', 0)
-    redis.call('HDEL', tkey, 'finished_at', 'reason', 'reason_kind', 'patch')
-    redis.call('PERSIST', tkey)
-    redis.call('XADD', KEYS[3], '*', 'run', ARGV[2], 'task', id)
+for _, id in ipairs(redis.call('SMEMBERS', run_tasks)) do
+  local task_key = string.format(TASK_KEY, run, id)
+  if redis.call('HGET', task_key, 'state') == state then
+    redis.call('HINCRBY', run_key, state, -1)
+    redis.call('HINCRBY', run_key, 'queued', 1)
+    redis.call('HSET', task_key, 'state', 'queued', 'attempts', 0)
+    redis.call('HDEL', task_key, 'finished_at', 'reason', 'reason_kind', 'patch')
+    redis.call('PERSIST', task_key)
+    redis.call('XADD', tasks_stream, '*', 'run', run, 'task', id)
     n = n + 1
   end
 end
 if n > 0 then
-  redis.call('HDEL', KEYS[1], 'finished_at', 'cancelled_at')
-  redis.call('PERSIST', KEYS[1])
-  redis.call('PERSIST', KEYS[2])
+  redis.call('HDEL', run_key, 'finished_at', 'cancelled_at')
+  redis.call('PERSIST', run_key)
+  redis.call('PERSIST', run_tasks)
 end
 return n

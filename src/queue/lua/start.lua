@@ -1,36 +1,32 @@
--- KEYS: task, run, stream, dead, run_tasks   ARGV: entry, group, worker, now, max_attempts, run, task, ttl
--- A worker takes a delivered task. A finished, cancelled or purged task is acknowledged and
--- skipped; a task delivered more often than max_attempts (its workers keep dying) is dead.
-local st = redis.call('HGET', KEYS[1], 'state')
+-- A worker takes a delivered task. A finished or purged task is acknowledged and skipped; a
+-- task of a cancelled run ends `cancelled`, and one delivered more often than max_attempts (its
+-- workers keep dying) ends `dead` and is dead-lettered, both through finish().
+local task_key, run_key, tasks_stream, dead_stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local results_stream, run_tasks = KEYS[5], KEYS[6]
+local entry, group, worker, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local max_attempts, run, task, ttl = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local st = redis.call('HGET', task_key, 'state')
 if not st or terminal(st) then
-  ack(KEYS[3], ARGV[2], ARGV[1])
+  ack(tasks_stream, group, entry)
   return {'skip', st or 'missing'}
 end
-if redis.call('HEXISTS', KEYS[2], 'cancelled_at') == 1 then
-  redis.call('HINCRBY', KEYS[2], st, -1)
-  redis.call('HINCRBY', KEYS[2], 'cancelled', 1)
-  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'reason', 'the run was cancelled', 'finished_at', ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
-  ack(KEYS[3], ARGV[2], ARGV[1])
-  maybe_finish(KEYS[2], KEYS[5], ARGV[4], ARGV[8])
+if redis.call('HEXISTS', run_key, 'cancelled_at') == 1 then
+  ack(tasks_stream, group, entry)
+  finish(task_key, run_key, run_tasks, results_stream, run, task, st, 'cancelled', now, ttl, RUN_CANCELLED, 'cancelled')
   return {'skip', 'cancelled'}
 end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-if attempts > tonumber(ARGV[5]) then
+local attempts = redis.call('HINCRBY', task_key, 'attempts', 1)
+if attempts > max_attempts then
   local reason = 'attempts exhausted: delivered ' .. (attempts - 1) .. ' times without a result (its workers were lost or killed mid-task)'
-  redis.call('HINCRBY', KEYS[1], 'attempts', -1)
-  redis.call('HINCRBY', KEYS[2], st, -1)
-  redis.call('HINCRBY', KEYS[2], 'dead', 1)
-  redis.call('HSET', KEYS[1], 'state', 'dead', 'reason', reason, 'reason_kind', 'attempts_exhausted', 'finished_at', ARGV[4])
-  redis.call('EXPIRE', KEYS[1], ARGV[8])
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', ARGV[6], 'task', ARGV[7], 'reason', reason)
-  ack(KEYS[3], ARGV[2], ARGV[1])
-  maybe_finish(KEYS[2], KEYS[5], ARGV[4], ARGV[8])
+  redis.call('HINCRBY', task_key, 'attempts', -1)
+  ack(tasks_stream, group, entry)
+  finish(task_key, run_key, run_tasks, results_stream, run, task, st, 'dead', now, ttl, reason, 'attempts_exhausted')
+  redis.call('XADD', dead_stream, 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', run, 'task', task, 'reason', reason)
   return {'dead', tostring(attempts - 1)}
 end
 if st ~= 'running' then
-  redis.call('HINCRBY', KEYS[2], st, -1)
-  redis.call('HINCRBY', KEYS[2], 'running', 1)
+  redis.call('HINCRBY', run_key, st, -1)
+  redis.call('HINCRBY', run_key, 'running', 1)
 end
-redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[3], 'started_at', ARGV[4], 'entry', ARGV[1])
+redis.call('HSET', task_key, 'state', 'running', 'worker', worker, 'started_at', now, 'entry', entry)
 return {'running', tostring(attempts)}
