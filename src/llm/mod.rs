@@ -147,6 +147,9 @@ pub struct LlmClient {
 
 impl LlmClient {
     pub fn new(cfg: &LlmConfig) -> Result<LlmClient, LlmError> {
+        // reqwest is built without a TLS provider of its own (see Cargo.toml); the first client
+        // installs ring's process-wide. An error only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(cfg.timeout_secs))
