@@ -68,7 +68,7 @@ impl SyntaxTree<'_> {
         }
         let parent = *ancestors.last()?;
         let mut cursor = parent.walk();
-        let siblings: Vec<Node> = parent.children(&mut cursor).collect();
+        let siblings: Vec<Node<'_>> = parent.children(&mut cursor).collect();
         let idx = siblings.iter().position(|s| s.id() == comment.id())?;
         let mut first = row_of_start(comment);
         let mut k = idx;
@@ -103,7 +103,7 @@ impl SyntaxTree<'_> {
 
     /// Whether code precedes `node` on its first line (`x = 1  # TODO` annotates `x = 1`,
     /// not what follows).
-    fn text_before_on_line(&self, node: Node) -> bool {
+    fn text_before_on_line(&self, node: Node<'_>) -> bool {
         let start = node.start_byte();
         let line_start = self.text[..start].rfind('\n').map_or(0, |i| i + 1);
         !self.text[line_start..start].trim().is_empty()
@@ -150,7 +150,7 @@ impl SyntaxTree<'_> {
         let budget = budget.checked_sub(1)?;
         if self.grammar.wrappers.contains(&n.kind()) {
             let mut cursor = n.walk();
-            let children: Vec<Node> = n.named_children(&mut cursor).collect();
+            let children: Vec<Node<'_>> = n.named_children(&mut cursor).collect();
             return children
                 .into_iter()
                 .find_map(|c| self.unit_at(&[], c, budget))
@@ -174,7 +174,7 @@ impl SyntaxTree<'_> {
 
     /// `unit`'s text up to the body of `def`, comments left out, whitespace collapsed:
     /// `fn parse(&self, s: &str) -> Result<T>`, `class Foo(Base):`, `it("works", () =>`.
-    fn header(&self, unit: Node, def: Node) -> String {
+    fn header(&self, unit: Node<'_>, def: Node<'_>) -> String {
         let end = def
             .child_by_field_name("body")
             .map(|b| b.start_byte())
@@ -201,7 +201,7 @@ impl SyntaxTree<'_> {
                 continue;
             }
             let mut cursor = n.walk();
-            let children: Vec<Node> = n.children(&mut cursor).collect();
+            let children: Vec<Node<'_>> = n.children(&mut cursor).collect();
             stack.extend(children.into_iter().rev());
         }
         if at < end {
@@ -257,18 +257,18 @@ fn first_descendant<'t>(
         return None;
     }
     let mut cursor = n.walk();
-    let children: Vec<Node> = n.named_children(&mut cursor).collect();
+    let children: Vec<Node<'_>> = n.named_children(&mut cursor).collect();
     children
         .into_iter()
         .find_map(|c| first_descendant(c, depth - 1, pred))
 }
 
-fn row_of_start(n: Node) -> usize {
+fn row_of_start(n: Node<'_>) -> usize {
     n.start_position().row
 }
 
 /// Last line holding the node: a node that ends at column 0 ends on the line before.
-fn row_of_end(n: Node) -> usize {
+fn row_of_end(n: Node<'_>) -> usize {
     let end = n.end_position();
     if end.column == 0 && end.row > n.start_position().row {
         end.row - 1
