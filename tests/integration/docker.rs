@@ -227,7 +227,8 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     let stderr = String::from_utf8_lossy(&r.stderr).to_string();
     sampling.store(false, std::sync::atomic::Ordering::SeqCst);
     let busy: Vec<String> = sampler.join().unwrap_or_default();
-    if !r.status.success() {
+    // 0 when every task is done, 5 (its own code) when some failed: both are a finished run.
+    if !matches!(r.status.code(), Some(0 | 5)) {
         let logs = compose(&project, &env, &["logs", "--tail", "50", "worker"]);
         down(&env);
         panic!(
@@ -240,6 +241,12 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
             .unwrap();
     let tasks = summary["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 12);
+    let failed = tasks.iter().filter(|t| t["state"] == "failed").count();
+    assert_eq!(
+        r.status.code(),
+        Some(if failed > 0 { 5 } else { 0 }),
+        "the exit code says whether tasks failed: {stderr}"
+    );
     let mut hosts = BTreeSet::new();
     for t in tasks {
         assert!(t["state"] == "done" || t["state"] == "failed", "{t}");
