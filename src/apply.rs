@@ -1,8 +1,16 @@
 //! `dispatcher apply`: a run's done patches written into a git work tree, only where nothing
 //! else has changed the file since the scan, so every change can be reviewed and undone with
 //! git.
+//!
+//! The repository and every task field are untrusted (a hostile repository can commit
+//! symlinks; anyone on Redis's network can rewrite a task's path), so a patch is written only
+//! to a regular, tracked file reached without following any symlink, under the canonical work
+//! tree, through a temp file created exclusively with a random name next to it. git runs with
+//! `--literal-pathspecs` (a file named `:x` is not pathspec magic) and without the repository's
+//! fsmonitor or hooks, which its own `.git/config` could point at a command.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
@@ -27,16 +35,27 @@ pub enum ApplyError {
     Git { repo: String, detail: String },
 }
 
-fn git_out(repo: &Path, args: &[&str]) -> Result<String, ApplyError> {
-    let o = std::process::Command::new("git")
+/// git with nothing of the repository's own that could run a command or reinterpret a path.
+fn git(repo: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("git")
+        .arg("--literal-pathspecs")
+        .args([
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+        ])
         .arg("-C")
         .arg(repo)
         .args(args)
         .output()
-        .map_err(|e| ApplyError::Git {
-            repo: repo.display().to_string(),
-            detail: e.to_string(),
-        })?;
+}
+
+fn git_out(repo: &Path, args: &[&str]) -> Result<String, ApplyError> {
+    let o = git(repo, args).map_err(|e| ApplyError::Git {
+        repo: repo.display().to_string(),
+        detail: e.to_string(),
+    })?;
     if !o.status.success() {
         return Err(ApplyError::Git {
             repo: repo.display().to_string(),
@@ -46,24 +65,83 @@ fn git_out(repo: &Path, args: &[&str]) -> Result<String, ApplyError> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// The file a task's `path` names inside the canonical work tree `root`, or why it may not be
+/// written: the path must be relative, plain (no `..`, no `.`, no empty part), reach a regular
+/// file through no symlink at all, and name a file git tracks.
+fn checked_file(root: &Path, rel: &str) -> Result<PathBuf, String> {
+    if rel.is_empty() || rel.contains(['\0', '\n', '\r']) {
+        return Err("the task's path is empty or holds control characters".into());
+    }
+    let p = Path::new(rel);
+    if !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err("the task's path is not a plain path inside the repository".into());
+    }
+    let mut at = root.to_path_buf();
+    for c in p.components() {
+        at.push(c);
+        let meta = std::fs::symlink_metadata(&at).map_err(|e| format!("cannot read it: {e}"))?;
+        if meta.file_type().is_symlink() {
+            return Err(format!(
+                "{} is a symbolic link: apply never writes through one",
+                at.strip_prefix(root).unwrap_or(&at).display()
+            ));
+        }
+    }
+    if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_file()) {
+        return Err("it is not a regular file".into());
+    }
+    match git(root, &["ls-files", "--error-unmatch", "--", rel]) {
+        Ok(o) if o.status.success() => Ok(at),
+        _ => Err("git does not track it: apply writes only files whose change git can show".into()),
+    }
+}
+
+/// Replaces `file` by `new` through a temp file created exclusively (random name,
+/// `O_CREAT|O_EXCL`, removed on any failure) in the same directory, with the file's mode, after
+/// checking once more that the file still holds what was scanned (an editor may have saved it
+/// meanwhile).
+fn replace(file: &Path, new: &str, scanned_hash: &str) -> Result<(), String> {
+    let dir = file.parent().ok_or("the file has no directory")?;
+    let meta = std::fs::symlink_metadata(file).map_err(|e| format!("cannot read it: {e}"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tars-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot create a temp file next to it: {e}"))?;
+    tmp.write_all(new.as_bytes())
+        .and_then(|()| tmp.as_file().set_permissions(meta.permissions()))
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| format!("cannot write it: {e}"))?;
+    let now = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
+    if crate::scan::sha256_hex(&now) != scanned_hash {
+        return Err("the file changed while the patch was being written: scan again".into());
+    }
+    tmp.persist(file)
+        .map(|_| ())
+        .map_err(|e| format!("cannot write it: {}", e.error))
+}
+
 /// Writes done patches into the working tree at `repo`. A file is touched only when its
 /// content is still exactly what was scanned (so a patch never lands on other work, including
 /// an earlier patch to the same file) and git shows no uncommitted change to it. Each write
-/// replaces the file atomically.
+/// replaces the file atomically. A patch that cannot be applied is skipped with its reason;
+/// the others go on.
 pub fn apply_patches(
     repo: &Path,
     tasks: &[TaskRecord],
     only: &[String],
 ) -> Result<Vec<Applied>, ApplyError> {
-    let inside =
-        git_out(repo, &["rev-parse", "--is-inside-work-tree"]).map_err(|_| ApplyError::NotGit {
-            repo: repo.display().to_string(),
-        })?;
-    if inside.trim() != "true" {
-        return Err(ApplyError::NotGit {
-            repo: repo.display().to_string(),
-        });
-    }
+    let not_git = || ApplyError::NotGit {
+        repo: repo.display().to_string(),
+    };
+    let top = git_out(repo, &["rev-parse", "--show-toplevel"]).map_err(|_| not_git())?;
+    let root = std::fs::canonicalize(top.trim_end_matches('\n')).map_err(|_| not_git())?;
+    let here = std::fs::canonicalize(repo).map_err(|_| not_git())?;
+    // Task paths are relative to the directory the run scanned, which may sit below the top.
+    let base = here
+        .strip_prefix(&root)
+        .map_err(|_| not_git())?
+        .to_path_buf();
     let mut out = Vec::new();
     let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
     for t in tasks {
@@ -74,67 +152,49 @@ pub fn apply_patches(
             continue;
         };
         let path = &t.spec.path;
-        let skip = |why: String| Applied {
+        let result = apply_one(&root, &base, path, &t.spec.content_hash, patch, &touched);
+        if result.is_ok() {
+            touched.insert(path.clone());
+        }
+        out.push(Applied {
             task: t.spec.id.clone(),
             path: path.clone(),
-            skipped: Some(why),
-        };
-        let file = repo.join(path);
-        if touched.contains(path) {
-            out.push(skip(
-                "another patch of this run was just applied to this file; commit, then `dispatcher run` again for the rest"
-                    .into(),
-            ));
-            continue;
-        }
-        let dirty = git_out(repo, &["status", "--porcelain", "--", path])?;
-        if !dirty.trim().is_empty() {
-            out.push(skip("the file has uncommitted changes".into()));
-            continue;
-        }
-        let content = match std::fs::read_to_string(&file) {
-            Ok(c) => c,
-            Err(e) => {
-                out.push(skip(format!("cannot read it: {e}")));
-                continue;
-            }
-        };
-        let hash = crate::scan::sha256_hex(content.as_bytes());
-        if hash != t.spec.content_hash {
-            out.push(skip(
-                "the file changed since the scan (or another patch to it was applied): scan again"
-                    .into(),
-            ));
-            continue;
-        }
-        let new = match crate::patch::apply_unified(&content, patch) {
-            Ok(n) => n,
-            Err(e) => {
-                out.push(skip(format!("the patch does not apply: {e}")));
-                continue;
-            }
-        };
-        let tmp = file.with_extension(format!("tars-{}.tmp", &t.spec.id));
-        let write = std::fs::write(&tmp, &new).and_then(|()| {
-            if let Ok(meta) = std::fs::metadata(&file) {
-                std::fs::set_permissions(&tmp, meta.permissions())?;
-            }
-            std::fs::rename(&tmp, &file)
+            skipped: result.err(),
         });
-        match write {
-            Ok(()) => {
-                touched.insert(path.clone());
-                out.push(Applied {
-                    task: t.spec.id.clone(),
-                    path: path.clone(),
-                    skipped: None,
-                })
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                out.push(skip(format!("cannot write it: {e}")));
-            }
-        }
     }
     Ok(out)
+}
+
+fn apply_one(
+    root: &Path,
+    base: &Path,
+    path: &str,
+    scanned_hash: &str,
+    patch: &str,
+    touched: &std::collections::HashSet<String>,
+) -> Result<(), String> {
+    if touched.contains(path) {
+        return Err("another patch of this run was just applied to this file; commit, then `dispatcher run` again for the rest".into());
+    }
+    let rel = base.join(path);
+    let rel = rel
+        .to_str()
+        .ok_or("the task's path is not UTF-8")?
+        .to_string();
+    let file = checked_file(root, &rel)?;
+    let dirty = git(root, &["status", "--porcelain", "--", &rel])
+        .map_err(|e| format!("git status failed: {e}"))?;
+    if !dirty.status.success() || !dirty.stdout.is_empty() {
+        return Err("the file has uncommitted changes".into());
+    }
+    let content = std::fs::read_to_string(&file).map_err(|e| format!("cannot read it: {e}"))?;
+    if crate::scan::sha256_hex(content.as_bytes()) != scanned_hash {
+        return Err(
+            "the file changed since the scan (or another patch to it was applied): scan again"
+                .into(),
+        );
+    }
+    let new = crate::patch::apply_unified(&content, patch)
+        .map_err(|e| format!("the patch does not apply: {e}"))?;
+    replace(&file, &new, scanned_hash)
 }

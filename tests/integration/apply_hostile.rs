@@ -1,0 +1,213 @@
+//! `dispatcher apply` against a hostile repository and a hostile Redis writer: symlinks
+//! committed into the tree and task paths rewritten in Redis must not make it write outside
+//! the work tree. Real binaries, a real redis-server, a scripted LLM.
+
+use std::os::unix::fs::symlink;
+
+use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
+use crate::util::{RedisServer, cmd, demo_repo, git, git_commit, run, spawn_worker};
+use tars_fleet::queue::keys;
+
+fn task_id_of(redis: &RedisServer, run_id: &str, path: &str) -> String {
+    let mut c = redis.conn();
+    let ids: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys::run_tasks(run_id))
+        .query(&mut c)
+        .unwrap();
+    ids.into_iter()
+        .find(|id| {
+            let p: Option<String> = redis::cmd("HGET")
+                .arg(keys::task(run_id, id))
+                .arg("path")
+                .query(&mut c)
+                .unwrap();
+            p.as_deref() == Some(path)
+        })
+        .unwrap_or_else(|| panic!("no task for {path}"))
+}
+
+#[test]
+fn apply_never_writes_through_a_symlink_or_outside_the_work_tree() {
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/v1/chat/completions" => Reply::Json {
+            status: 200,
+            body: openai_completion(&resolving_answer(&req.body)),
+        },
+        _ => models_reply(),
+    });
+    let repo = demo_repo();
+    let outside = tempfile::tempdir().unwrap();
+    // Outside the tree: copies of two demo files (so their content hashes match the tasks')
+    // and a file an attacker wants overwritten.
+    for f in ["web/cart.js", "cmd/main.go"] {
+        let name = f.rsplit('/').next().unwrap();
+        std::fs::copy(repo.path().join(f), outside.path().join(name)).unwrap();
+    }
+    let victim = outside.path().join("authorized_keys");
+    std::fs::write(&victim, "ssh-ed25519 AAAA mine\n").unwrap();
+    // The repository commits symlinks: a directory leading outside, a file leading outside.
+    symlink(outside.path(), repo.path().join("linkdir")).unwrap();
+    symlink(
+        outside.path().join("main.go"),
+        repo.path().join("main_link.go"),
+    )
+    .unwrap();
+    git(repo.path(), &["add", "-A"]);
+    git_commit(repo.path(), "hostile links");
+
+    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
+    let out = tempfile::tempdir().unwrap();
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(out.path())
+        .arg(repo.path());
+    let r = run(d);
+    let run_id = r.stdout.trim().to_string();
+    assert!(!run_id.is_empty(), "{}", r.stderr);
+
+    // Before: the temp file had a predictable name next to the file and was written through
+    // whatever stood there. A repository commits a symlink at that name.
+    let backup = task_id_of(&redis, &run_id, "scripts/backup.sh");
+    symlink(
+        &victim,
+        repo.path()
+            .join(format!("scripts/backup.tars-{backup}.tmp")),
+    )
+    .unwrap();
+    git(repo.path(), &["add", "-A"]);
+    git_commit(repo.path(), "a link at the old temp name");
+
+    // A Redis writer points two done tasks through the links.
+    let mut c = redis.conn();
+    for (from, to) in [
+        ("web/cart.js", "linkdir/cart.js"),
+        ("cmd/main.go", "main_link.go"),
+    ] {
+        let id = task_id_of(&redis, &run_id, from);
+        let _: () = redis::cmd("HSET")
+            .arg(keys::task(&run_id, &id))
+            .arg("path")
+            .arg(to)
+            .query(&mut c)
+            .unwrap();
+    }
+    // And one out of the tree altogether.
+    let id = task_id_of(&redis, &run_id, "src/lib.rs");
+    let _: () = redis::cmd("HSET")
+        .arg(keys::task(&run_id, &id))
+        .arg("path")
+        .arg("../escape.rs")
+        .query(&mut c)
+        .unwrap();
+
+    let before: Vec<(String, String)> = std::fs::read_dir(outside.path())
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["apply", &run_id]);
+    let r = run(a).success();
+    for (name, text) in &before {
+        assert_eq!(
+            &std::fs::read_to_string(outside.path().join(name)).unwrap(),
+            text,
+            "{name} outside the tree was written:\n{}",
+            r.stderr
+        );
+    }
+    for (path, why) in [
+        ("linkdir/cart.js", "linkdir is a symbolic link"),
+        ("main_link.go", "main_link.go is a symbolic link"),
+        (
+            "../escape.rs",
+            "the task's path is not a plain path inside the repository",
+        ),
+    ] {
+        assert!(
+            r.stderr.contains(&format!("{path}: {why}")),
+            "{path}: {why}\n{}",
+            r.stderr
+        );
+    }
+    // The benign patch next to the planted link was applied, through a temp file of its own.
+    let text = std::fs::read_to_string(repo.path().join("scripts/backup.sh")).unwrap();
+    assert!(!text.contains("TODO:"), "{text}\n{}", r.stderr);
+    let stray: Vec<String> = walk_names(repo.path())
+        .into_iter()
+        .filter(|n| n.contains(".tars-") && !n.ends_with(&format!("backup.tars-{backup}.tmp")))
+        .collect();
+    assert!(stray.is_empty(), "temp files left behind: {stray:?}");
+}
+
+#[test]
+fn a_file_named_like_pathspec_magic_with_uncommitted_edits_is_left_alone() {
+    // `:x.py` read as a pathspec is magic, and `git status -- :x.py` said nothing about it.
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/v1/chat/completions" => Reply::Json {
+            status: 200,
+            body: openai_completion(&resolving_answer(&req.body)),
+        },
+        _ => models_reply(),
+    });
+    let repo = tempfile::tempdir().unwrap();
+    let file = repo.path().join(":x.py");
+    std::fs::write(&file, "def f(x):\n    # TODO: check x\n    return x\n").unwrap();
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git_commit(repo.path(), "magic name");
+    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
+    let mut d = cmd("dispatcher");
+    let out = tempfile::tempdir().unwrap();
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(out.path())
+        .arg(repo.path());
+    let run_id = run(d).stdout.trim().to_string();
+    // An uncommitted change that keeps the scanned content in the work tree: the user staged
+    // an edit, then restored the file. `git status` shows it; apply must see it too.
+    let scanned = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, "def f(x):\n    return x  # mine\n").unwrap();
+    git(repo.path(), &["add", "--", ":(literal):x.py"]);
+    std::fs::write(&file, &scanned).unwrap();
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["apply", &run_id]);
+    let r = run(a).success();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        scanned,
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(":x.py: the file has uncommitted changes"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_name() == ".git" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk_names(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}
