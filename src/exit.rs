@@ -47,6 +47,7 @@ impl ExitCode {
         match e.downcast_ref::<RunError>() {
             Some(RunError::Queue(q)) => return ExitCode::of(q),
             Some(RunError::WaitTimeout { .. }) => return Some(ExitCode::Timeout),
+            Some(RunError::BadRunId(_)) => return Some(ExitCode::Failure),
             None => {}
         }
         if let Some(ResultsError::Queue(q)) = e.downcast_ref::<ResultsError>() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::queue::{Queue, QueueError, RunStatus, TaskOutcome, TaskRecord, TaskState};
-use crate::task::TaskSpec;
+use crate::task::{TaskSpec, is_task_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
@@ -57,9 +57,14 @@ fn summarize(t: &TaskRecord) -> TaskSummary {
         outcome: t.outcome.clone(),
         wait_ms: since(t.outcome.started_at),
         total_ms: since(t.outcome.finished_at),
-        patch: (t.state == TaskState::Done && t.patch.is_some())
-            .then(|| format!("{}.patch", t.spec.id)),
+        patch: has_patch_file(t).then(|| format!("{}.patch", t.spec.id)),
     }
+}
+
+/// A done task with a patch gets a file, if its id is a real task id: ids come from Redis and
+/// must not name a path outside `DIR`.
+fn has_patch_file(t: &TaskRecord) -> bool {
+    t.state == TaskState::Done && t.patch.is_some() && is_task_id(&t.spec.id)
 }
 
 /// Writes `DIR/<task-id>.patch` for every done task and `DIR/summary.json` for all of them.
@@ -74,9 +79,11 @@ pub async fn write_results(queue: &Queue, run: &str, dir: &Path) -> Result<Summa
     };
     std::fs::create_dir_all(dir).map_err(werr(dir.to_path_buf()))?;
     for t in &tasks {
-        if let (TaskState::Done, Some(p)) = (t.state, &t.patch) {
+        if let (true, Some(p)) = (has_patch_file(t), &t.patch) {
             let path = dir.join(format!("{}.patch", t.spec.id));
             std::fs::write(&path, p).map_err(werr(path.clone()))?;
+        } else if t.state == TaskState::Done && !is_task_id(&t.spec.id) {
+            tracing::warn!(id = ?t.spec.id, "a done task's id is not a task id (Redis data was altered): no patch file written for it");
         }
     }
     let summary = Summary {

@@ -15,6 +15,12 @@ pub enum RunError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(
+        "{0:?} is not a run id (YYYYMMDD-HHMMSS-xxxx): pass one from `dispatcher status`, or \
+         if it is the latest in Redis, purge it (`dispatcher purge`), since something other \
+         than tars wrote it"
+    )]
+    BadRunId(String),
+    #[error(
         "run {run} did not finish within {secs} s ({finished} of {total} tasks finished); \
          it goes on: follow it with `dispatcher status {run}`"
     )]
@@ -169,9 +175,15 @@ pub async fn wait_run(
 }
 
 /// The run named, or the latest one.
+/// Either way the id is checked to be a run id, since it may name a directory
+/// (`tars-out/<run>`) and the latest one is read from Redis.
 pub async fn resolve_run(queue: &Queue, run: Option<&str>) -> Result<String, RunError> {
-    Ok(match run {
+    let run = match run {
         Some(r) => r.to_string(),
         None => queue.latest_run().await?,
-    })
+    };
+    if !crate::task::is_run_id(&run) {
+        return Err(RunError::BadRunId(run));
+    }
+    Ok(run)
 }

@@ -34,6 +34,27 @@ pub struct TaskSpec {
     pub block_hash: String,
 }
 
+/// Whether `id` has the form of a task id (16 lower-case hex digits, [`Todo::id`]). Ids come
+/// back from Redis, which anyone on its network can write, and name files (`<id>.patch`): a
+/// value such as `../../x` must never reach a path.
+pub fn is_task_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether `run` has the form of a run id (`YYYYMMDD-HHMMSS-xxxx`, as `create_run` makes
+/// them): checked before a run id read from Redis or a command line names a directory.
+pub fn is_run_id(run: &str) -> bool {
+    let b = run.as_bytes();
+    b.len() == 20
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'-'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'-'
+        && b[16..]
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// A task checked against its file: what a prompt is built from and a patch is made against.
 /// Only [`TaskSpec::target`] makes one, so holding one means the block is really there.
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +159,28 @@ pub(crate) fn test_spec(content: &str, block: &str, text: &str) -> TaskSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_that_could_name_a_path_elsewhere_are_refused() {
+        assert!(is_task_id("a258402d575808ad"));
+        assert!(is_run_id("20261202-062507-1401"));
+        for bad in [
+            "../../x",
+            "/abs/x",
+            "A258402D575808AD",
+            "a258402d575808a",
+            "",
+        ] {
+            assert!(!is_task_id(bad), "{bad}");
+        }
+        for bad in [
+            "../../outside/evilrun",
+            "20261202-062507-14/1",
+            "20261202_062507-1401",
+        ] {
+            assert!(!is_run_id(bad), "{bad}");
+        }
+    }
 
     fn spec(start: usize, end: usize, tag: &str) -> TaskSpec {
         TaskSpec {

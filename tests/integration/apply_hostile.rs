@@ -211,3 +211,81 @@ fn walk_names(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn ids_from_redis_never_name_a_file_outside_the_results_directory() {
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/v1/chat/completions" => Reply::Json {
+            status: 200,
+            body: openai_completion(&resolving_answer(&req.body)),
+        },
+        _ => models_reply(),
+    });
+    let repo = demo_repo();
+    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
+    let work = tempfile::tempdir().unwrap();
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(work.path().join("first"))
+        .arg(repo.path());
+    let run_id = run(d).stdout.trim().to_string();
+    // A Redis writer renames a done task `../../x` and lists a run `../../outside/evilrun`
+    // as the latest.
+    let mut c = redis.conn();
+    let id = task_id_of(&redis, &run_id, "web/cart.js");
+    let _: () = redis::cmd("HSET")
+        .arg(keys::task(&run_id, &id))
+        .arg("id")
+        .arg("../../x")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(keys::runs())
+        .arg("99999999999999")
+        .arg("../../outside/evilrun")
+        .query(&mut c)
+        .unwrap();
+    let out = work.path().join("a/b/out");
+    let mut r = cmd("dispatcher");
+    r.env("TARS_REDIS__URL", redis.url())
+        .args(["results", &run_id, "--out"])
+        .arg(&out);
+    run(r).success();
+    assert!(
+        !work.path().join("a/x.patch").exists(),
+        "a patch escaped the results directory"
+    );
+    let names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"summary.json".to_string()), "{names:?}");
+    assert!(
+        names.iter().all(|n| n == "summary.json" || n.len() == 22),
+        "{names:?}"
+    );
+    // The latest run is not a run id: refused by name, nothing written.
+    let mut r = cmd("dispatcher");
+    r.env("TARS_REDIS__URL", redis.url())
+        .current_dir(work.path())
+        .args(["results"]);
+    let o = run(r).code_is(1);
+    assert!(
+        o.stderr
+            .contains("\"../../outside/evilrun\" is not a run id"),
+        "{}",
+        o.stderr
+    );
+    // tars-out/../../outside/evilrun, from the working directory.
+    assert!(
+        !work
+            .path()
+            .parent()
+            .unwrap()
+            .join("outside/evilrun")
+            .exists()
+    );
+    assert!(!work.path().join("tars-out").exists());
+}
