@@ -1,19 +1,13 @@
 //! `dispatcher apply`: patches reach the working tree only on request, never onto changed or
 //! uncommitted files.
 
-use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
+use crate::fake_llm::FakeLlm;
 use crate::util::{RedisServer, cmd, demo_repo, git, git_commit, run, spawn_worker};
 
 #[test]
 fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
     let redis = RedisServer::start();
-    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
-        "/v1/chat/completions" => Reply::Json {
-            status: 200,
-            body: openai_completion(&resolving_answer(&req.body)),
-        },
-        _ => models_reply(),
-    });
+    let fake = FakeLlm::resolving();
     let repo = demo_repo();
     let out = tempfile::tempdir().unwrap();
     let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::symlink;
 
-use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
+use crate::fake_llm::FakeLlm;
 use crate::util::{RedisServer, cmd, demo_repo, git, git_commit, run, spawn_worker};
 use tars_fleet::queue::keys;
 
@@ -29,13 +29,7 @@ fn task_id_of(redis: &RedisServer, run_id: &str, path: &str) -> String {
 #[test]
 fn apply_never_writes_through_a_symlink_or_outside_the_work_tree() {
     let redis = RedisServer::start();
-    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
-        "/v1/chat/completions" => Reply::Json {
-            status: 200,
-            body: openai_completion(&resolving_answer(&req.body)),
-        },
-        _ => models_reply(),
-    });
+    let fake = FakeLlm::resolving();
     let repo = demo_repo();
     let outside = tempfile::tempdir().unwrap();
     // Outside the tree: copies of two demo files (so their content hashes match the tasks')
@@ -152,13 +146,7 @@ fn apply_never_writes_through_a_symlink_or_outside_the_work_tree() {
 fn a_file_named_like_pathspec_magic_with_uncommitted_edits_is_left_alone() {
     // `:x.py` read as a pathspec is magic, and `git status -- :x.py` said nothing about it.
     let redis = RedisServer::start();
-    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
-        "/v1/chat/completions" => Reply::Json {
-            status: 200,
-            body: openai_completion(&resolving_answer(&req.body)),
-        },
-        _ => models_reply(),
-    });
+    let fake = FakeLlm::resolving();
     let repo = tempfile::tempdir().unwrap();
     let file = repo.path().join(":x.py");
     std::fs::write(&file, "def f(x):\n    # TODO: check x\n    return x\n").unwrap();
@@ -215,13 +203,7 @@ fn walk_names(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn ids_from_redis_never_name_a_file_outside_the_results_directory() {
     let redis = RedisServer::start();
-    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
-        "/v1/chat/completions" => Reply::Json {
-            status: 200,
-            body: openai_completion(&resolving_answer(&req.body)),
-        },
-        _ => models_reply(),
-    });
+    let fake = FakeLlm::resolving();
     let repo = demo_repo();
     let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
     let work = tempfile::tempdir().unwrap();

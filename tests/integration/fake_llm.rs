@@ -62,6 +62,18 @@ impl FakeLlm {
         FakeLlm { port, requests }
     }
 
+    /// An OpenAI-compatible server whose every answer resolves the TODO it is asked about
+    /// ([`resolving_answer`]), for tests about delivery and applying rather than the model.
+    pub fn resolving() -> FakeLlm {
+        FakeLlm::start(|req, _| match req.path.as_str() {
+            "/v1/chat/completions" => Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            },
+            _ => models_reply(),
+        })
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
