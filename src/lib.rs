@@ -25,7 +25,8 @@
 //! - [`fleet`]: worker containers managed through Docker's API (bollard), found by label.
 //!
 //! Around them: [`config`] (layered configuration, validated once into a value nothing changes
-//! afterwards), [`exit`] (the binaries' exit codes), [`time`] (timestamps).
+//! afterwards), [`exit`] (the binaries' exit codes), [`time`] (timestamps), [`secret`]
+//! (credentials kept out of logs, errors, Redis and files).
 //!
 //! The binaries in `src/bin` only parse arguments, load configuration, initialise tracing and
 //! call into these modules.
@@ -43,6 +44,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scan;
+pub mod secret;
 pub mod task;
 pub mod time;
 pub mod worker;
