@@ -5,6 +5,34 @@
 //! `errors`), `summary.json` and, for LLM permits, in key names, all of which other people read.
 //! Every URL that is shown or stored goes through [`redact_url`] first.
 
+/// A secret value (a password, an API key): `Debug` and `Serialize` show [`MASK`], so a
+/// configuration can be logged or dumped whole without leaking it; [`Secret::expose`] is the one
+/// way to the value, for the code that sends it.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(MASK)
+    }
+}
+
 /// What stands in for a removed secret.
 pub const MASK: &str = "***";
 

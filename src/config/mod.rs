@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::scan::ScanOptions;
+use crate::secret::Secret;
 
 /// The environment variable that names the configuration file.
 pub const CONFIG_ENV: &str = "TARS_CONFIG";
@@ -25,6 +26,15 @@ pub enum ConfigError {
     /// A flag's value is wrong (a usage error, not the configuration's).
     #[error(transparent)]
     Flag(crate::scan::ScanError),
+    #[error(
+        "configuration key `{key}` names the secret file {path}, which cannot be read: {source}. Mount the secret there or fix the path"
+    )]
+    SecretFile {
+        key: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("configuration key `{key}` = {value:?} is invalid: {allowed}")]
     Invalid {
         key: &'static str,
@@ -73,6 +83,13 @@ pub struct Config {
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port[/db]`.
     pub url: String,
+    /// A file holding the Redis password (a Docker or Kubernetes secret mounted at
+    /// `/run/secrets/...`), so the password is in neither the URL nor the environment, where
+    /// `docker inspect` and `ps` show it. Wins over a password in the URL.
+    pub password_file: Option<PathBuf>,
+    /// The password read from `password_file`, kept out of `Debug` output.
+    #[serde(skip)]
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,7 +100,9 @@ pub struct LlmConfig {
     pub url: String,
     pub model: String,
     /// Sent as `Authorization: Bearer` to OpenAI-compatible servers that want one.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
+    /// A file holding the API key (a mounted secret), read at start; wins over `api_key`.
+    pub api_key_file: Option<PathBuf>,
     /// Context window asked of Ollama; prompts are sized to fit it, since Ollama truncates
     /// silently past it.
     pub num_ctx: u32,
@@ -100,6 +119,9 @@ pub struct LlmConfig {
     /// Answers asked for per task attempt before a gate failure is final; each new ask says
     /// why the last answer was rejected.
     pub answer_attempts: u32,
+    /// Allows an API key or URL credentials over plain `http://` to another host, where anyone
+    /// on the path can read them. Off: such a configuration is refused at start.
+    pub allow_insecure_credentials: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +148,8 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
+            password_file: None,
+            password: None,
         }
     }
 }
@@ -137,6 +161,7 @@ impl Default for LlmConfig {
             url: "http://127.0.0.1:11434".into(),
             model: "qwen2.5-coder:7b".into(),
             api_key: None,
+            api_key_file: None,
             num_ctx: 8192,
             max_answer_tokens: 2048,
             temperature: 0.2,
@@ -144,7 +169,33 @@ impl Default for LlmConfig {
             retries: 3,
             max_in_flight: None,
             answer_attempts: 2,
+            allow_insecure_credentials: false,
         }
+    }
+}
+
+impl LlmConfig {
+    /// The URL as logs, errors, Redis fields and permit keys show it: without a password.
+    pub fn shown_url(&self) -> String {
+        crate::secret::redact_url(&self.url)
+    }
+
+    /// Whether credentials (an API key, or userinfo in the URL) would travel in clear text to
+    /// another machine: plain `http://` to a host that is not this one's loopback.
+    fn sends_credentials_in_clear(&self) -> bool {
+        let Ok(u) = reqwest::Url::parse(&self.url) else {
+            return false;
+        };
+        let has_credentials =
+            self.api_key.is_some() || !u.username().is_empty() || u.password().is_some();
+        let host = u.host_str().unwrap_or("localhost");
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        has_credentials && u.scheme() == "http" && !loopback
     }
 }
 
@@ -188,6 +239,24 @@ impl Overrides {
         }
         self
     }
+}
+
+/// A secret from a file: its content less the trailing newline that `echo` and editors add.
+fn read_secret(key: &'static str, path: &Path) -> Result<Secret, ConfigError> {
+    let err = |source| ConfigError::SecretFile {
+        key,
+        path: path.display().to_string(),
+        source,
+    };
+    let text = std::fs::read_to_string(path).map_err(err)?;
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the file is empty",
+        )));
+    }
+    Ok(Secret::new(value))
 }
 
 impl Config {
@@ -249,6 +318,12 @@ impl Config {
         let mut cfg: Config = builder.build()?.try_deserialize()?;
         cfg.scan.include.extend(overrides.include.iter().cloned());
         cfg.scan.exclude.extend(overrides.exclude.iter().cloned());
+        if let Some(path) = &cfg.redis.password_file {
+            cfg.redis.password = Some(read_secret("redis.password_file", path)?);
+        }
+        if let Some(path) = &cfg.llm.api_key_file {
+            cfg.llm.api_key = Some(read_secret("llm.api_key_file", path)?);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -273,7 +348,7 @@ impl Config {
         {
             return Err(invalid(
                 "redis.url",
-                &self.redis.url,
+                crate::secret::redact_url(&self.redis.url),
                 "a URL such as redis://127.0.0.1:6379",
             ));
         }
@@ -283,8 +358,17 @@ impl Config {
         {
             return Err(invalid(
                 "llm.url",
-                &self.llm.url,
+                self.llm.shown_url(),
                 "an http(s) URL such as http://127.0.0.1:11434",
+            ));
+        }
+        if self.llm.sends_credentials_in_clear() && !self.llm.allow_insecure_credentials {
+            return Err(invalid(
+                "llm.url",
+                self.llm.shown_url(),
+                "an https:// URL, since an API key or password is set and would cross the \
+                 network in clear text (to send it anyway, e.g. on a private network, set \
+                 llm.allow_insecure_credentials = true)",
             ));
         }
         if self.llm.model.trim().is_empty() {

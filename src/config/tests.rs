@@ -153,3 +153,93 @@ fn missing_named_file_is_an_error() {
     .to_string();
     assert!(err.contains("/nope/t.toml"), "{err}");
 }
+
+#[test]
+fn secrets_come_from_files_and_never_show_in_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("redis_password");
+    let key = dir.path().join("api_key");
+    std::fs::write(&pw, "hunter22\n").unwrap();
+    std::fs::write(&key, "sk-local-123").unwrap();
+    let e = env(&[
+        ("TARS_REDIS__PASSWORD_FILE", pw.to_str().unwrap()),
+        ("TARS_LLM__API_KEY_FILE", key.to_str().unwrap()),
+        ("TARS_LLM__URL", "https://llm.example:8443"),
+    ]);
+    let cfg = Config::load(None, &e, &Overrides::default()).unwrap();
+    assert_eq!(cfg.redis.password.as_ref().unwrap().expose(), "hunter22");
+    assert_eq!(cfg.llm.api_key.as_ref().unwrap().expose(), "sk-local-123");
+    let shown = format!("{cfg:?}");
+    assert!(
+        !shown.contains("hunter22") && !shown.contains("sk-local"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_missing_or_empty_secret_file_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    for (path, why) in [(dir.path().join("nope"), "No such file"), (empty, "empty")] {
+        let e = env(&[("TARS_REDIS__PASSWORD_FILE", path.to_str().unwrap())]);
+        let err = Config::load(None, &e, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("redis.password_file") && err.contains(path.to_str().unwrap()),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+    }
+}
+
+#[test]
+fn credentials_over_plain_http_to_another_host_are_refused_unless_allowed() {
+    let load = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs), &Overrides::default());
+    let err = load(&[
+        ("TARS_LLM__URL", "http://llm.lan:8080"),
+        ("TARS_LLM__API_KEY", "sk-1"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("llm.url") && err.contains("llm.allow_insecure_credentials"),
+        "{err}"
+    );
+    // The password in the URL is refused the same way, and the message does not repeat it.
+    let err = load(&[("TARS_LLM__URL", "http://bob:pw123@10.0.0.5:8080")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bob:***@10.0.0.5") && !err.contains("pw123"),
+        "{err}"
+    );
+    // https, loopback, or an explicit opt-in are fine.
+    for ok in [
+        vec![
+            ("TARS_LLM__URL", "https://llm.lan"),
+            ("TARS_LLM__API_KEY", "k"),
+        ],
+        vec![
+            ("TARS_LLM__URL", "http://127.0.0.1:8080"),
+            ("TARS_LLM__API_KEY", "k"),
+        ],
+        vec![
+            ("TARS_LLM__URL", "http://[::1]:8080"),
+            ("TARS_LLM__API_KEY", "k"),
+        ],
+        vec![
+            ("TARS_LLM__URL", "http://localhost:8080"),
+            ("TARS_LLM__API_KEY", "k"),
+        ],
+        vec![
+            ("TARS_LLM__URL", "http://llm.lan:8080"),
+            ("TARS_LLM__API_KEY", "k"),
+            ("TARS_LLM__ALLOW_INSECURE_CREDENTIALS", "true"),
+        ],
+        vec![("TARS_LLM__URL", "http://llm.lan:8080")],
+    ] {
+        load(&ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+    }
+}

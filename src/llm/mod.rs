@@ -155,7 +155,7 @@ impl LlmClient {
             .timeout(Duration::from_secs(cfg.timeout_secs))
             .build()
             .map_err(|e| LlmError::Unreachable {
-                url: cfg.url.clone(),
+                url: cfg.shown_url(),
                 detail: e.to_string(),
             })?;
         Ok(LlmClient {
@@ -168,24 +168,24 @@ impl LlmClient {
     fn send_error(&self, e: reqwest::Error) -> LlmError {
         if e.is_timeout() {
             LlmError::Timeout {
-                url: self.cfg.url.clone(),
+                url: self.cfg.shown_url(),
                 secs: self.cfg.timeout_secs,
             }
         } else if e.is_connect() || e.is_request() {
             LlmError::Unreachable {
-                url: self.cfg.url.clone(),
+                url: self.cfg.shown_url(),
                 detail: root_cause(&e),
             }
         } else {
             LlmError::Stream {
-                url: self.cfg.url.clone(),
+                url: self.cfg.shown_url(),
                 detail: root_cause(&e),
             }
         }
     }
 
     fn status_error(&self, status: u16, body: String) -> LlmError {
-        let url = self.cfg.url.clone();
+        let url = self.cfg.shown_url();
         let body: String = body.chars().take(500).collect();
         match status {
             503 => LlmError::Busy { url, body },
@@ -250,7 +250,7 @@ impl LlmClient {
             return Err(self.status_error(status, body));
         }
         let v: serde_json::Value = resp.json().await.map_err(|e| LlmError::Protocol {
-            url: self.cfg.url.clone(),
+            url: self.cfg.shown_url(),
             detail: format!("{path}: {e}"),
         })?;
         let models = names(&v);
@@ -263,7 +263,7 @@ impl LlmClient {
             Ok(())
         } else {
             Err(LlmError::ModelMissing {
-                url: self.cfg.url.clone(),
+                url: self.cfg.shown_url(),
                 model: wanted.clone(),
                 hint: format!("{} (installed: {})", self.pull_hint(), models.join(", ")),
             })
@@ -272,7 +272,7 @@ impl LlmClient {
 
     fn with_auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.cfg.api_key {
-            Some(k) => rb.bearer_auth(k),
+            Some(k) => rb.bearer_auth(k.expose()),
             None => rb,
         }
     }

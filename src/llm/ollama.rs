@@ -36,7 +36,7 @@ impl LlmClient {
             let mut err = self.status_error(status, body.clone());
             if status == 404 && !body.contains("model") {
                 err = LlmError::Rejected {
-                    url: self.cfg.url.clone(),
+                    url: self.cfg.shown_url(),
                     status,
                     body: format!(
                         "{body} (is this an Ollama server? for /v1 servers set llm.api = \"openai\")"
@@ -49,7 +49,7 @@ impl LlmClient {
         let mut buf: Vec<u8> = Vec::new();
         let mut last: Option<OllamaChunk> = None;
         let mut stream = resp.bytes_stream();
-        let url = &self.cfg.url;
+        let url = &self.cfg.shown_url();
         'read: loop {
             let next = stream.next().await;
             let chunk = match next {

@@ -29,7 +29,7 @@ impl LlmClient {
             return Err(self.status_error(status, text));
         }
         let r: OpenAiResponse = serde_json::from_str(&text).map_err(|e| LlmError::Protocol {
-            url: self.cfg.url.clone(),
+            url: self.cfg.shown_url(),
             detail: format!("chat completion: {e}"),
         })?;
         let choice = r
@@ -37,7 +37,7 @@ impl LlmClient {
             .into_iter()
             .next()
             .ok_or_else(|| LlmError::Protocol {
-                url: self.cfg.url.clone(),
+                url: self.cfg.shown_url(),
                 detail: "no choices in the completion".into(),
             })?;
         Ok(Answer {

@@ -25,13 +25,14 @@ pub mod wire;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, RetryMethod};
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, RetryMethod};
 
 pub use model::{
     Completion, Delivery, RunStatus, Start, StateCounts, TaskOutcome, TaskRecord, TaskState,
 };
 
 use crate::config::Config;
+use crate::secret::Secret;
 
 /// Commands per pipelined round trip when writing many tasks or blobs.
 const BATCH: usize = 500;
@@ -87,6 +88,7 @@ impl QueueError {
 /// A handle on the queue. Cheap to clone: the connection manager multiplexes and reconnects.
 #[derive(Clone)]
 pub struct Queue {
+    /// The URL as shown in errors: without its password.
     url: String,
     client: redis::Client,
     conn: ConnectionManager,
@@ -94,19 +96,41 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Connects to the configured Redis (`redis.url`, `queue.retention_days`).
+    /// Connects to the configured Redis (`redis.url`, `redis.password_file`,
+    /// `queue.retention_days`).
     pub async fn open(cfg: &Config) -> Result<Queue, QueueError> {
-        Queue::connect(&cfg.redis.url, cfg.queue.retention_days).await
+        Queue::connect_with(
+            &cfg.redis.url,
+            cfg.redis.password.as_ref(),
+            cfg.queue.retention_days,
+        )
+        .await
     }
 
     /// Connects and checks the server answers, so a wrong URL fails here with a message that
     /// names it rather than later inside a loop.
     pub async fn connect(url: &str, retention_days: u64) -> Result<Queue, QueueError> {
+        Queue::connect_with(url, None, retention_days).await
+    }
+
+    /// [`Queue::connect`] with a password from elsewhere than the URL (a secret file), which
+    /// wins over the URL's. Errors name the URL without its password.
+    pub async fn connect_with(
+        url: &str,
+        password: Option<&Secret>,
+        retention_days: u64,
+    ) -> Result<Queue, QueueError> {
+        let shown = crate::secret::redact_url(url);
         let unreachable = |source| QueueError::Unreachable {
-            url: url.to_string(),
+            url: shown.clone(),
             source,
         };
-        let client = redis::Client::open(url).map_err(unreachable)?;
+        let mut info = url.into_connection_info().map_err(unreachable)?;
+        if let Some(pw) = password {
+            let settings = info.redis_settings().clone().set_password(pw.expose());
+            info = info.set_redis_settings(settings);
+        }
+        let client = redis::Client::open(info).map_err(unreachable)?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(10)))
@@ -121,7 +145,7 @@ impl Queue {
             .await
             .map_err(unreachable)?;
         Ok(Queue {
-            url: url.to_string(),
+            url: shown,
             client,
             conn,
             retention_secs: retention_days.saturating_mul(86_400),

@@ -45,7 +45,7 @@ pub(super) struct Permit {
 
 impl Permit {
     pub(super) async fn acquire(shared: &Shared, max: u32) -> Result<Permit, QueueError> {
-        let endpoint = shared.cfg.llm.url.trim_end_matches('/').to_string();
+        let endpoint = shared.cfg.llm.shown_url().trim_end_matches('/').to_string();
         let nonce: u32 = rand::random();
         let holder = format!("{}:{nonce:08x}", shared.id);
         let ttl = Duration::from_secs(shared.cfg.queue.lease_secs);

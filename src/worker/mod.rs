@@ -139,7 +139,7 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> WorkerStats {
         let shared = self.shared;
         let cfg = &shared.cfg;
-        tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %cfg.llm.url, model = %cfg.llm.model, "worker started");
+        tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %cfg.llm.shown_url(), model = %cfg.llm.model, "worker started");
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let heartbeat = tokio::spawn(health::heartbeat_loop(shared.clone(), stop.clone()));
