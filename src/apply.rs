@@ -10,6 +10,8 @@
 //! fsmonitor or hooks, which its own `.git/config` could point at a command.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
@@ -33,6 +35,8 @@ pub enum ApplyError {
     NotGit { repo: String },
     #[error("git failed in {repo}: {detail}")]
     Git { repo: String, detail: String },
+    #[error("cannot take the apply lock {path}: {detail}")]
+    Lock { path: String, detail: String },
 }
 
 /// git with nothing of the repository's own that could run a command or reinterpret a path.
@@ -78,6 +82,15 @@ fn checked_file(root: &Path, rel: &str) -> Result<PathBuf, String> {
     }
     let mut at = root.to_path_buf();
     for c in p.components() {
+        // A directory with its own `.git` is a submodule or a nested repository: the
+        // superproject's `git status` does not see edits inside it, so "no uncommitted work"
+        // could not be checked from here.
+        if at != root && std::fs::symlink_metadata(at.join(".git")).is_ok() {
+            return Err(format!(
+                "it is inside the submodule or nested repository {}: apply there with --repo",
+                at.strip_prefix(root).unwrap_or(&at).display()
+            ));
+        }
         at.push(c);
         let meta = std::fs::symlink_metadata(&at).map_err(|e| format!("cannot read it: {e}"))?;
         if meta.file_type().is_symlink() {
@@ -96,29 +109,94 @@ fn checked_file(root: &Path, rel: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Replaces `file` by `new` through a temp file created exclusively (random name,
-/// `O_CREAT|O_EXCL`, removed on any failure) in the same directory, with the file's mode, after
-/// checking once more that the file still holds what was scanned (an editor may have saved it
-/// meanwhile).
+/// Replaces `file` by `new` atomically, after checking once more that the file still holds
+/// what was scanned (an editor may have saved it meanwhile).
+///
+/// The new content is written to an unnamed file (`O_TMPFILE`) in the file's directory, which
+/// the kernel removes if `apply` is killed while writing; only when it is complete is it given
+/// a fresh random name (`linkat`, which fails rather than replace or follow anything already
+/// there) and renamed over the file, so a kill leaves at most that one name for the
+/// microseconds between the two calls. Where the filesystem has no `O_TMPFILE`, a temp file
+/// created exclusively with a random name is used instead, removed on any failure.
 fn replace(file: &Path, new: &str, scanned_hash: &str) -> Result<(), String> {
     let dir = file.parent().ok_or("the file has no directory")?;
     let meta = std::fs::symlink_metadata(file).map_err(|e| format!("cannot read it: {e}"))?;
-    let mut tmp = tempfile::Builder::new()
+    let still_scanned = || -> Result<(), String> {
+        let now = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
+        if crate::scan::sha256_hex(&now) != scanned_hash {
+            return Err("the file changed while the patch was being written: scan again".into());
+        }
+        Ok(())
+    };
+    let write = |f: &std::fs::File| -> Result<(), String> {
+        let mut f = f;
+        f.write_all(new.as_bytes())
+            .and_then(|()| f.set_permissions(meta.permissions()))
+            .and_then(|()| f.sync_all())
+            .map_err(|e| format!("cannot write it: {e}"))
+    };
+    if let Ok(unnamed) = tempfile::tempfile_in(dir) {
+        write(&unnamed)?;
+        still_scanned()?;
+        let name = dir.join(format!(".tars-{:016x}.tmp", rand::random::<u64>()));
+        let proc_path = format!("/proc/self/fd/{}", unnamed.as_raw_fd());
+        if rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            rustix::fs::CWD,
+            &name,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )
+        .is_ok()
+        {
+            return std::fs::rename(&name, file).map_err(|e| {
+                let _ = std::fs::remove_file(&name);
+                format!("cannot write it: {e}")
+            });
+        }
+    }
+    let tmp = tempfile::Builder::new()
         .prefix(".tars-")
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| format!("cannot create a temp file next to it: {e}"))?;
-    tmp.write_all(new.as_bytes())
-        .and_then(|()| tmp.as_file().set_permissions(meta.permissions()))
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| format!("cannot write it: {e}"))?;
-    let now = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
-    if crate::scan::sha256_hex(&now) != scanned_hash {
-        return Err("the file changed while the patch was being written: scan again".into());
-    }
+    write(tmp.as_file())?;
+    still_scanned()?;
     tmp.persist(file)
         .map(|_| ())
         .map_err(|e| format!("cannot write it: {}", e.error))
+}
+
+/// Holds `<git dir>/tars-apply.lock` (an advisory `flock`) for the whole of one `apply`, so
+/// two at once cannot both read a file as scanned and both write it, losing one patch. The
+/// lock file is opened without following a symlink; the lock is released when the process
+/// ends, however it ends.
+fn lock_repo(root: &Path) -> Result<std::fs::File, ApplyError> {
+    let git_dir = git_out(root, &["rev-parse", "--absolute-git-dir"])?;
+    let path = Path::new(git_dir.trim_end_matches('\n')).join("tars-apply.lock");
+    let cant = |e: std::io::Error| ApplyError::Lock {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(cant)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "waiting for another `dispatcher apply` in {} to finish",
+                root.display()
+            );
+            f.lock().map_err(cant)?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(cant(e)),
+    }
+    Ok(f)
 }
 
 /// Writes done patches into the working tree at `repo`. A file is touched only when its
@@ -142,6 +220,7 @@ pub fn apply_patches(
         .strip_prefix(&root)
         .map_err(|_| not_git())?
         .to_path_buf();
+    let _lock = lock_repo(&root)?;
     let mut out = Vec::new();
     let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
     for t in tasks {
