@@ -1,6 +1,7 @@
 //! Integration tests: one target, shared helpers (tests/integration/util.rs), real processes.
 
 mod apply;
+mod apply_guard;
 mod apply_hostile;
 mod bad_input;
 mod docker;
