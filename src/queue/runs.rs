@@ -173,7 +173,8 @@ impl Queue {
         })
     }
 
-    /// Every task of a run, sorted by path and line.
+    /// The run's tasks in path and line order; a task whose hash is malformed is skipped with
+    /// a warning that names its key.
     pub async fn run_tasks(&self, run: &str) -> Result<Vec<TaskRecord>, QueueError> {
         let mut c = self.conn();
         let ids: Vec<String> = redis::cmd("SMEMBERS")
@@ -187,8 +188,17 @@ impl Queue {
                 p.hgetall(keys::task(run, id));
             }
             let hs: Vec<HashMap<String, String>> = p.query_async(&mut c).await?;
-            for h in hs.iter().filter(|h| !h.is_empty()) {
-                out.push(wire::task_record(run, h)?);
+            for (id, h) in chunk.iter().zip(&hs).filter(|(_, h)| !h.is_empty()) {
+                // Anyone on Redis's network can write a task hash: one malformed task must not
+                // hide the run's other results from `results` and `apply`.
+                match wire::task_record(run, h) {
+                    Ok(t) => out.push(t),
+                    Err(e) => tracing::warn!(
+                        key = ?keys::task(run, id),
+                        error = %e,
+                        "skipping a malformed task (Redis data was altered or is from another version)"
+                    ),
+                }
             }
         }
         out.sort_by(|a, b| (&a.spec.path, a.spec.line).cmp(&(&b.spec.path, b.spec.line)));

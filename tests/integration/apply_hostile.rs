@@ -271,3 +271,76 @@ fn ids_from_redis_never_name_a_file_outside_the_results_directory() {
     );
     assert!(!work.path().join("tars-out").exists());
 }
+
+#[test]
+fn one_malformed_task_does_not_hide_the_rest_of_the_run() {
+    let redis = RedisServer::start();
+    let fake = FakeLlm::resolving();
+    let repo = demo_repo();
+    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
+    let work = tempfile::tempdir().unwrap();
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(work.path().join("first"))
+        .arg(repo.path());
+    let run_id = run(d).stdout.trim().to_string();
+    let done_before = std::fs::read_dir(work.path().join("first"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "patch")
+        })
+        .count();
+    assert!(
+        done_before >= 2,
+        "the scripted LLM should resolve the demo's TODOs"
+    );
+    // A Redis writer breaks one task's hash.
+    let bad = task_id_of(&redis, &run_id, "web/cart.js");
+    let mut c = redis.conn();
+    let _: () = redis::cmd("HSET")
+        .arg(keys::task(&run_id, &bad))
+        .arg("state")
+        .arg("\u{1b}]0;pwned\u{7}")
+        .query(&mut c)
+        .unwrap();
+    let out = work.path().join("second");
+    let mut r = cmd("dispatcher");
+    r.env("TARS_REDIS__URL", redis.url())
+        .args(["results", &run_id, "--out"])
+        .arg(&out);
+    let o = run(r).success();
+    assert!(
+        o.stderr.contains(&keys::task(&run_id, &bad)) && o.stderr.contains("malformed"),
+        "{}",
+        o.stderr
+    );
+    let patches = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "patch")
+        })
+        .count();
+    assert_eq!(patches, done_before - 1, "{}", o.stderr);
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["apply", &run_id]);
+    let o = run(a).success();
+    // Every other done patch is considered (a second one to the same file waits, as always);
+    // the malformed task is not among them.
+    assert!(
+        o.stderr
+            .contains(&format!(" of {} patches applied", done_before - 1))
+            && !o.stderr.contains(&format!("{bad} web/cart.js")),
+        "{}",
+        o.stderr
+    );
+}

@@ -14,6 +14,8 @@ pub struct Request {
     pub method: String,
     pub path: String,
     pub body: String,
+    /// The `Authorization` header, if the client sent one.
+    pub authorization: Option<String>,
 }
 
 pub enum Reply {
@@ -101,6 +103,7 @@ fn serve(stream: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
         let method = parts.next().unwrap_or_default().to_string();
         let path = parts.next().unwrap_or_default().to_string();
         let mut len = 0usize;
+        let mut authorization = None;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -110,10 +113,12 @@ fn serve(stream: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                } else if k.eq_ignore_ascii_case("authorization") {
+                    authorization = Some(v.trim().to_string());
+                }
             }
         }
         let mut body = vec![0u8; len];
@@ -124,6 +129,7 @@ fn serve(stream: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
             method,
             path,
             body: String::from_utf8_lossy(&body).into_owned(),
+            authorization,
         };
         let index = {
             let mut r = reqs.lock().expect("lock");

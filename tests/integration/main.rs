@@ -14,6 +14,7 @@ mod reliability;
 mod run_control;
 mod scan_cli;
 mod scan_corpus;
+mod secret_redaction;
 mod terminal_paths;
 mod util;
 mod worker_inprocess;
