@@ -31,7 +31,7 @@ pub use model::{
     Completion, Delivery, RunStatus, Start, StateCounts, TaskOutcome, TaskRecord, TaskState,
 };
 
-use crate::config::Config;
+use crate::config::{Config, RedisConfig};
 use crate::secret::Secret;
 
 /// Commands per pipelined round trip when writing many tasks or blobs.
@@ -85,6 +85,14 @@ impl QueueError {
     }
 }
 
+/// The error of a failed connection to `url` (shown without its password).
+fn connect_error(url: &str, source: redis::RedisError) -> QueueError {
+    QueueError::Unreachable {
+        url: url.to_string(),
+        source,
+    }
+}
+
 /// A handle on the queue. Cheap to clone: the connection manager multiplexes and reconnects.
 #[derive(Clone)]
 pub struct Queue {
@@ -96,15 +104,10 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Connects to the configured Redis (`redis.url`, `redis.password_file`,
+    /// Connects to the configured Redis (`redis.url`, `redis.password_file`, the TLS files,
     /// `queue.retention_days`).
     pub async fn open(cfg: &Config) -> Result<Queue, QueueError> {
-        Queue::connect_with(
-            &cfg.redis.url,
-            cfg.redis.password.as_ref(),
-            cfg.queue.retention_days,
-        )
-        .await
+        Queue::connect_to(&cfg.redis, cfg.queue.retention_days).await
     }
 
     /// Connects and checks the server answers, so a wrong URL fails here with a message that
@@ -120,17 +123,31 @@ impl Queue {
         password: Option<&Secret>,
         retention_days: u64,
     ) -> Result<Queue, QueueError> {
-        let shown = crate::secret::redact_url(url);
-        let unreachable = |source| QueueError::Unreachable {
-            url: shown.clone(),
-            source,
+        let redis = RedisConfig {
+            url: url.to_string(),
+            password: password.cloned(),
+            ..RedisConfig::default()
         };
-        let mut info = url.into_connection_info().map_err(unreachable)?;
-        if let Some(pw) = password {
+        Queue::connect_to(&redis, retention_days).await
+    }
+
+    /// [`Queue::connect_with`] with everything of `[redis]`: for a `rediss://` URL, the CA
+    /// (`redis.ca_file`, else the system's roots) and the client certificate read at load.
+    pub async fn connect_to(redis: &RedisConfig, retention_days: u64) -> Result<Queue, QueueError> {
+        // `rediss://`: redis-rs builds its rustls config from the process-wide provider.
+        crate::tls::install_crypto_provider();
+        let shown = crate::secret::redact_url(&redis.url);
+        let fail = |source| connect_error(&shown, source);
+        let mut info = redis.url.as_str().into_connection_info().map_err(fail)?;
+        if let Some(pw) = &redis.password {
             let settings = info.redis_settings().clone().set_password(pw.expose());
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(unreachable)?;
+        let client = match &redis.tls {
+            Some(certs) => redis::Client::build_with_tls(info, certs.clone()),
+            None => redis::Client::open(info),
+        }
+        .map_err(fail)?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(10)))
@@ -139,11 +156,11 @@ impl Queue {
         let mut conn = client
             .get_connection_manager_with_config(cfg)
             .await
-            .map_err(unreachable)?;
+            .map_err(fail)?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(unreachable)?;
+            .map_err(fail)?;
         Ok(Queue {
             url: shown,
             client,
@@ -160,10 +177,7 @@ impl Queue {
         self.client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
-            .map_err(|source| QueueError::Unreachable {
-                url: self.url.clone(),
-                source,
-            })
+            .map_err(|source| connect_error(&self.url, source))
     }
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()

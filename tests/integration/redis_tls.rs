@@ -1,0 +1,260 @@
+//! Redis with TLS (`rediss://`, a private CA made here with `openssl`) and passwords, against
+//! real redis-server processes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::fake_llm::FakeLlm;
+use crate::util::{Output, Proc, RedisServer, cmd, demo_repo, free_port, run, wait_until};
+
+/// A throwaway PKI: a CA, and a server certificate it signed for 127.0.0.1 and localhost (and a
+/// client certificate, for mutual TLS). EC P-256 keys: fast to make, and what rustls verifies.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=tars test CA",
+            ]
+            .iter()
+            .chain(&ec)
+            .chain(&["-keyout", "ca.key", "-out", "ca.crt"])
+            .copied()
+            .collect::<Vec<_>>(),
+        );
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+                 extendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "client",
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+            ),
+        ] {
+            std::fs::write(d.join(format!("{name}.ext")), ext).unwrap();
+            let key = format!("{name}.key");
+            let csr = format!("{name}.csr");
+            let crt = format!("{name}.crt");
+            let extfile = format!("{name}.ext");
+            let subj = format!("/CN={name}");
+            openssl(
+                d,
+                &["req", "-new", "-subj", &subj]
+                    .iter()
+                    .chain(&ec)
+                    .chain(&["-keyout", key.as_str(), "-out", csr.as_str()])
+                    .copied()
+                    .collect::<Vec<_>>(),
+            );
+            openssl(
+                d,
+                &[
+                    "x509",
+                    "-req",
+                    "-days",
+                    "2",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-extfile",
+                    &extfile,
+                    "-out",
+                    &crt,
+                ],
+            );
+        }
+        Pki { dir }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A redis-server that speaks only TLS, on a free port, with `extra` arguments.
+struct TlsRedis {
+    port: u16,
+    _dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl TlsRedis {
+    fn start(pki: &Pki, extra: &[&str]) -> TlsRedis {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let p = |n: &str| pki.path(n).to_string_lossy().into_owned();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .args(["--tls-cert-file", &p("server.crt")])
+            .args(["--tls-key-file", &p("server.key")])
+            .args(["--tls-ca-cert-file", &p("ca.crt")])
+            .args(["--dir", &dir.path().to_string_lossy()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed");
+        // No TLS client here: the port accepting connections is readiness enough.
+        wait_until("redis-server (TLS)", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        TlsRedis {
+            port,
+            _dir: dir,
+            _proc: Proc {
+                child,
+                name: "redis-server".into(),
+            },
+        }
+    }
+}
+
+/// A file holding `text`, in `dir`.
+fn file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A worker and `dispatcher run --wait` on the demo repository with the scripted LLM, both
+/// with `env`: every task must end done.
+fn full_run(env: &[(&str, String)]) -> Output {
+    let fake = FakeLlm::resolving();
+    let repo = demo_repo();
+    let out = tempfile::tempdir().unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut w = cmd("worker");
+    w.env("TARS_LLM__API", "openai")
+        .env("TARS_LLM__URL", fake.url())
+        .env("TARS_LLM__MODEL", "m")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::from(log.reopen().unwrap()));
+    let _worker = Proc {
+        child: w.spawn().expect("spawn worker"),
+        name: "worker".into(),
+    };
+    let mut d = cmd("dispatcher");
+    d.envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(out.path())
+        .arg(repo.path());
+    let r = run(d);
+    let worker_log = std::fs::read_to_string(log.path()).unwrap_or_default();
+    let r = r.note("worker log", worker_log).success();
+    let patches = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "patch"))
+        })
+        .count();
+    assert_eq!(patches, 6, "one patch per TODO of the demo");
+    r
+}
+
+#[test]
+fn rediss_with_a_private_ca_carries_a_run_from_dispatcher_to_worker() {
+    let pki = Pki::new();
+    let redis = TlsRedis::start(&pki, &["--tls-auth-clients", "no"]);
+    full_run(&[
+        (
+            "TARS_REDIS__URL",
+            format!("rediss://127.0.0.1:{}", redis.port),
+        ),
+        (
+            "TARS_REDIS__CA_FILE",
+            pki.path("ca.crt").display().to_string(),
+        ),
+    ]);
+}
+
+#[test]
+fn rediss_with_a_client_certificate_passes_a_server_that_verifies_clients() {
+    let pki = Pki::new();
+    let redis = TlsRedis::start(&pki, &["--tls-auth-clients", "yes"]);
+    let url = format!("rediss://localhost:{}", redis.port);
+    let repo = demo_repo();
+    let enqueue = |with_cert: bool| {
+        let mut d = cmd("dispatcher");
+        d.env("TARS_REDIS__URL", &url)
+            .env("TARS_REDIS__CA_FILE", pki.path("ca.crt"))
+            .args(["run"])
+            .arg(repo.path());
+        if with_cert {
+            d.env("TARS_REDIS__CLIENT_CERT_FILE", pki.path("client.crt"))
+                .env("TARS_REDIS__CLIENT_KEY_FILE", pki.path("client.key"));
+        }
+        run(d)
+    };
+    enqueue(true).success();
+    // Without one the server ends the handshake: not reachable, not a configuration error.
+    let out = enqueue(false).failure();
+    assert!(out.stderr.contains(&url), "{}", out.stderr);
+}
+
+#[test]
+fn redis_password_file_works_against_requirepass() {
+    let redis = RedisServer::start();
+    let pw = "file-pw-31337";
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(pw)
+        .query(&mut redis.conn())
+        .unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let pw_file = file(secrets.path(), "redis_password", &format!("{pw}\n"));
+    let repo = demo_repo();
+    // The default user named in the URL, the password from the file.
+    for url in [
+        redis.url(),
+        format!("redis://default@127.0.0.1:{}", redis.port),
+    ] {
+        let mut d = cmd("dispatcher");
+        d.env("TARS_REDIS__URL", &url)
+            .env("TARS_REDIS__PASSWORD_FILE", &pw_file)
+            .arg("run")
+            .arg(repo.path());
+        let out = run(d).success();
+        assert!(!out.stderr.contains(pw) && !out.stdout.contains(pw));
+    }
+}
