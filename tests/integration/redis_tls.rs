@@ -1,5 +1,5 @@
-//! Redis with TLS (`rediss://`, a private CA made here with `openssl`) and passwords, against
-//! real redis-server processes.
+//! Redis with TLS (`rediss://`, a private CA made here with `openssl`), passwords and ACL
+//! users, against real redis-server processes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -256,5 +256,69 @@ fn redis_password_file_works_against_requirepass() {
             .arg(repo.path());
         let out = run(d).success();
         assert!(!out.stderr.contains(pw) && !out.stdout.contains(pw));
+    }
+}
+
+/// The ACL line the README documents for tars, with `password` in place of its placeholder.
+fn documented_acl(password: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(crate::util::repo_root().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find(|l| l.trim_start().starts_with("ACL SETUSER tars "))
+        .expect("README documents `ACL SETUSER tars ...`");
+    line.split_whitespace()
+        .skip(2)
+        .map(|w| {
+            if w == ">CHANGE-ME" {
+                format!(">{password}")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn an_acl_user_with_only_the_documented_commands_completes_a_run() {
+    let redis = RedisServer::start();
+    let mut admin = redis.conn();
+    let acl = documented_acl("acl-pw-2718");
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&acl)
+        .query(&mut admin)
+        .unwrap();
+    // Nothing else may connect without a password: the run can only be the ACL user's.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("off")
+        .query(&mut admin)
+        .unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let pw_file = file(secrets.path(), "redis_password", "acl-pw-2718\n");
+    let env = [
+        (
+            "TARS_REDIS__URL",
+            format!("redis://tars@127.0.0.1:{}", redis.port),
+        ),
+        ("TARS_REDIS__PASSWORD_FILE", pw_file.display().to_string()),
+    ];
+    let run_id = full_run(&env).stdout.trim().to_string();
+    // The dispatcher's other commands on that run, too.
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_string_lossy().into_owned();
+    let id = run_id.as_str();
+    for args in [
+        &["status"][..],
+        &["status", "--json", id],
+        &["results", id, "--out", &out],
+        &["retry", id],
+        &["cancel", id],
+        &["purge", id],
+    ] {
+        let mut c = cmd("dispatcher");
+        c.envs(env.iter().map(|(k, v)| (k, v))).args(args);
+        run(c).success();
     }
 }
