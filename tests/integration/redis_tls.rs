@@ -1,5 +1,7 @@
 //! Redis with TLS (`rediss://`, a private CA made here with `openssl`), passwords and ACL
-//! users, against real redis-server processes.
+//! users, against real redis-server processes: a run goes through, and a wrong credential, an
+//! untrusted certificate or a missing permission is named as such (exit code 3), with no
+//! password in the output.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -232,6 +234,83 @@ fn rediss_with_a_client_certificate_passes_a_server_that_verifies_clients() {
 }
 
 #[test]
+fn rediss_without_the_ca_file_says_the_certificate_is_not_trusted() {
+    let pki = Pki::new();
+    let redis = TlsRedis::start(&pki, &["--tls-auth-clients", "no"]);
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    for bin in ["dispatcher", "worker"] {
+        let mut c = cmd(bin);
+        c.env("TARS_REDIS__URL", &url);
+        if bin == "dispatcher" {
+            c.arg("status");
+        }
+        let out = run(c).code_is(3);
+        for part in ["not trusted", "redis.ca_file", &url] {
+            assert!(out.stderr.contains(part), "{part:?}:\n{}", out.stderr);
+        }
+        assert!(!out.stderr.contains("Start one"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn a_wrong_password_is_named_as_such_with_exit_code_3_and_never_printed() {
+    let pki = Pki::new();
+    let redis = TlsRedis::start(
+        &pki,
+        &["--tls-auth-clients", "no", "--requirepass", "right-pw-4711"],
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    let wrong = "wrong-pw-0815";
+    let pw_file = file(secrets.path(), "redis_password", &format!("{wrong}\n"));
+    let plain = format!("rediss://127.0.0.1:{}", redis.port);
+    let in_url = format!("rediss://:{wrong}@127.0.0.1:{}", redis.port);
+    let shown = format!("rediss://:***@127.0.0.1:{}", redis.port);
+    let cases: [(&str, &str, Option<&Path>, &str); 4] = [
+        ("dispatcher", &in_url, None, &shown),
+        ("worker", &in_url, None, &shown),
+        ("dispatcher", &plain, Some(&pw_file), &plain),
+        // A user name that does not exist, with the right password.
+        (
+            "dispatcher",
+            &format!("rediss://nobody:right-pw-4711@127.0.0.1:{}", redis.port),
+            None,
+            "",
+        ),
+    ];
+    for (bin, url, file, shown) in cases {
+        let mut c = cmd(bin);
+        c.env("TARS_REDIS__URL", url)
+            .env("TARS_REDIS__CA_FILE", pki.path("ca.crt"))
+            .env("TARS_LLM__URL", "http://127.0.0.1:9");
+        if let Some(f) = file {
+            c.env("TARS_REDIS__PASSWORD_FILE", f);
+        }
+        if bin == "dispatcher" {
+            c.arg("status");
+        }
+        let out = run(c).code_is(3);
+        for part in ["refused the credentials", "redis.password_file", shown] {
+            assert!(out.stderr.contains(part), "{part:?}:\n{}", out.explain(""));
+        }
+        for secret in [wrong, "right-pw-4711"] {
+            assert!(
+                !out.stderr.contains(secret) && !out.stdout.contains(secret),
+                "{}",
+                out.explain("a password was printed")
+            );
+        }
+        assert!(!out.stderr.contains("Start one"), "{}", out.stderr);
+    }
+    // No password at all: NOAUTH, the same advice.
+    let mut c = cmd("dispatcher");
+    c.env("TARS_REDIS__URL", &plain)
+        .env("TARS_REDIS__CA_FILE", pki.path("ca.crt"))
+        .arg("status");
+    let out = run(c).code_is(3);
+    assert!(out.stderr.contains("NOAUTH"), "{}", out.stderr);
+}
+
+#[test]
 fn redis_password_file_works_against_requirepass() {
     let redis = RedisServer::start();
     let pw = "file-pw-31337";
@@ -321,4 +400,31 @@ fn an_acl_user_with_only_the_documented_commands_completes_a_run() {
         c.envs(env.iter().map(|(k, v)| (k, v))).args(args);
         run(c).success();
     }
+}
+
+#[test]
+fn a_missing_acl_permission_names_the_command() {
+    let redis = RedisServer::start();
+    let mut admin = redis.conn();
+    // The documented user less EVALSHA: every state change is a script.
+    let mut acl = documented_acl("acl-pw-2718");
+    acl.push("-evalsha".into());
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg(&acl)
+        .query(&mut admin)
+        .unwrap();
+    let repo = demo_repo();
+    let mut d = cmd("dispatcher");
+    d.env(
+        "TARS_REDIS__URL",
+        format!("redis://tars:acl-pw-2718@127.0.0.1:{}", redis.port),
+    )
+    .arg("run")
+    .arg(repo.path());
+    let out = run(d).code_is(3);
+    for part in ["ACL user lacks a permission", "`evalsha`"] {
+        assert!(out.stderr.contains(part), "{part:?}:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("acl-pw-2718"), "{}", out.stderr);
 }
