@@ -65,6 +65,16 @@ impl ExitCode {
             });
         }
         if let Some(q) = e.downcast_ref::<QueueError>() {
+            // Credentials, ACL permissions and trusted CAs are configuration to fix, not a
+            // server to start.
+            if matches!(
+                q,
+                QueueError::AuthFailed { .. }
+                    | QueueError::NoPermission { .. }
+                    | QueueError::TlsUntrusted { .. }
+            ) {
+                return Some(ExitCode::Config);
+            }
             return q.is_transient().then_some(ExitCode::Unavailable);
         }
         if let Some(l) = e.downcast_ref::<LlmError>() {
@@ -130,5 +140,19 @@ mod tests {
             total: 1,
         };
         assert_eq!(ExitCode::of(&timeout), Some(ExitCode::Timeout));
+        // Refused credentials or a missing ACL permission: fix the configuration.
+        let auth = RunError::Queue(QueueError::AuthFailed {
+            url: "redis://:***@h:1".into(),
+            detail: "WRONGPASS".into(),
+        });
+        assert_eq!(ExitCode::of_chain([&auth as &dyn Error]), ExitCode::Config);
+        let noperm = WorkerError::Queue(QueueError::NoPermission {
+            command: Some("xadd".into()),
+            detail: "x".into(),
+        });
+        assert_eq!(
+            ExitCode::of_chain([&noperm as &dyn Error]),
+            ExitCode::Config
+        );
     }
 }

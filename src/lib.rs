@@ -26,7 +26,8 @@
 //!
 //! Around them: [`config`] (layered configuration, validated once into a value nothing changes
 //! afterwards), [`exit`] (the binaries' exit codes), [`time`] (timestamps), [`secret`]
-//! (credentials kept out of logs, errors, Redis and files).
+//! (credentials kept out of logs, errors, Redis and files), [`tls`] (the rustls provider of
+//! both `https://` and `rediss://`).
 //!
 //! The binaries in `src/bin` only parse arguments, load configuration, initialise tracing and
 //! call into these modules.
@@ -47,4 +48,5 @@ pub mod scan;
 pub mod secret;
 pub mod task;
 pub mod time;
+pub mod tls;
 pub mod worker;

@@ -35,6 +35,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("configuration key `{key}` names the file {path}, which {problem}")]
+    TlsFile {
+        key: &'static str,
+        path: String,
+        problem: String,
+    },
     #[error("configuration key `{key}` = {value:?} is invalid: {allowed}")]
     Invalid {
         key: &'static str,
@@ -90,6 +96,17 @@ pub struct RedisConfig {
     /// The password read from `password_file`, kept out of `Debug` output.
     #[serde(skip)]
     pub password: Option<Secret>,
+    /// `rediss://` only: the PEM file of the CA that signed the server's certificate (a private
+    /// CA). Unset: the system's trusted roots.
+    pub ca_file: Option<PathBuf>,
+    /// `rediss://` only, for servers that verify clients (`tls-auth-clients yes`): this
+    /// client's PEM certificate chain; needs `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// The PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// What the three files above hold, read and parsed at load; `Debug` shows no content.
+    #[serde(skip)]
+    pub tls: Option<redis::TlsCertificates>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -150,6 +167,10 @@ impl Default for RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
             password_file: None,
             password: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            tls: None,
         }
     }
 }
@@ -259,6 +280,61 @@ fn read_secret(key: &'static str, path: &Path) -> Result<Secret, ConfigError> {
     Ok(Secret::new(value))
 }
 
+/// The PEM file named by `key`, which must hold at least one `what` ("certificate" or "private
+/// key", checked by `parses`).
+fn read_pem(
+    key: &'static str,
+    path: &Path,
+    what: &str,
+    parses: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, ConfigError> {
+    let err = |problem: String| ConfigError::TlsFile {
+        key,
+        path: path.display().to_string(),
+        problem,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot be read: {e}")))?;
+    if !parses(&bytes) {
+        return Err(err(format!(
+            "holds no PEM {what} (a block such as -----BEGIN {}-----)",
+            what.to_ascii_uppercase()
+        )));
+    }
+    Ok(bytes)
+}
+
+impl RedisConfig {
+    /// Reads and parses `ca_file`, `client_cert_file` and `client_key_file` (after
+    /// [`Config::validate`] checked they go with a `rediss://` URL).
+    fn read_tls(&self) -> Result<Option<redis::TlsCertificates>, ConfigError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = |b: &[u8]| {
+            let all: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(b).collect();
+            all.is_ok_and(|v| !v.is_empty())
+        };
+        let root_cert = match &self.ca_file {
+            Some(p) => Some(read_pem("redis.ca_file", p, "certificate", certs)?),
+            None => None,
+        };
+        let client_tls = match (&self.client_cert_file, &self.client_key_file) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read_pem("redis.client_cert_file", cert, "certificate", certs)?,
+                client_key: read_pem("redis.client_key_file", key, "private key", |b| {
+                    PrivateKeyDer::from_pem_slice(b).is_ok()
+                })?,
+            }),
+            _ => None,
+        };
+        Ok(
+            (root_cert.is_some() || client_tls.is_some()).then_some(redis::TlsCertificates {
+                client_tls,
+                root_cert,
+            }),
+        )
+    }
+}
+
 impl Config {
     /// Loads the layers. `file` is the `--config` flag; `env` is the process environment, passed
     /// in so that tests do not have to mutate the real one.
@@ -325,6 +401,7 @@ impl Config {
             cfg.llm.api_key = Some(read_secret("llm.api_key_file", path)?);
         }
         cfg.validate()?;
+        cfg.redis.tls = cfg.redis.read_tls()?;
         Ok(cfg)
     }
 
@@ -351,6 +428,45 @@ impl Config {
                 crate::secret::redact_url(&self.redis.url),
                 "a URL such as redis://127.0.0.1:6379",
             ));
+        }
+        for (key, file) in [
+            ("redis.ca_file", &self.redis.ca_file),
+            ("redis.client_cert_file", &self.redis.client_cert_file),
+            ("redis.client_key_file", &self.redis.client_key_file),
+        ] {
+            if let Some(path) = file
+                && !self.redis.url.starts_with("rediss://")
+            {
+                return Err(invalid(
+                    key,
+                    path.display(),
+                    &format!(
+                        "set only with a rediss:// (TLS) redis.url, and redis.url is {}",
+                        crate::secret::redact_url(&self.redis.url)
+                    ),
+                ));
+            }
+        }
+        match (&self.redis.client_cert_file, &self.redis.client_key_file) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "redis.client_key_file",
+                    "(unset)",
+                    "the private key of redis.client_cert_file: set both or neither",
+                ));
+            }
+            (None, Some(p)) => {
+                return Err(invalid(
+                    "redis.client_cert_file",
+                    "(unset)",
+                    &format!(
+                        "the certificate of the key redis.client_key_file = {}: set both or \
+                         neither",
+                        p.display()
+                    ),
+                ));
+            }
+            _ => {}
         }
         if reqwest::Url::parse(&self.llm.url)
             .map(|u| !matches!(u.scheme(), "http" | "https"))

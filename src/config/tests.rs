@@ -243,3 +243,91 @@ fn credentials_over_plain_http_to_another_host_are_refused_unless_allowed() {
         load(&ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
     }
 }
+
+#[test]
+fn redis_tls_files_are_read_only_for_rediss_and_name_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.crt");
+    let key = dir.path().join("client.key");
+    let not_pem = dir.path().join("notes.txt");
+    // Parsed as PEM only: the X.509 inside is the TLS handshake's to check.
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let p = |f: &std::path::Path| f.to_str().unwrap().to_string();
+    let load = |pairs: &[(&str, String)]| {
+        let e: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        Config::load(None, &e, &Overrides::default())
+    };
+    let tls = "rediss://redis.example:6380".to_string();
+
+    let cfg = load(&[
+        ("TARS_REDIS__URL", tls.clone()),
+        ("TARS_REDIS__CA_FILE", p(&ca)),
+        ("TARS_REDIS__CLIENT_CERT_FILE", p(&ca)),
+        ("TARS_REDIS__CLIENT_KEY_FILE", p(&key)),
+    ])
+    .unwrap();
+    let certs = cfg.redis.tls.as_ref().expect("TLS material read");
+    assert!(certs.root_cert.is_some() && certs.client_tls.is_some());
+    // The key never shows in a dump of the configuration.
+    assert!(!format!("{cfg:?}").contains("AAAA"));
+    assert!(
+        load(&[("TARS_REDIS__URL", tls.clone())])
+            .unwrap()
+            .redis
+            .tls
+            .is_none()
+    );
+
+    let err = |pairs: &[(&str, String)]| load(pairs).unwrap_err().to_string();
+    let e = err(&[("TARS_REDIS__CA_FILE", p(&ca))]);
+    assert!(
+        e.contains("redis.ca_file") && e.contains("rediss://"),
+        "{e}"
+    );
+    let e = err(&[
+        ("TARS_REDIS__URL", tls.clone()),
+        ("TARS_REDIS__CA_FILE", p(&dir.path().join("nope"))),
+    ]);
+    assert!(
+        e.contains("redis.ca_file") && e.contains("cannot be read"),
+        "{e}"
+    );
+    let e = err(&[
+        ("TARS_REDIS__URL", tls.clone()),
+        ("TARS_REDIS__CA_FILE", p(&not_pem)),
+    ]);
+    assert!(
+        e.contains("redis.ca_file") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let e = err(&[
+        ("TARS_REDIS__URL", tls.clone()),
+        ("TARS_REDIS__CLIENT_CERT_FILE", p(&ca)),
+    ]);
+    assert!(
+        e.contains("redis.client_key_file") && e.contains("both or neither"),
+        "{e}"
+    );
+    let e = err(&[
+        ("TARS_REDIS__URL", tls),
+        ("TARS_REDIS__CLIENT_CERT_FILE", p(&ca)),
+        ("TARS_REDIS__CLIENT_KEY_FILE", p(&ca)),
+    ]);
+    assert!(
+        e.contains("redis.client_key_file") && e.contains("no PEM private key"),
+        "{e}"
+    );
+}

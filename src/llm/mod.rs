@@ -147,9 +147,8 @@ pub struct LlmClient {
 
 impl LlmClient {
     pub fn new(cfg: &LlmConfig) -> Result<LlmClient, LlmError> {
-        // reqwest is built without a TLS provider of its own (see Cargo.toml); the first client
-        // installs ring's process-wide. An error only means one is installed already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        // reqwest is built without a TLS provider of its own (see Cargo.toml).
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(cfg.timeout_secs))

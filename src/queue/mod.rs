@@ -31,7 +31,7 @@ pub use model::{
     Completion, Delivery, RunStatus, Start, StateCounts, TaskOutcome, TaskRecord, TaskState,
 };
 
-use crate::config::Config;
+use crate::config::{Config, RedisConfig};
 use crate::secret::Secret;
 
 /// Commands per pipelined round trip when writing many tasks or blobs.
@@ -47,8 +47,32 @@ pub enum QueueError {
         #[source]
         source: redis::RedisError,
     },
+    /// The server said no to the user and password (WRONGPASS, NOAUTH): configuration, not a
+    /// server to start.
+    #[error(
+        "Redis at {url} refused the credentials ({detail}): check redis.url's user and password \
+         or redis.password_file (TARS_REDIS__URL / TARS_REDIS__PASSWORD_FILE)"
+    )]
+    AuthFailed { url: String, detail: String },
+    /// The ACL user may not run a command (or touch a key) tars needs.
+    #[error(
+        "the Redis ACL user lacks a permission: Redis refused {} (NOPERM {detail}). Grant the \
+         user the commands and keys listed under \"Redis with TLS and ACLs\" in the README",
+        command.as_deref().map_or("a key or channel".to_string(), |c| format!("the command `{c}`"))
+    )]
+    NoPermission {
+        command: Option<String>,
+        detail: String,
+    },
+    /// `rediss://`: the server's certificate does not verify against the trusted roots.
+    #[error(
+        "Redis at {url} presented a TLS certificate that is not trusted ({reason}): set \
+         redis.ca_file (TARS_REDIS__CA_FILE) to the PEM file of the CA that signed it, and use \
+         the host name the certificate was issued for"
+    )]
+    TlsUntrusted { url: String, reason: String },
     #[error("Redis command failed: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[source] redis::RedisError),
     #[error("Redis holds a malformed {what}: {detail}")]
     Malformed { what: &'static str, detail: String },
     #[error("run {0} does not exist (see `dispatcher status` for the latest run)")]
@@ -77,12 +101,103 @@ impl QueueError {
                     | RetryMethod::ReconnectFromInitialConnections
                     | RetryMethod::RefreshSlotsAndRetry
             ),
-            QueueError::Malformed { .. }
+            QueueError::AuthFailed { .. }
+            | QueueError::NoPermission { .. }
+            | QueueError::TlsUntrusted { .. }
+            | QueueError::Malformed { .. }
             | QueueError::NoSuchRun(_)
             | QueueError::NoRuns
             | QueueError::RunIdTaken { .. } => false,
         }
     }
+}
+
+/// A command's error: a missing ACL permission gets its own variant, so that it says which
+/// command and maps to the configuration exit code; anything else stays as redis-rs put it.
+impl From<redis::RedisError> for QueueError {
+    fn from(e: redis::RedisError) -> QueueError {
+        no_permission(&e).unwrap_or(QueueError::Redis(e))
+    }
+}
+
+/// [`QueueError::NoPermission`] for a NOPERM reply, also one that a Lua script passed on.
+fn no_permission(e: &redis::RedisError) -> Option<QueueError> {
+    let is_noperm = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+        || e.code() == Some("NOPERM");
+    if !is_noperm {
+        return None;
+    }
+    let detail = e.detail().unwrap_or_default().to_string();
+    // "User tars has no permissions to run the 'xinfo|groups' command"
+    let command = detail
+        .split_once("to run the '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(c, _)| c.to_string());
+    Some(QueueError::NoPermission { command, detail })
+}
+
+/// What went wrong while connecting to `url` (shown without its password): credentials
+/// refused, a permission missing, an untrusted certificate, or else the server unreachable.
+fn connect_error(url: &str, source: redis::RedisError) -> QueueError {
+    if let Some(e) = no_permission(&source) {
+        return e;
+    }
+    if source.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(source.code(), Some("WRONGPASS" | "NOAUTH"))
+    {
+        // redis-rs turns AUTH's WRONGPASS reply into its own AuthenticationFailed, without the
+        // server's text.
+        let detail = match (source.code(), source.detail()) {
+            (Some(code), Some(d)) => format!("{code} {d}"),
+            _ if source.kind() == redis::ErrorKind::AuthenticationFailed => {
+                "AUTH failed: a wrong password, or a user that does not exist or is disabled"
+                    .to_string()
+            }
+            _ => source.to_string(),
+        };
+        return QueueError::AuthFailed {
+            url: url.to_string(),
+            detail,
+        };
+    }
+    if let Some(reason) = untrusted_certificate(&source) {
+        return QueueError::TlsUntrusted {
+            url: url.to_string(),
+            reason,
+        };
+    }
+    QueueError::Unreachable {
+        url: url.to_string(),
+        source,
+    }
+}
+
+/// The reason rustls gave for rejecting the server's certificate, if that is the error.
+fn untrusted_certificate(e: &redis::RedisError) -> Option<String> {
+    type Dyn = dyn std::error::Error + 'static;
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    // redis-rs keeps the I/O error in an `Arc`, and `io::Error::source` skips the error it
+    // wraps (tokio-rustls's `rustls::Error`): unwrap both by hand along the chain.
+    fn find(err: &Dyn, depth: usize) -> Option<String> {
+        if let Some(e @ rustls::Error::InvalidCertificate(_)) = err.downcast_ref::<rustls::Error>()
+        {
+            return Some(e.to_string());
+        }
+        if depth > 8 {
+            return None;
+        }
+        let inner: Option<&Dyn> = if let Some(a) = err.downcast_ref::<Shared>() {
+            Some(&**a)
+        } else if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io.get_ref().map(|i| i as &Dyn)
+        } else {
+            None
+        };
+        inner
+            .and_then(|i| find(i, depth + 1))
+            .or_else(|| err.source().and_then(|s| find(s, depth + 1)))
+    }
+    find(e, 0)
 }
 
 /// A handle on the queue. Cheap to clone: the connection manager multiplexes and reconnects.
@@ -96,15 +211,10 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Connects to the configured Redis (`redis.url`, `redis.password_file`,
+    /// Connects to the configured Redis (`redis.url`, `redis.password_file`, the TLS files,
     /// `queue.retention_days`).
     pub async fn open(cfg: &Config) -> Result<Queue, QueueError> {
-        Queue::connect_with(
-            &cfg.redis.url,
-            cfg.redis.password.as_ref(),
-            cfg.queue.retention_days,
-        )
-        .await
+        Queue::connect_to(&cfg.redis, cfg.queue.retention_days).await
     }
 
     /// Connects and checks the server answers, so a wrong URL fails here with a message that
@@ -120,17 +230,31 @@ impl Queue {
         password: Option<&Secret>,
         retention_days: u64,
     ) -> Result<Queue, QueueError> {
-        let shown = crate::secret::redact_url(url);
-        let unreachable = |source| QueueError::Unreachable {
-            url: shown.clone(),
-            source,
+        let redis = RedisConfig {
+            url: url.to_string(),
+            password: password.cloned(),
+            ..RedisConfig::default()
         };
-        let mut info = url.into_connection_info().map_err(unreachable)?;
-        if let Some(pw) = password {
+        Queue::connect_to(&redis, retention_days).await
+    }
+
+    /// [`Queue::connect_with`] with everything of `[redis]`: for a `rediss://` URL, the CA
+    /// (`redis.ca_file`, else the system's roots) and the client certificate read at load.
+    pub async fn connect_to(redis: &RedisConfig, retention_days: u64) -> Result<Queue, QueueError> {
+        // `rediss://`: redis-rs builds its rustls config from the process-wide provider.
+        crate::tls::install_crypto_provider();
+        let shown = crate::secret::redact_url(&redis.url);
+        let fail = |source| connect_error(&shown, source);
+        let mut info = redis.url.as_str().into_connection_info().map_err(fail)?;
+        if let Some(pw) = &redis.password {
             let settings = info.redis_settings().clone().set_password(pw.expose());
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(unreachable)?;
+        let client = match &redis.tls {
+            Some(certs) => redis::Client::build_with_tls(info, certs.clone()),
+            None => redis::Client::open(info),
+        }
+        .map_err(fail)?;
         let cfg = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(10)))
@@ -139,11 +263,11 @@ impl Queue {
         let mut conn = client
             .get_connection_manager_with_config(cfg)
             .await
-            .map_err(unreachable)?;
+            .map_err(fail)?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
-            .map_err(unreachable)?;
+            .map_err(fail)?;
         Ok(Queue {
             url: shown,
             client,
@@ -160,10 +284,7 @@ impl Queue {
         self.client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
-            .map_err(|source| QueueError::Unreachable {
-                url: self.url.clone(),
-                source,
-            })
+            .map_err(|source| connect_error(&self.url, source))
     }
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()
@@ -187,6 +308,24 @@ mod tests {
             "Operation against a key holding the wrong kind of value".to_string(),
         ));
         assert!(!QueueError::Redis(script).is_transient());
+        let noperm = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm),
+            "NOPERM",
+            "User tars has no permissions to run the 'xautoclaim' command".to_string(),
+        ));
+        match QueueError::from(noperm) {
+            e @ QueueError::NoPermission { .. } => {
+                assert!(!e.is_transient());
+                assert!(e.to_string().contains("`xautoclaim`"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let auth = redis::RedisError::from((
+            redis::ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        let e = connect_error("redis://:***@h:1", auth);
+        assert!(matches!(e, QueueError::AuthFailed { .. }) && !e.is_transient());
         assert!(
             !QueueError::Malformed {
                 what: "task hash",

@@ -72,7 +72,12 @@ pub(super) async fn fetch_loop(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "Redis unavailable, retrying");
+                if e.is_transient() {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "Redis unavailable, retrying");
+                } else {
+                    // A missing ACL permission, say: an operator can grant it without a restart.
+                    tracing::error!(error = %e, retry_in = ?backoff, "Redis refused a read, retrying");
+                }
                 blocking = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {},

@@ -10,6 +10,7 @@ mod fake_llm;
 mod llm_ollama;
 mod only_new;
 mod queue_redis;
+mod redis_tls;
 mod reliability;
 mod run_control;
 mod scan_cli;
