@@ -144,6 +144,9 @@ pub enum SkipReason {
     TooLarge,
     NotUtf8,
     Unreadable,
+    /// Not a regular file when opened (a FIFO, a device, a socket or a symbolic link swapped
+    /// in after the listing).
+    SpecialFile,
 }
 
 /// A file with at least one tag; the content travels along so the block ranges stay meaningful.

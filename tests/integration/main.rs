@@ -13,6 +13,7 @@ mod reliability;
 mod run_control;
 mod scan_cli;
 mod scan_corpus;
+mod scan_hostile;
 mod terminal_paths;
 mod util;
 mod worker_inprocess;
