@@ -2,6 +2,7 @@
 //! hidden files skipped, symlinks not followed) in parallel, a NUL sniff for binaries, a size
 //! bound, and a whole-file prefilter before any lexing.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -136,8 +137,13 @@ pub(super) fn visit(
         return None;
     }
     let path = entry.path();
-    let rel = relative_path(root, path);
+    let (rel, exact) = relative_path(root, path);
     let by_name = detect_language(&rel, "");
+    // A task names its file by `rel`: a name it cannot hold exactly would be patched under
+    // another name, or collide with one.
+    if by_name.is_some() && !exact {
+        return Some(Outcome::Skipped(SkipReason::BadPath));
+    }
     // Only a file in a known language counts as skipped; the others are not ours to count.
     let skip = |reason| by_name.map(|_| Outcome::Skipped(reason));
     // One open per file: the size from the open file (no second path lookup), and the head,
@@ -157,7 +163,13 @@ pub(super) fn visit(
     }
     let lang = match by_name {
         Some(lang) => lang,
-        None => detect_language(&rel, &shebang_line(&bytes)?)?,
+        None => {
+            let lang = detect_language(&rel, &shebang_line(&bytes)?)?;
+            if !exact {
+                return Some(Outcome::Skipped(SkipReason::BadPath));
+            }
+            lang
+        }
     };
     if len > opts.max_file_bytes {
         return Some(Outcome::Skipped(SkipReason::TooLarge));
@@ -237,11 +249,19 @@ fn shebang_line(head: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(&head[..end]).into_owned())
 }
 
-fn relative_path(root: &Path, path: &Path) -> String {
+/// `path` relative to `root`, `/`-separated, and whether that string names the file exactly:
+/// every component valid UTF-8 (else the string is lossy, and two names can become one) and
+/// free of control characters (a newline or a tab would break a patch's header line).
+fn relative_path(root: &Path, path: &Path) -> (String, bool) {
     let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut exact = true;
     let parts: Vec<String> = rel
         .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .map(|c| {
+            let part = c.as_os_str().to_string_lossy();
+            exact &= matches!(part, Cow::Borrowed(_)) && !part.contains(char::is_control);
+            part.into_owned()
+        })
         .collect();
-    parts.join("/")
+    (parts.join("/"), exact)
 }

@@ -249,3 +249,29 @@ fn a_file_swapped_for_a_symlink_after_the_listing_is_not_followed() {
     let out = crate::scan::walk::visit(&root, &entries[0], &tags, &opts);
     assert_eq!(format!("{out:?}"), "Some(Skipped(SpecialFile))");
 }
+
+#[cfg(unix)]
+#[test]
+fn paths_a_task_cannot_name_exactly_are_skipped_and_counted() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let raw = |name: &[u8]| root.join(std::ffi::OsStr::from_bytes(name));
+    // Two names that one lossy conversion makes equal, with the same TODO: one id.
+    std::fs::write(raw(b"\xff.py"), "# TODO: same\n").expect("write");
+    std::fs::write(raw(b"\xfe.py"), "# TODO: same\n").expect("write");
+    std::fs::write(raw(b"new\nline.py"), "# TODO: n\n").expect("write");
+    std::fs::write(raw(b"tab\there.py"), "# TODO: t\n").expect("write");
+    std::fs::write(raw(b"esc\x1b[2J.py"), "# TODO: e\n").expect("write");
+    std::fs::create_dir(raw(b"dir\xff")).expect("mkdir");
+    std::fs::write(raw(b"dir\xff/x.py"), "# TODO: x\n").expect("write");
+    std::fs::write(raw(b"shebang\xff"), "#!/bin/sh\n# TODO: s\n").expect("write");
+    std::fs::write(raw(b"notes\xff"), "TODO: no language, not counted\n").expect("write");
+    // Round-trips: valid UTF-8 without control characters, whatever else is in it.
+    std::fs::write(raw("caf\u{e9} \"q\" #1.py".as_bytes()), "# TODO: ok\n").expect("write");
+    let report = scan_path(root, &ScanOptions::default()).expect("scan");
+    let paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["caf\u{e9} \"q\" #1.py"], "{report:?}");
+    assert_eq!(report.skipped.get(&SkipReason::BadPath), Some(&7));
+    assert_eq!(report.files_scanned, 1);
+}
