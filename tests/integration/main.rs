@@ -3,6 +3,7 @@
 mod apply;
 mod apply_hostile;
 mod bad_input;
+mod crash_safety;
 mod docker;
 mod e2e;
 mod fake_llm;

@@ -217,7 +217,13 @@ async fn fleet_cmd(cfg: &Config, cmd: FleetCmd) -> Result<ExitCode> {
             let spec = FleetSpec {
                 image,
                 limits,
-                env: tars_fleet::fleet::worker_env(std::env::vars(), env),
+                // Not `env::vars()`, which panics on a variable that is not UTF-8; a `TARS_` one
+                // was refused with the configuration.
+                env: tars_fleet::fleet::worker_env(
+                    std::env::vars_os()
+                        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+                    env,
+                ),
                 stop_timeout: cfg.worker.shutdown_grace_secs as i64 + 10,
             };
             let started = fleet.up(&spec, workers).await?;
