@@ -2,9 +2,13 @@
 //! status, progress while waiting, end-of-run summaries, workers and the container fleet. The
 //! library computes; this module only formats, so the CLI stays thin and every format is
 //! tested in one place.
+//!
+//! The binaries write through [`stdout`] and [`stderr`], so that a reader that went away
+//! (`dispatcher status | head -1`) ends the output, not the program.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::Applied;
 use crate::fleet::WorkerStatus;
@@ -12,6 +16,71 @@ use crate::queue::{RunStatus, TaskState};
 use crate::results::{Summary, failure_kinds};
 use crate::run::Started;
 use crate::scan::ScanReport;
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// A standard stream whose reader may go away. Rust ignores SIGPIPE, so a write to a closed
+/// pipe fails with `BrokenPipe` (and `println!` panics on it); here the first such failure
+/// closes the stream for the rest of the process and every write after it is dropped, so a
+/// command finishes what it was doing (`run` has already enqueued its tasks) and exits as it
+/// would have. Other write errors are returned.
+pub struct Pipe<W> {
+    inner: W,
+    closed: &'static AtomicBool,
+}
+
+impl<W> Pipe<W> {
+    /// Whether the reader went away: nothing written now is seen.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn done<T>(&self, r: io::Result<T>, n: T) -> io::Result<T> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed.store(true, Ordering::Relaxed);
+                Ok(n)
+            }
+            r => r,
+        }
+    }
+}
+
+impl<W: Write> Write for Pipe<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.is_closed() {
+            return Ok(buf.len());
+        }
+        let r = self.inner.write(buf);
+        self.done(r, buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.done(r, ())
+    }
+}
+
+/// The process's standard output as a [`Pipe`]; lock it briefly (one rendering), not across
+/// an await.
+pub fn stdout() -> Pipe<io::StdoutLock<'static>> {
+    Pipe {
+        inner: io::stdout().lock(),
+        closed: &STDOUT_CLOSED,
+    }
+}
+
+/// The process's standard error as a [`Pipe`].
+pub fn stderr() -> Pipe<io::StderrLock<'static>> {
+    Pipe {
+        inner: io::stderr().lock(),
+        closed: &STDERR_CLOSED,
+    }
+}
 
 /// Counts by language (rows) and tag (columns), most frequent first, with totals: the first
 /// thing a person wants from a scan is where the debt is.
@@ -203,7 +272,7 @@ impl Progress {
         if !self.tty {
             let line = progress_line(st);
             if line != self.last_line {
-                eprintln!("{line}");
+                let _ = writeln!(stderr(), "{line}");
                 self.last_line = line;
             }
             return;
@@ -386,6 +455,30 @@ mod tests {
             s.contains("1 TODO skipped: already done in an earlier run"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_the_output_quietly() {
+        struct Closed(usize);
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                self.0 += 1;
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+        }
+        static CLOSED: AtomicBool = AtomicBool::new(false);
+        let mut p = Pipe {
+            inner: Closed(0),
+            closed: &CLOSED,
+        };
+        writeln!(p, "one").expect("a closed pipe is not an error");
+        assert!(p.is_closed());
+        writeln!(p, "two").expect("nor after");
+        p.flush().expect("flush");
+        assert_eq!(p.inner.0, 1, "nothing written after the reader left");
     }
 
     #[test]
