@@ -38,6 +38,7 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("TARS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .fmt_fields(report::log_fields())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -55,7 +56,11 @@ fn main() -> std::process::ExitCode {
         return match tars_fleet::worker::check_health() {
             Ok(()) => ExitCode::Success.into(),
             Err(e) => {
-                let _ = writeln!(report::stderr(), "unhealthy: {e}");
+                let _ = writeln!(
+                    report::stderr(),
+                    "unhealthy: {}",
+                    report::shown(&e.to_string())
+                );
                 ExitCode::Failure.into()
             }
         };
@@ -63,7 +68,11 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(real_main(cli)) {
         Ok(()) => ExitCode::Success.into(),
         Err(e) => {
-            let _ = writeln!(report::stderr(), "error: {e:#}");
+            let _ = writeln!(
+                report::stderr(),
+                "error: {}",
+                report::shown(&format!("{e:#}"))
+            );
             ExitCode::of_chain(e.chain()).into()
         }
     }

@@ -16,5 +16,6 @@ mod scan_cli;
 mod scan_corpus;
 mod scan_hostile;
 mod terminal_paths;
+mod untrusted_text;
 mod util;
 mod worker_inprocess;

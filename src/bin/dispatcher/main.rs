@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("TARS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .fmt_fields(report::log_fields())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -42,7 +43,11 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(dispatch(cli)) {
         Ok(code) => code.into(),
         Err(e) => {
-            let _ = writeln!(report::stderr(), "error: {e:#}");
+            let _ = writeln!(
+                report::stderr(),
+                "error: {}",
+                report::shown(&format!("{e:#}"))
+            );
             ExitCode::of_chain(e.chain()).into()
         }
     }
@@ -146,7 +151,7 @@ async fn status_cmd(cfg: &Config, run: Option<String>, json: bool) -> Result<Exi
     let run = run::resolve_run(&queue, run.as_deref()).await?;
     let st = queue.run_status(&run).await?;
     if json {
-        writeln!(report::stdout(), "{}", serde_json::to_string(&st)?)?;
+        report::write_json(&mut report::stdout(), &st)?;
     } else {
         write!(report::stdout(), "{}", report::format_status(&st))?;
         let workers = queue.heartbeats().await.unwrap_or_default();
@@ -250,7 +255,7 @@ async fn fleet_cmd(cfg: &Config, cmd: FleetCmd) -> Result<ExitCode> {
                 report::stderr(),
                 "fleet: {} started ({}) in {:.1} s; {workers} running",
                 started.len(),
-                started.join(", "),
+                report::shown(&started.join(", ")),
                 t0.elapsed().as_secs_f64(),
             )?;
         }
@@ -268,13 +273,17 @@ async fn fleet_cmd(cfg: &Config, cmd: FleetCmd) -> Result<ExitCode> {
             let heartbeats = match Queue::open(cfg).await {
                 Ok(q) => q.heartbeats().await.unwrap_or_default(),
                 Err(e) => {
-                    writeln!(report::stderr(), "note: no queue activity shown: {}", e)?;
+                    writeln!(
+                        report::stderr(),
+                        "note: no queue activity shown: {}",
+                        report::shown(&e.to_string())
+                    )?;
                     Vec::new()
                 }
             };
             let workers = fleet.status(&heartbeats).await?;
             if json {
-                writeln!(report::stdout(), "{}", serde_json::to_string(&workers)?)?;
+                report::write_json(&mut report::stdout(), &workers)?;
             } else {
                 write!(report::stdout(), "{}", report::fleet_status(&workers))?;
             }
