@@ -188,9 +188,9 @@ fn lock_repo(root: &Path) -> Result<std::fs::File, ApplyError> {
     match f.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            eprintln!(
-                "waiting for another `dispatcher apply` in {} to finish",
-                root.display()
+            tracing::warn!(
+                repo = %root.display(),
+                "waiting for another `dispatcher apply` in this repository to finish"
             );
             f.lock().map_err(cant)?;
         }

@@ -2,9 +2,18 @@
 //! status, progress while waiting, end-of-run summaries, workers and the container fleet. The
 //! library computes; this module only formats, so the CLI stays thin and every format is
 //! tested in one place.
+//!
+//! Two rules hold for every human rendering here: text that came from a repository, Redis, the
+//! LLM or the Docker engine goes through [`shown`], so that it cannot drive the terminal; and
+//! the binaries write through [`stdout`] and [`stderr`], so that a reader that went away
+//! (`dispatcher status | head -1`) ends the output, not the program. JSON output is written
+//! as serde makes it: exact, with its own escaping.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::Applied;
 use crate::fleet::WorkerStatus;
@@ -12,6 +21,173 @@ use crate::queue::{RunStatus, TaskState};
 use crate::results::{Summary, failure_kinds};
 use crate::run::Started;
 use crate::scan::ScanReport;
+
+/// Whether a terminal would act on `c` or draw it misleadingly: C0 controls but tab (escape
+/// sequences, carriage returns, newlines that fake a line of output), DEL, C1 controls (CSI and
+/// OSC in one byte), and the bidirectional and line-separator format characters that reorder
+/// or break what is shown (Trojan Source, CVE-2021-42574).
+fn is_unsafe_char(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` with every character a terminal would act on written as an escape (`\x1b`, `\n`,
+/// `\u{202e}`); everything else, backslashes included, as it is. For any text a person sees
+/// that did not come from tars itself.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.contains(is_unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if is_unsafe_char(c) && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if is_unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape`] as a `Display`, for `format!` arguments; width and alignment apply to the
+/// escaped text.
+pub struct Shown<'a>(pub &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&escape(self.0))
+    }
+}
+
+/// Untrusted text for a human rendering: `format!("{}", shown(&t.path))`.
+pub fn shown(s: &str) -> Shown<'_> {
+    Shown(s)
+}
+
+/// The field formatter of the binaries' logs: field values (a task's path, an error with a
+/// Redis value in it) go through [`escape`] like the rest of the human output.
+pub fn log_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let value = format!("{value:?}");
+        match field.name() {
+            "message" => write!(w, "{}", escape(&value)),
+            name => write!(w, "{name}={}", escape(&value)),
+        }
+    })
+    .delimited(" ")
+}
+
+/// serde_json's compact output, but with the characters of [`is_unsafe_char`] that serde
+/// leaves raw (C1 controls, bidi controls, DEL) written as `\uXXXX` escapes: the same JSON
+/// value, exact once parsed, and harmless when the line lands on a terminal.
+struct TerminalSafeJson;
+
+impl serde_json::ser::Formatter for TerminalSafeJson {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut rest = fragment;
+        while let Some(i) = rest.find(is_unsafe_char) {
+            w.write_all(&rest.as_bytes()[..i])?;
+            let c = rest[i..].chars().next().unwrap_or_default();
+            // Every character of `is_unsafe_char` is in the Basic Multilingual Plane.
+            write!(w, "\\u{:04x}", c as u32)?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        w.write_all(rest.as_bytes())
+    }
+}
+
+/// `value` as one line of JSON for stdout (see [`TerminalSafeJson`]).
+pub fn write_json<T: serde::Serialize + ?Sized>(
+    out: &mut impl Write,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, TerminalSafeJson);
+    value.serialize(&mut ser)?;
+    writeln!(out).map_err(serde_json::Error::io)
+}
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+static STDERR_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// A standard stream whose reader may go away. Rust ignores SIGPIPE, so a write to a closed
+/// pipe fails with `BrokenPipe` (and `println!` panics on it); here the first such failure
+/// closes the stream for the rest of the process and every write after it is dropped, so a
+/// command finishes what it was doing (`run` has already enqueued its tasks) and exits as it
+/// would have. Other write errors are returned.
+pub struct Pipe<W> {
+    inner: W,
+    closed: &'static AtomicBool,
+}
+
+impl<W> Pipe<W> {
+    /// Whether the reader went away: nothing written now is seen.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn done<T>(&self, r: io::Result<T>, n: T) -> io::Result<T> {
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed.store(true, Ordering::Relaxed);
+                Ok(n)
+            }
+            r => r,
+        }
+    }
+}
+
+impl<W: Write> Write for Pipe<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.is_closed() {
+            return Ok(buf.len());
+        }
+        let r = self.inner.write(buf);
+        self.done(r, buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        let r = self.inner.flush();
+        self.done(r, ())
+    }
+}
+
+/// The process's standard output as a [`Pipe`]; lock it briefly (one rendering), not across
+/// an await.
+pub fn stdout() -> Pipe<io::StdoutLock<'static>> {
+    Pipe {
+        inner: io::stdout().lock(),
+        closed: &STDOUT_CLOSED,
+    }
+}
+
+/// The process's standard error as a [`Pipe`].
+pub fn stderr() -> Pipe<io::StderrLock<'static>> {
+    Pipe {
+        inner: io::stderr().lock(),
+        closed: &STDERR_CLOSED,
+    }
+}
 
 /// Counts by language (rows) and tag (columns), most frequent first, with totals: the first
 /// thing a person wants from a scan is where the debt is.
@@ -69,10 +245,16 @@ pub fn print_scan(
             total += 1;
             *counts.entry((&t.language, &t.tag)).or_default() += 1;
             if json {
-                serde_json::to_writer(&mut *out, t)?;
-                writeln!(out)?;
+                write_json(out, t)?;
             } else {
-                writeln!(out, "{}:{}: {} {}", t.path, t.line, t.tag, t.text)?;
+                writeln!(
+                    out,
+                    "{}:{}: {} {}",
+                    shown(&t.path),
+                    t.line,
+                    t.tag,
+                    shown(&t.text)
+                )?;
             }
         }
     }
@@ -102,7 +284,7 @@ pub fn print_scan(
         writeln!(err, "  skipped files: {s}")?;
     }
     for e in &report.errors {
-        writeln!(err, "  warning: {e}")?;
+        writeln!(err, "  warning: {}", shown(e))?;
     }
     Ok(())
 }
@@ -111,8 +293,8 @@ pub fn print_scan(
 pub fn format_status(st: &RunStatus) -> String {
     let mut s = format!(
         "run {}  repo {}\n  total {}  finished {}{}\n",
-        st.run,
-        st.repo,
+        shown(&st.run),
+        shown(&st.repo),
         st.total,
         st.finished(),
         if st.is_complete() { " (complete)" } else { "" }
@@ -138,10 +320,10 @@ pub fn skipped_done_line(n: u64) -> String {
 pub fn format_workers(workers: &[HashMap<String, String>]) -> String {
     let mut s = format!("workers {}\n", workers.len());
     for w in workers {
-        let get = |k: &str| w.get(k).map(String::as_str).unwrap_or_default();
-        let current = match get("current") {
-            "" => "-",
-            c => c,
+        let get = |k: &str| shown(w.get(k).map(String::as_str).unwrap_or_default());
+        let current = match w.get("current").map(String::as_str) {
+            None | Some("") => shown("-"),
+            Some(c) => shown(c),
         };
         s.push_str(&format!(
             "  {}  host {}  {}  done {}  failed {}  current {}\n",
@@ -158,7 +340,12 @@ pub fn format_workers(workers: &[HashMap<String, String>]) -> String {
 
 /// One line of progress: what a log or a pipe gets while `run --wait` waits.
 pub fn progress_line(st: &RunStatus) -> String {
-    let mut s = format!("{}: {}/{} finished (", st.run, st.finished(), st.total);
+    let mut s = format!(
+        "{}: {}/{} finished (",
+        shown(&st.run),
+        st.finished(),
+        st.total
+    );
     let parts: Vec<String> = TaskState::ALL
         .into_iter()
         .filter(|s| s.is_terminal())
@@ -203,7 +390,7 @@ impl Progress {
         if !self.tty {
             let line = progress_line(st);
             if line != self.last_line {
-                eprintln!("{line}");
+                let _ = writeln!(stderr(), "{line}");
                 self.last_line = line;
             }
             return;
@@ -246,7 +433,7 @@ pub fn nothing_to_do(started: &Started) -> String {
         started.report.files.len(),
         skipped_done_line(started.skipped_done as u64),
         match started.earlier_runs.last() {
-            Some(r) => format!(" (latest run of this repository: {r})"),
+            Some(r) => format!(" (latest run of this repository: {})", shown(r)),
             None => String::new(),
         }
     )
@@ -255,7 +442,8 @@ pub fn nothing_to_do(started: &Started) -> String {
 /// What `run` says once the tasks are enqueued.
 pub fn run_started(run: &str, started: &Started, only_new: bool) -> String {
     let mut s = format!(
-        "run {run}: {} tasks enqueued ({} TODOs found in {} files)\n",
+        "run {}: {} tasks enqueued ({} TODOs found in {} files)\n",
+        shown(run),
         started.added,
         started.tasks,
         started.report.files.len()
@@ -274,14 +462,20 @@ pub fn applied(applied: &[Applied], repo: &str) -> String {
     let mut s = String::new();
     for a in applied {
         match &a.skipped {
-            None => s.push_str(&format!("applied  {} {}\n", a.task, a.path)),
-            Some(why) => s.push_str(&format!("skipped  {} {}: {why}\n", a.task, a.path)),
+            None => s.push_str(&format!("applied  {} {}\n", shown(&a.task), shown(&a.path))),
+            Some(why) => s.push_str(&format!(
+                "skipped  {} {}: {}\n",
+                shown(&a.task),
+                shown(&a.path),
+                shown(why)
+            )),
         }
     }
     let written = applied.iter().filter(|a| a.skipped.is_none()).count();
     s.push_str(&format!(
-        "{written} of {} patches applied to {repo}; review with `git diff`\n",
-        applied.len()
+        "{written} of {} patches applied to {}; review with `git diff`\n",
+        applied.len(),
+        shown(repo)
     ));
     s
 }
@@ -293,17 +487,18 @@ pub fn run_finished(st: &RunStatus, secs: f64, dir: &str, summary: &Summary) -> 
         n => format!(", {n} cancelled"),
     };
     let mut s = format!(
-        "run {} finished in {secs:.1} s: {} done, {} failed, {} dead{cancelled}; patches and summary.json in {dir}\n",
-        st.run,
+        "run {} finished in {secs:.1} s: {} done, {} failed, {} dead{cancelled}; patches and summary.json in {}\n",
+        shown(&st.run),
         st.count(TaskState::Done),
         st.count(TaskState::Failed),
         st.count(TaskState::Dead),
+        shown(dir),
     );
     if let Some(n) = st.skipped_done {
         s.push_str(&format!("  {}\n", skipped_done_line(n)));
     }
     for (kind, (n, example)) in failure_kinds(summary) {
-        s.push_str(&format!("  {n} x {kind}: {example}\n"));
+        s.push_str(&format!("  {n} x {}: {}\n", shown(&kind), shown(&example)));
     }
     s
 }
@@ -327,10 +522,10 @@ pub fn fleet_status(workers: &[WorkerStatus]) -> String {
     for w in workers {
         s.push_str(&format!(
             "{:<16} {:<13} {:<10} {:<10} {:>8} {:>6} {:>6} {:>10} {:>6}  {}\n",
-            w.name,
-            w.id,
-            w.state,
-            w.health.as_deref().unwrap_or("-"),
+            shown(&w.name),
+            shown(&w.id),
+            shown(&w.state),
+            shown(w.health.as_deref().unwrap_or("-")),
             w.memory_limit.map(mib).unwrap_or_else(|| "-".into()),
             w.nano_cpus
                 .map(|n| format!("{:.2}", n as f64 / 1e9))
@@ -344,7 +539,7 @@ pub fn fleet_status(workers: &[WorkerStatus]) -> String {
             w.tasks_done
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "-".into()),
-            w.current.as_deref().unwrap_or("-"),
+            shown(w.current.as_deref().unwrap_or("-")),
         ));
     }
     s
@@ -386,6 +581,98 @@ mod tests {
             s.contains("1 TODO skipped: already done in an earlier run"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn escape_leaves_plain_text_and_escapes_what_a_terminal_acts_on() {
+        for plain in [
+            "",
+            "fix the parser",
+            "caf\u{e9} \t tab, \\x1b as written, \u{5d0}\u{5d1} \u{1f600}",
+        ] {
+            assert!(matches!(escape(plain), Cow::Borrowed(_)), "{plain:?}");
+        }
+        assert_eq!(
+            escape("a\x1b]0;t\x07b\x1b[2J\r\n\x00\x7f"),
+            r"a\x1b]0;t\x07b\x1b[2J\r\n\x00\x7f"
+        );
+        // C1 controls (CSI and OSC in one character), bidi overrides and isolates, separators.
+        assert_eq!(
+            escape("\u{9b}\u{9d}\u{85}\u{202e}\u{202a}\u{2066}\u{2069}\u{200f}\u{61c}\u{2028}"),
+            r"\u{9b}\u{9d}\u{85}\u{202e}\u{202a}\u{2066}\u{2069}\u{200f}\u{61c}\u{2028}"
+        );
+        assert_eq!(format!("[{:<6}]", shown("\x1b")), r"[\x1b  ]");
+    }
+
+    #[test]
+    fn human_renderings_escape_what_came_from_outside() {
+        let mut st = status();
+        st.repo = "/r\x1b]0;t\x07".into();
+        st.run = "r\u{202e}".into();
+        let mut w = HashMap::new();
+        w.insert("id".to_string(), "w\x1b[2J".to_string());
+        w.insert("current".to_string(), "\u{9b}1m".to_string());
+        for text in [format_status(&st), progress_line(&st), format_workers(&[w])] {
+            assert!(
+                !text.contains(['\x1b', '\x07', '\u{9b}', '\u{202e}']),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn log_fields_are_escaped() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(log_fields())
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let path = "a\x1b]52;c;aGk=\x07.py";
+            tracing::info!(path = %path, reason = "x\u{202e}y", "asking \x1b[2J {}", path);
+        });
+        let logged = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        assert!(!logged.contains(['\x1b', '\x07', '\u{202e}']), "{logged:?}");
+        assert!(logged.contains(r"path=a\x1b]52;c;aGk=\x07.py"), "{logged}");
+        assert!(logged.contains(r"asking \x1b[2J a\x1b]52"), "{logged}");
+    }
+
+    #[test]
+    fn a_closed_pipe_ends_the_output_quietly() {
+        struct Closed(usize);
+        impl Write for Closed {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                self.0 += 1;
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+        }
+        static CLOSED: AtomicBool = AtomicBool::new(false);
+        let mut p = Pipe {
+            inner: Closed(0),
+            closed: &CLOSED,
+        };
+        writeln!(p, "one").expect("a closed pipe is not an error");
+        assert!(p.is_closed());
+        writeln!(p, "two").expect("nor after");
+        p.flush().expect("flush");
+        assert_eq!(p.inner.0, 1, "nothing written after the reader left");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `worker`: takes tasks from Redis, asks the LLM, records checked patches. Run as many as the
 //! LLM server can serve; each exits 0 on SIGTERM after handing back what it could not finish.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
 use tars_fleet::config::{Config, Overrides};
 use tars_fleet::exit::ExitCode;
+use tars_fleet::report;
 use tars_fleet::worker::Worker;
 
 #[derive(Parser)]
@@ -36,13 +38,17 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("TARS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .fmt_fields(report::log_fields())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                report::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::Failure.into();
         }
     };
@@ -50,7 +56,11 @@ fn main() -> std::process::ExitCode {
         return match tars_fleet::worker::check_health() {
             Ok(()) => ExitCode::Success.into(),
             Err(e) => {
-                eprintln!("unhealthy: {e}");
+                let _ = writeln!(
+                    report::stderr(),
+                    "unhealthy: {}",
+                    report::shown(&e.to_string())
+                );
                 ExitCode::Failure.into()
             }
         };
@@ -58,7 +68,11 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(real_main(cli)) {
         Ok(()) => ExitCode::Success.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let _ = writeln!(
+                report::stderr(),
+                "error: {}",
+                report::shown(&format!("{e:#}"))
+            );
             ExitCode::of_chain(e.chain()).into()
         }
     }

@@ -407,7 +407,18 @@ impl Config {
 
     /// Loads from the real process environment.
     pub fn from_env(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars().collect();
+        // Not `env::vars()`, which panics on the first variable that is not UTF-8: someone
+        // else's is none of our business, but one of ours cannot be read as asked.
+        let mut env: HashMap<String, String> = HashMap::new();
+        for (k, v) in std::env::vars_os() {
+            if let (Some(key), Some(value)) = (k.to_str(), v.to_str()) {
+                env.insert(key.to_string(), value.to_string());
+            } else if k.as_encoded_bytes().starts_with(b"TARS_") {
+                return Err(ConfigError::Load(config::ConfigError::Message(format!(
+                    "environment variable {k:?} is not valid UTF-8: set it to UTF-8 text or unset it"
+                ))));
+            }
+        }
         Config::load(file, &env, overrides)
     }
 

@@ -144,6 +144,12 @@ pub enum SkipReason {
     TooLarge,
     NotUtf8,
     Unreadable,
+    /// Not a regular file when opened (a FIFO, a device, a socket or a symbolic link swapped
+    /// in after the listing).
+    SpecialFile,
+    /// A path that a task could not name exactly: not valid UTF-8, or with a control
+    /// character (a newline, a tab) in it.
+    BadPath,
 }
 
 /// A file with at least one tag; the content travels along so the block ranges stay meaningful.

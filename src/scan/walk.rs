@@ -2,7 +2,10 @@
 //! hidden files skipped, symlinks not followed) in parallel, a NUL sniff for binaries, a size
 //! bound, and a whole-file prefilter before any lexing.
 
+use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -58,8 +61,11 @@ pub fn build_overrides(
 const BINARY_SNIFF_BYTES: usize = 8 * 1024;
 /// Enough for any sensible shebang line.
 const SHEBANG_SNIFF_BYTES: usize = 256;
+/// The most reserved up front for the rest of a file; a larger one grows as it is read.
+const PREALLOC_MAX_BYTES: u64 = 16 << 20;
 
-enum Outcome {
+#[derive(Debug)]
+pub(super) enum Outcome {
     Searched(Option<FileTodos>),
     Skipped(SkipReason),
     WalkError(String),
@@ -121,38 +127,68 @@ pub fn scan_path(root: &Path, opts: &ScanOptions) -> Result<ScanReport, ScanErro
     Ok(report)
 }
 
-fn visit(root: &Path, entry: &DirEntry, tags: &TagSet, opts: &ScanOptions) -> Option<Outcome> {
+pub(super) fn visit(
+    root: &Path,
+    entry: &DirEntry,
+    tags: &TagSet,
+    opts: &ScanOptions,
+) -> Option<Outcome> {
     if !entry.file_type().is_some_and(|t| t.is_file()) {
         return None;
     }
     let path = entry.path();
-    let rel = relative_path(root, path);
-    let lang = match detect_language(&rel, "") {
+    let (rel, exact) = relative_path(root, path);
+    let by_name = detect_language(&rel, "");
+    // A task names its file by `rel`: a name it cannot hold exactly would be patched under
+    // another name, or collide with one.
+    if by_name.is_some() && !exact {
+        return Some(Outcome::Skipped(SkipReason::BadPath));
+    }
+    // Only a file in a known language counts as skipped; the others are not ours to count.
+    let skip = |reason| by_name.map(|_| Outcome::Skipped(reason));
+    // One open per file: the size from the open file (no second path lookup), and the head,
+    // which tells binaries and, for a file without a known name, its shebang.
+    let (file, len) = match open_regular(path) {
+        Ok(opened) => opened,
+        Err(reason) => return skip(reason),
+    };
+    let mut file = file;
+    let mut bytes = Vec::with_capacity(BINARY_SNIFF_BYTES);
+    if (&mut file)
+        .take(BINARY_SNIFF_BYTES as u64)
+        .read_to_end(&mut bytes)
+        .is_err()
+    {
+        return skip(SkipReason::Unreadable);
+    }
+    let lang = match by_name {
         Some(lang) => lang,
-        None => detect_language(&rel, &first_line_of(path)?)?,
+        None => {
+            let lang = detect_language(&rel, &shebang_line(&bytes)?)?;
+            if !exact {
+                return Some(Outcome::Skipped(SkipReason::BadPath));
+            }
+            lang
+        }
     };
-    // Size from the open file, not the path: one path lookup per file instead of three (a stat
-    // by the walker's entry and one inside `fs::read`), which is most of the kernel's share.
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Some(Outcome::Skipped(SkipReason::Unreadable));
-    };
-    let Ok(meta) = file.metadata() else {
-        return Some(Outcome::Skipped(SkipReason::Unreadable));
-    };
-    if meta.len() > opts.max_file_bytes {
+    if len > opts.max_file_bytes {
         return Some(Outcome::Skipped(SkipReason::TooLarge));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    if file.read_to_end(&mut bytes).is_err() {
-        return Some(Outcome::Skipped(SkipReason::Unreadable));
+    // Before reading on, so that a binary (a sparse file is all NULs) costs one read.
+    if memchr::memchr(0, &bytes).is_some() {
+        return Some(Outcome::Skipped(SkipReason::Binary));
     }
-    // The file may have grown since the metadata was read.
+    if bytes.len() == BINARY_SNIFF_BYTES {
+        // At most one byte more than allowed, whatever the metadata said: the file may have
+        // grown since, and a bound of a terabyte must not become an allocation of one.
+        let room = opts.max_file_bytes.saturating_add(1) - bytes.len() as u64;
+        bytes.reserve(len.min(opts.max_file_bytes).min(PREALLOC_MAX_BYTES) as usize);
+        if file.take(room).read_to_end(&mut bytes).is_err() {
+            return Some(Outcome::Skipped(SkipReason::Unreadable));
+        }
+    }
     if bytes.len() as u64 > opts.max_file_bytes {
         return Some(Outcome::Skipped(SkipReason::TooLarge));
-    }
-    let sniff = &bytes[..bytes.len().min(BINARY_SNIFF_BYTES)];
-    if memchr::memchr(0, sniff).is_some() {
-        return Some(Outcome::Skipped(SkipReason::Binary));
     }
     // Before the UTF-8 check, which is a full pass too: most files mention no tag at all (a
     // file in another encoding without a tag counts as searched).
@@ -181,27 +217,51 @@ fn visit(root: &Path, entry: &DirEntry, tags: &TagSet, opts: &ScanOptions) -> Op
     Some(Outcome::Searched(file))
 }
 
-/// The first line of a file without a known extension, for shebang detection; `None` when it
-/// cannot be read, which only means the file is not scanned.
-fn first_line_of(path: &Path) -> Option<String> {
-    let mut head = Vec::with_capacity(SHEBANG_SNIFF_BYTES);
-    std::fs::File::open(path)
-        .ok()?
-        .take(SHEBANG_SNIFF_BYTES as u64)
-        .read_to_end(&mut head)
-        .ok()?;
+/// Opens a listed file as it is now, with its size: the listing may be stale, and the path
+/// may have become a FIFO (whose plain open waits for a writer forever), a device or a
+/// symbolic link since. Nothing blocks in `open` (`O_NONBLOCK`), a link is not followed
+/// (`O_NOFOLLOW`), a terminal does not become ours (`O_NOCTTY`), and the type is checked on the
+/// open handle: anything but a regular file is [`SkipReason::SpecialFile`].
+pub(super) fn open_regular(path: &Path) -> Result<(File, u64), SkipReason> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path);
+    let file = match file {
+        Ok(file) => file,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(SkipReason::SpecialFile),
+        Err(_) => return Err(SkipReason::Unreadable),
+    };
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok((file, meta.len())),
+        Ok(_) => Err(SkipReason::SpecialFile),
+        Err(_) => Err(SkipReason::Unreadable),
+    }
+}
+
+/// The shebang line at the start of `head` (a file without a known extension), or `None`.
+fn shebang_line(head: &[u8]) -> Option<String> {
+    let head = &head[..head.len().min(SHEBANG_SNIFF_BYTES)];
     if !head.starts_with(b"#!") && !head.starts_with(b"\xef\xbb\xbf#!") {
         return None;
     }
-    let end = memchr::memchr(b'\n', &head).unwrap_or(head.len());
+    let end = memchr::memchr(b'\n', head).unwrap_or(head.len());
     Some(String::from_utf8_lossy(&head[..end]).into_owned())
 }
 
-fn relative_path(root: &Path, path: &Path) -> String {
+/// `path` relative to `root`, `/`-separated, and whether that string names the file exactly:
+/// every component valid UTF-8 (else the string is lossy, and two names can become one) and
+/// free of control characters (a newline or a tab would break a patch's header line).
+fn relative_path(root: &Path, path: &Path) -> (String, bool) {
     let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut exact = true;
     let parts: Vec<String> = rel
         .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .map(|c| {
+            let part = c.as_os_str().to_string_lossy();
+            exact &= matches!(part, Cow::Borrowed(_)) && !part.contains(char::is_control);
+            part.into_owned()
+        })
         .collect();
-    parts.join("/")
+    (parts.join("/"), exact)
 }

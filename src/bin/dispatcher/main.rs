@@ -4,6 +4,7 @@
 
 mod cli;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,20 +26,28 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("TARS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        .fmt_fields(report::log_fields())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            let _ = writeln!(
+                report::stderr(),
+                "error: cannot start the async runtime: {e}"
+            );
             return ExitCode::Failure.into();
         }
     };
     match rt.block_on(dispatch(cli)) {
         Ok(code) => code.into(),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let _ = writeln!(
+                report::stderr(),
+                "error: {}",
+                report::shown(&format!("{e:#}"))
+            );
             ExitCode::of_chain(e.chain()).into()
         }
     }
@@ -85,9 +94,9 @@ fn scan_cmd(cfg: &Config, path: &Path, json: bool, context: bool) -> Result<Exit
         ..cfg.scan.clone()
     };
     let report = scan::scan_path(path, &opts)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    report::print_scan(&report, json, &mut out, &mut std::io::stderr())?;
+    let mut out = std::io::BufWriter::new(report::stdout());
+    report::print_scan(&report, json, &mut out, &mut report::stderr())?;
+    out.flush()?;
     Ok(ExitCode::Success)
 }
 
@@ -107,11 +116,15 @@ async fn run_cmd(
     let Some(run) = &started.run else {
         // Nothing to wait for: say so and succeed, without a run that would only shadow the
         // latest real one for `status`, `results` and `apply`.
-        eprintln!("{}", report::nothing_to_do(&started));
+        writeln!(report::stderr(), "{}", report::nothing_to_do(&started))?;
         return Ok(ExitCode::Success);
     };
-    println!("{run}");
-    eprint!("{}", report::run_started(run, &started, only_new));
+    writeln!(report::stdout(), "{run}")?;
+    write!(
+        report::stderr(),
+        "{}",
+        report::run_started(run, &started, only_new)
+    )?;
     if !wait {
         return Ok(ExitCode::Success);
     }
@@ -121,10 +134,11 @@ async fn run_cmd(
     let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(run));
     let summary = results::write_results(&queue, run, &dir).await?;
     let secs = t0.elapsed().as_secs_f64();
-    eprint!(
+    write!(
+        report::stderr(),
         "{}",
         report::run_finished(&st, secs, &dir.display().to_string(), &summary)
-    );
+    )?;
     Ok(if st.failures() > 0 {
         ExitCode::RunFailed
     } else {
@@ -137,20 +151,21 @@ async fn status_cmd(cfg: &Config, run: Option<String>, json: bool) -> Result<Exi
     let run = run::resolve_run(&queue, run.as_deref()).await?;
     let st = queue.run_status(&run).await?;
     if json {
-        println!("{}", serde_json::to_string(&st)?);
+        report::write_json(&mut report::stdout(), &st)?;
     } else {
-        print!("{}", report::format_status(&st));
+        write!(report::stdout(), "{}", report::format_status(&st))?;
         let workers = queue.heartbeats().await.unwrap_or_default();
-        print!("{}", report::format_workers(&workers));
+        write!(report::stdout(), "{}", report::format_workers(&workers))?;
     }
     Ok(ExitCode::Success)
 }
 
 async fn cancel_cmd(cfg: &Config, run: &str) -> Result<ExitCode> {
     let n = Queue::open(cfg).await?.cancel_run(run).await?;
-    eprintln!(
+    writeln!(
+        report::stderr(),
         "run {run} cancelled: {n} queued tasks dropped; running tasks stop at their next checkpoint"
-    );
+    )?;
     Ok(ExitCode::Success)
 }
 
@@ -161,13 +176,13 @@ async fn retry_cmd(cfg: &Config, run: &str, dead: bool) -> Result<ExitCode> {
         TaskState::Failed
     };
     let n = Queue::open(cfg).await?.retry_run(run, state).await?;
-    eprintln!("run {run}: {n} {state} tasks requeued");
+    writeln!(report::stderr(), "run {run}: {n} {state} tasks requeued")?;
     Ok(ExitCode::Success)
 }
 
 async fn purge_cmd(cfg: &Config, run: &str) -> Result<ExitCode> {
     let n = Queue::open(cfg).await?.purge_run(run).await?;
-    eprintln!("run {run} purged: {n} tasks removed");
+    writeln!(report::stderr(), "run {run} purged: {n} tasks removed")?;
     Ok(ExitCode::Success)
 }
 
@@ -183,7 +198,11 @@ async fn apply_cmd(
     let repo = repo.unwrap_or_else(|| PathBuf::from(&st.repo));
     let records = queue.run_tasks(&run).await?;
     let applied = apply::apply_patches(&repo, &records, tasks)?;
-    eprint!("{}", report::applied(&applied, &repo.display().to_string()));
+    write!(
+        report::stderr(),
+        "{}",
+        report::applied(&applied, &repo.display().to_string())
+    )?;
     Ok(ExitCode::Success)
 }
 
@@ -194,7 +213,12 @@ async fn results_cmd(cfg: &Config, run: Option<String>, out: Option<PathBuf>) ->
     let s = results::write_results(&queue, &run, &dir)
         .await
         .with_context(|| format!("writing the results of run {run}"))?;
-    eprintln!("{} tasks; results in {}", s.tasks.len(), dir.display());
+    writeln!(
+        report::stderr(),
+        "{} tasks; results in {}",
+        s.tasks.len(),
+        dir.display()
+    )?;
     Ok(ExitCode::Success)
 }
 
@@ -217,44 +241,60 @@ async fn fleet_cmd(cfg: &Config, cmd: FleetCmd) -> Result<ExitCode> {
             let spec = FleetSpec {
                 image,
                 limits,
-                env: tars_fleet::fleet::worker_env(std::env::vars(), env),
+                // Not `env::vars()`, which panics on a variable that is not UTF-8; a `TARS_` one
+                // was refused with the configuration.
+                env: tars_fleet::fleet::worker_env(
+                    std::env::vars_os()
+                        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+                    env,
+                ),
                 stop_timeout: cfg.worker.shutdown_grace_secs as i64 + 10,
             };
             let started = fleet.up(&spec, workers).await?;
-            eprintln!(
+            writeln!(
+                report::stderr(),
                 "fleet: {} started ({}) in {:.1} s; {workers} running",
                 started.len(),
-                started.join(", "),
+                report::shown(&started.join(", ")),
                 t0.elapsed().as_secs_f64(),
-            );
+            )?;
         }
         FleetCmd::Scale { workers } => {
             let (added, removed) = Fleet::connect().await?.scale(workers).await?;
-            eprintln!(
+            writeln!(
+                report::stderr(),
                 "fleet: {workers} workers ({} started, {} stopped)",
                 added.len(),
                 removed.len()
-            );
+            )?;
         }
         FleetCmd::Status { json } => {
             let fleet = Fleet::connect().await?;
             let heartbeats = match Queue::open(cfg).await {
                 Ok(q) => q.heartbeats().await.unwrap_or_default(),
                 Err(e) => {
-                    eprintln!("note: no queue activity shown: {e}");
+                    writeln!(
+                        report::stderr(),
+                        "note: no queue activity shown: {}",
+                        report::shown(&e.to_string())
+                    )?;
                     Vec::new()
                 }
             };
             let workers = fleet.status(&heartbeats).await?;
             if json {
-                println!("{}", serde_json::to_string(&workers)?);
+                report::write_json(&mut report::stdout(), &workers)?;
             } else {
-                print!("{}", report::fleet_status(&workers));
+                write!(report::stdout(), "{}", report::fleet_status(&workers))?;
             }
         }
         FleetCmd::Down => {
             let removed = Fleet::connect().await?.down().await?;
-            eprintln!("fleet: {} workers stopped and removed", removed.len());
+            writeln!(
+                report::stderr(),
+                "fleet: {} workers stopped and removed",
+                removed.len()
+            )?;
         }
     }
     Ok(ExitCode::Success)

@@ -175,3 +175,103 @@ fn prefilter_never_hides_a_tag() {
     let found = tags.candidates(noise.as_bytes()).expect("prefilter");
     assert_eq!(found.len(), 2, "{found:?}");
 }
+
+/// The walker's entry for every file under `root`, as a scan lists them.
+fn listed(root: &Path) -> Vec<ignore::DirEntry> {
+    ignore::WalkBuilder::new(root)
+        .build()
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+        .collect()
+}
+
+fn mkfifo(path: &Path) {
+    let st = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success(), "mkfifo {}", path.display());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_swapped_for_a_fifo_after_the_listing_is_skipped_not_waited_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    // One with a known extension, one known only by its shebang (read before the language).
+    std::fs::write(root.join("a.py"), "# TODO: a\n").expect("write");
+    std::fs::write(root.join("tool"), "#!/bin/sh\n# TODO: t\n").expect("write");
+    let entries = listed(&root);
+    assert_eq!(entries.len(), 2);
+    for e in &entries {
+        std::fs::remove_file(e.path()).expect("rm");
+        mkfifo(e.path());
+    }
+    // A FIFO's plain open waits for a writer that never comes: run it where a hang can be
+    // seen, and keep the test's thread free to fail.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker_root = root.clone();
+    std::thread::spawn(move || {
+        let opts = ScanOptions::default();
+        let tags = TagSet::new(&opts.tags);
+        for e in &entries {
+            let out = crate::scan::walk::visit(&worker_root, e, &tags, &opts);
+            let _ = tx.send((e.path().display().to_string(), format!("{out:?}")));
+        }
+    });
+    for name in ["a.py", "tool"] {
+        let (path, out) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the scan hangs on a FIFO ({name} or the other)"));
+        if path.ends_with("a.py") {
+            assert_eq!(out, "Some(Skipped(SpecialFile))", "{path}");
+        } else {
+            // A file of no known language is not counted at all.
+            assert_eq!(out, "None", "{path}");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_file_swapped_for_a_symlink_after_the_listing_is_not_followed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    std::fs::create_dir(&root).expect("mkdir");
+    let outside = dir.path().join("secret.py");
+    std::fs::write(&outside, "# TODO: outside the repository\n").expect("write");
+    std::fs::write(root.join("a.py"), "# TODO: a\n").expect("write");
+    let entries = listed(&root);
+    std::fs::remove_file(root.join("a.py")).expect("rm");
+    std::os::unix::fs::symlink(&outside, root.join("a.py")).expect("symlink");
+    let opts = ScanOptions::default();
+    let tags = TagSet::new(&opts.tags);
+    let out = crate::scan::walk::visit(&root, &entries[0], &tags, &opts);
+    assert_eq!(format!("{out:?}"), "Some(Skipped(SpecialFile))");
+}
+
+#[cfg(unix)]
+#[test]
+fn paths_a_task_cannot_name_exactly_are_skipped_and_counted() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let raw = |name: &[u8]| root.join(std::ffi::OsStr::from_bytes(name));
+    // Two names that one lossy conversion makes equal, with the same TODO: one id.
+    std::fs::write(raw(b"\xff.py"), "# TODO: same\n").expect("write");
+    std::fs::write(raw(b"\xfe.py"), "# TODO: same\n").expect("write");
+    std::fs::write(raw(b"new\nline.py"), "# TODO: n\n").expect("write");
+    std::fs::write(raw(b"tab\there.py"), "# TODO: t\n").expect("write");
+    std::fs::write(raw(b"esc\x1b[2J.py"), "# TODO: e\n").expect("write");
+    std::fs::create_dir(raw(b"dir\xff")).expect("mkdir");
+    std::fs::write(raw(b"dir\xff/x.py"), "# TODO: x\n").expect("write");
+    std::fs::write(raw(b"shebang\xff"), "#!/bin/sh\n# TODO: s\n").expect("write");
+    std::fs::write(raw(b"notes\xff"), "TODO: no language, not counted\n").expect("write");
+    // Round-trips: valid UTF-8 without control characters, whatever else is in it.
+    std::fs::write(raw("caf\u{e9} \"q\" #1.py".as_bytes()), "# TODO: ok\n").expect("write");
+    let report = scan_path(root, &ScanOptions::default()).expect("scan");
+    let paths: Vec<&str> = report.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["caf\u{e9} \"q\" #1.py"], "{report:?}");
+    assert_eq!(report.skipped.get(&SkipReason::BadPath), Some(&7));
+    assert_eq!(report.files_scanned, 1);
+}
