@@ -5,22 +5,21 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::fake_llm::{FakeLlm, many_todos_repo};
-use crate::util::{Proc, RedisServer, cmd, git, git_commit, run, spawn_worker};
+use crate::fake_llm::{many_todos_repo, resolved_run};
+use crate::util::{Proc, RedisServer, cmd, git, git_commit, run};
 
-/// Runs `dispatcher run --wait` on `repo` with a worker whose every answer passes the gates;
-/// returns the run id.
 fn done_run(redis: &RedisServer, repo: &Path) -> String {
-    let fake = FakeLlm::resolving();
-    let _worker = spawn_worker(redis, &fake.url(), &[], Stdio::null());
     let out = tempfile::tempdir().unwrap();
-    let mut d = cmd("dispatcher");
-    d.env("TARS_REDIS__URL", redis.url())
-        .args(["run", "--wait", "--timeout", "120", "--out"])
-        .arg(out.path())
-        .arg(repo);
-    let r = run(d).success();
-    r.stdout.trim().to_string()
+    resolved_run(redis, repo, out.path())
+}
+
+/// `many_todos_repo(files, 1)`, committed.
+fn committed_todos(files: usize) -> tempfile::TempDir {
+    let repo = many_todos_repo(files, 1);
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git_commit(repo.path(), "init");
+    repo
 }
 
 fn apply(redis: &RedisServer, run_id: &str, repo: &Path) -> crate::util::Output {
@@ -110,10 +109,7 @@ fn a_file_git_ignores_through_a_repository_excludes_file_is_never_written() {
 #[test]
 fn two_applies_at_once_never_both_write_a_file() {
     let redis = RedisServer::start();
-    let repo = many_todos_repo(8, 1);
-    git(repo.path(), &["init", "-q"]);
-    git(repo.path(), &["add", "-A"]);
-    git_commit(repo.path(), "init");
+    let repo = committed_todos(8);
     let run_id = done_run(&redis, repo.path());
     for round in 0..15 {
         let start = || {
@@ -150,10 +146,7 @@ fn two_applies_at_once_never_both_write_a_file() {
 #[test]
 fn a_killed_apply_leaves_every_file_whole_and_no_temp_file() {
     let redis = RedisServer::start();
-    let repo = many_todos_repo(150, 1);
-    git(repo.path(), &["init", "-q"]);
-    git(repo.path(), &["add", "-A"]);
-    git_commit(repo.path(), "init");
+    let repo = committed_todos(150);
     let run_id = done_run(&redis, repo.path());
     let original: Vec<String> = (0..150)
         .map(|f| std::fs::read_to_string(repo.path().join(format!("m{f}.py"))).unwrap())

@@ -4,7 +4,7 @@
 
 use std::os::unix::fs::symlink;
 
-use crate::fake_llm::FakeLlm;
+use crate::fake_llm::{FakeLlm, resolved_run};
 use crate::util::{RedisServer, cmd, demo_repo, git, git_commit, run, spawn_worker};
 use tars_fleet::queue::keys;
 
@@ -203,16 +203,9 @@ fn walk_names(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn ids_from_redis_never_name_a_file_outside_the_results_directory() {
     let redis = RedisServer::start();
-    let fake = FakeLlm::resolving();
     let repo = demo_repo();
-    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
     let work = tempfile::tempdir().unwrap();
-    let mut d = cmd("dispatcher");
-    d.env("TARS_REDIS__URL", redis.url())
-        .args(["run", "--wait", "--timeout", "120", "--out"])
-        .arg(work.path().join("first"))
-        .arg(repo.path());
-    let run_id = run(d).stdout.trim().to_string();
+    let run_id = resolved_run(&redis, repo.path(), &work.path().join("first"));
     // A Redis writer renames a done task `../../x` and lists a run `../../outside/evilrun`
     // as the latest.
     let mut c = redis.conn();
@@ -275,16 +268,9 @@ fn ids_from_redis_never_name_a_file_outside_the_results_directory() {
 #[test]
 fn one_malformed_task_does_not_hide_the_rest_of_the_run() {
     let redis = RedisServer::start();
-    let fake = FakeLlm::resolving();
     let repo = demo_repo();
-    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
     let work = tempfile::tempdir().unwrap();
-    let mut d = cmd("dispatcher");
-    d.env("TARS_REDIS__URL", redis.url())
-        .args(["run", "--wait", "--timeout", "120", "--out"])
-        .arg(work.path().join("first"))
-        .arg(repo.path());
-    let run_id = run(d).stdout.trim().to_string();
+    let run_id = resolved_run(&redis, repo.path(), &work.path().join("first"));
     let done_before = std::fs::read_dir(work.path().join("first"))
         .unwrap()
         .filter(|e| {

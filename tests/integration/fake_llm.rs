@@ -250,3 +250,21 @@ pub fn many_todos_repo(files: usize, per_file: usize) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A finished run of `repo` whose every answer resolved its TODO: a resolving LLM and one worker
+/// serve `dispatcher run --wait --out out`; returns the run id. For tests of what comes after a
+/// run (results, apply) rather than of the run itself.
+pub fn resolved_run(
+    redis: &crate::util::RedisServer,
+    repo: &std::path::Path,
+    out: &std::path::Path,
+) -> String {
+    let fake = FakeLlm::resolving();
+    let _worker = crate::util::spawn_worker(redis, &fake.url(), &[], std::process::Stdio::null());
+    let mut d = crate::util::cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(out)
+        .arg(repo);
+    crate::util::run(d).success().stdout.trim().to_string()
+}
