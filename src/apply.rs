@@ -35,8 +35,38 @@ pub enum ApplyError {
     NotGit { repo: String },
     #[error("git failed in {repo}: {detail}")]
     Git { repo: String, detail: String },
+    #[error(
+        "run {run} says it scanned {recorded}, but that is not where you are: apply writes only into a repository you chose. Run it from inside that repository, or pass --repo PATH"
+    )]
+    RepoNotChosen { run: String, recorded: String },
     #[error("cannot take the apply lock {path}: {detail}")]
     Lock { path: String, detail: String },
+}
+
+/// The repository `apply` may write: the one named with `--repo`, or else the one the run
+/// recorded, but only when the current directory is inside it. The recorded path comes from
+/// Redis, which anyone on its network can write: without this, a rewritten run hash could steer
+/// a plain `dispatcher apply` into another repository of the user's.
+pub fn chosen_repo(
+    named: Option<&Path>,
+    run: &str,
+    recorded: &str,
+    cwd: &Path,
+) -> Result<PathBuf, ApplyError> {
+    if let Some(p) = named {
+        return Ok(p.to_path_buf());
+    }
+    let refuse = || ApplyError::RepoNotChosen {
+        run: run.to_string(),
+        recorded: recorded.to_string(),
+    };
+    let rec = std::fs::canonicalize(recorded).map_err(|_| refuse())?;
+    let here = std::fs::canonicalize(cwd).map_err(|_| refuse())?;
+    if here.starts_with(&rec) {
+        Ok(rec)
+    } else {
+        Err(refuse())
+    }
 }
 
 /// git with nothing of the repository's own that could run a command or reinterpret a path.

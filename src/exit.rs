@@ -58,6 +58,12 @@ impl ExitCode {
             Some(WorkerError::Llm(l)) => return ExitCode::of(l),
             None => {}
         }
+        // Where to apply must be said (cd into the repository or --repo): a usage error.
+        if let Some(crate::apply::ApplyError::RepoNotChosen { .. }) =
+            e.downcast_ref::<crate::apply::ApplyError>()
+        {
+            return Some(ExitCode::Usage);
+        }
         if let Some(c) = e.downcast_ref::<ConfigError>() {
             return Some(match c {
                 ConfigError::Flag(_) => ExitCode::Usage,

@@ -32,6 +32,7 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
 
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
         .args(["apply", &run_id]);
     let r = run(a).success();
     assert_eq!(
@@ -85,6 +86,7 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
     git_commit(repo.path(), "mine");
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
         .args(["apply", &run_id]);
     let r = run(a);
     assert!(

@@ -108,6 +108,7 @@ fn apply_never_writes_through_a_symlink_or_outside_the_work_tree() {
         .collect();
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
         .args(["apply", &run_id]);
     let r = run(a).success();
     for (name, text) in &before {
@@ -169,6 +170,7 @@ fn a_file_named_like_pathspec_magic_with_uncommitted_edits_is_left_alone() {
     std::fs::write(&file, &scanned).unwrap();
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
         .args(["apply", &run_id]);
     let r = run(a).success();
     assert_eq!(
@@ -318,6 +320,7 @@ fn one_malformed_task_does_not_hide_the_rest_of_the_run() {
     assert_eq!(patches, done_before - 1, "{}", o.stderr);
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
         .args(["apply", &run_id]);
     let o = run(a).success();
     // Every other done patch is considered (a second one to the same file waits, as always);
@@ -329,4 +332,53 @@ fn one_malformed_task_does_not_hide_the_rest_of_the_run() {
         "{}",
         o.stderr
     );
+}
+
+#[test]
+fn a_run_hash_rewritten_to_name_another_repository_cannot_steer_apply_there() {
+    let redis = RedisServer::start();
+    let repo = demo_repo();
+    let work = tempfile::tempdir().unwrap();
+    let run_id = resolved_run(&redis, repo.path(), &work.path().join("out"));
+    // Another repository of the user's, with the same files (a fork, a second clone): the
+    // tasks' content hashes match there too.
+    let other = demo_repo();
+    let mut c = redis.conn();
+    let _: () = redis::cmd("HSET")
+        .arg(keys::run(&run_id))
+        .arg("repo")
+        .arg(other.path().to_str().unwrap())
+        .query(&mut c)
+        .unwrap();
+    let head = |p: &std::path::Path| git(p, &["status", "--porcelain"]).stdout;
+    // From anywhere but inside it, a plain `apply` refuses and names the fix.
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(work.path())
+        .args(["apply", &run_id]);
+    let r = run(a).code_is(2);
+    assert!(
+        r.stderr.contains("--repo") && r.stderr.contains(other.path().to_str().unwrap()),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        head(other.path()).is_empty(),
+        "the other repository was written"
+    );
+    // From inside the scanned repository too: the recorded path is not where the user is...
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
+        .args(["apply", &run_id]);
+    let r = run(a).code_is(2);
+    assert!(head(other.path()).is_empty(), "{}", r.stderr);
+    // ...and naming it writes it.
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["apply", &run_id, "--repo"])
+        .arg(repo.path());
+    let r = run(a).success();
+    assert!(!head(repo.path()).is_empty(), "{}", r.stderr);
+    assert!(head(other.path()).is_empty(), "{}", r.stderr);
 }

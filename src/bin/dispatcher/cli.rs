@@ -80,7 +80,8 @@ pub enum Cmd {
     /// files changed since the scan or with uncommitted changes are left alone).
     Apply {
         run: Option<String>,
-        /// The repository (default: the path the run scanned).
+        /// The repository (default: the path the run scanned, when the current directory is
+        /// inside it).
         #[arg(long)]
         repo: Option<PathBuf>,
         /// Apply only these task ids (repeatable).

@@ -195,7 +195,7 @@ async fn apply_cmd(
     let queue = Queue::open(cfg).await?;
     let run = run::resolve_run(&queue, run.as_deref()).await?;
     let st = queue.run_status(&run).await?;
-    let repo = repo.unwrap_or_else(|| PathBuf::from(&st.repo));
+    let repo = apply::chosen_repo(repo.as_deref(), &run, &st.repo, &std::env::current_dir()?)?;
     let records = queue.run_tasks(&run).await?;
     let applied = apply::apply_patches(&repo, &records, tasks)?;
     write!(
