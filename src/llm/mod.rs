@@ -15,6 +15,9 @@
 mod ollama;
 mod openai;
 
+pub use ollama::{OllamaDone, OllamaStream};
+pub use openai::{OpenAiCompletion, decode_completion};
+
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -59,6 +62,100 @@ pub enum LlmError {
     Truncated { evaluated: u64, estimated: u64 },
     #[error("the LLM at {url} answered something that is not the documented format: {detail}")]
     Protocol { url: String, detail: String },
+    /// The server sent more than the client holds in memory (see [`StreamLimits`]): a server
+    /// that ignores the answer's token limit, or one that is not an LLM server.
+    #[error(
+        "the LLM at {url} sent {what} longer than the client's limit of {limit} bytes; \
+         check that llm.url is an LLM server that honours llm.max_answer_tokens"
+    )]
+    TooLarge {
+        url: String,
+        what: &'static str,
+        limit: usize,
+    },
+}
+
+/// The most the client buffers from one LLM response, so that a broken or hostile server
+/// (an endless line, an endless answer) costs a bounded amount of memory: past a limit the
+/// response fails with [`LlmError::TooLarge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// One NDJSON line of Ollama's stream (a token or two, or the final counts).
+    pub max_line_bytes: usize,
+    /// The answer's text: far above what `llm.max_answer_tokens` (at most `llm.num_ctx`)
+    /// tokens of code come to.
+    pub max_content_bytes: usize,
+    /// A whole non-streamed response body (OpenAI's completion, JSON-escaped answer included).
+    pub max_body_bytes: usize,
+}
+
+impl StreamLimits {
+    /// 1 MiB.
+    pub const MAX_LINE_BYTES: usize = 1 << 20;
+    /// 4 MiB.
+    pub const MAX_CONTENT_BYTES: usize = 4 << 20;
+    /// 16 MiB: room for the answer at its limit, every byte JSON-escaped.
+    pub const MAX_BODY_BYTES: usize = 16 << 20;
+    /// What an error response's body is read to at most: only its first 500 characters are
+    /// shown.
+    pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_line_bytes: Self::MAX_LINE_BYTES,
+            max_content_bytes: Self::MAX_CONTENT_BYTES,
+            max_body_bytes: Self::MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// A response body collected chunk by chunk up to a limit: past it, [`LlmError::TooLarge`]
+/// instead of more memory.
+#[derive(Debug)]
+pub struct BoundedBody {
+    url: String,
+    limit: usize,
+    buf: Vec<u8>,
+}
+
+impl BoundedBody {
+    pub fn new(url: &str, limit: usize) -> BoundedBody {
+        BoundedBody {
+            url: url.to_string(),
+            limit,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), LlmError> {
+        if self.buf.len() + chunk.len() > self.limit {
+            return Err(LlmError::TooLarge {
+                url: self.url.clone(),
+                what: "a response body",
+                limit: self.limit,
+            });
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl LlmError {
@@ -75,7 +172,8 @@ impl LlmError {
             LlmError::Truncated { .. } => FailureKind::Later,
             LlmError::ModelMissing { .. }
             | LlmError::Rejected { .. }
-            | LlmError::Protocol { .. } => FailureKind::Permanent,
+            | LlmError::Protocol { .. }
+            | LlmError::TooLarge { .. } => FailureKind::Permanent,
         }
     }
 
@@ -91,6 +189,7 @@ impl LlmError {
             LlmError::Stream { .. } => "stream_error",
             LlmError::Truncated { .. } => "truncated",
             LlmError::Protocol { .. } => "protocol",
+            LlmError::TooLarge { .. } => "too_large",
         }
     }
 }
@@ -183,6 +282,34 @@ impl LlmClient {
         }
     }
 
+    /// The whole body of a successful response, or [`LlmError::TooLarge`] past `limit`.
+    async fn bounded_body(
+        &self,
+        mut resp: reqwest::Response,
+        limit: usize,
+    ) -> Result<Vec<u8>, LlmError> {
+        let mut body = BoundedBody::new(&self.cfg.shown_url(), limit);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.send_error(e))? {
+            body.feed(&chunk)?;
+        }
+        Ok(body.buf)
+    }
+
+    /// The start of an error response's body, as text for the error: what follows
+    /// [`StreamLimits::MAX_ERROR_BODY_BYTES`] is not read, and a body that breaks off is shown
+    /// as far as it came.
+    async fn error_body(&self, mut resp: reqwest::Response) -> String {
+        let mut body = Vec::new();
+        while body.len() < StreamLimits::MAX_ERROR_BODY_BYTES {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        body.truncate(StreamLimits::MAX_ERROR_BODY_BYTES);
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     fn status_error(&self, status: u16, body: String) -> LlmError {
         let url = self.cfg.shown_url();
         let body: String = body.chars().take(500).collect();
@@ -245,13 +372,17 @@ impl LlmClient {
             .map_err(|e| self.send_error(e))?;
         let status = resp.status().as_u16();
         if status != 200 {
-            let body = resp.text().await.unwrap_or_default();
+            let body = self.error_body(resp).await;
             return Err(self.status_error(status, body));
         }
-        let v: serde_json::Value = resp.json().await.map_err(|e| LlmError::Protocol {
-            url: self.cfg.shown_url(),
-            detail: format!("{path}: {e}"),
-        })?;
+        let body = self
+            .bounded_body(resp, StreamLimits::MAX_BODY_BYTES)
+            .await?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| LlmError::Protocol {
+                url: self.cfg.shown_url(),
+                detail: format!("{path}: {e}"),
+            })?;
         let models = names(&v);
         let wanted = &self.cfg.model;
         let found = models.iter().any(|m| {

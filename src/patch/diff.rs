@@ -2,15 +2,42 @@
 //! the diff is exactly the edit we meant (and lets `apply` write it).
 
 /// A git-style unified diff of one file (`diff --git a/P b/P`), as `git apply` wants it.
+///
+/// Lines end at `\n` only, as git and [`apply_unified`] see them: `similar`'s own line diff
+/// also ends a line at a lone `\r`, which cut such a line in two in the diff and shifted its
+/// hunk numbers, so the lines are split here and only the matching is `similar`'s.
 pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
-    let diff = similar::TextDiff::from_lines(old, new);
-    let body = diff
-        .unified_diff()
-        .context_radius(3)
-        .missing_newline_hint(true)
-        .header(&format!("a/{path}"), &format!("b/{path}"))
-        .to_string();
-    format!("diff --git a/{path} b/{path}\n{body}")
+    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
+    let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
+    let diff = similar::TextDiff::from_slices(&old_lines, &new_lines);
+    let mut out = format!("diff --git a/{path} b/{path}\n");
+    for (i, ops) in diff.grouped_ops(3).iter().enumerate() {
+        if ops.is_empty() {
+            continue;
+        }
+        if i == 0 {
+            out.push_str(&format!("--- a/{path}\n+++ b/{path}\n"));
+        }
+        out.push_str(&format!(
+            "{}\n",
+            similar::udiff::UnifiedHunkHeader::new(ops)
+        ));
+        for op in ops {
+            for change in diff.iter_changes(op) {
+                out.push(match change.tag() {
+                    similar::ChangeTag::Equal => ' ',
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                });
+                let line = change.value();
+                out.push_str(line);
+                if !line.ends_with('\n') {
+                    out.push_str("\n\\ No newline at end of file\n");
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Applies a single-file unified diff to `old`, strictly (context must match exactly). This is
@@ -48,7 +75,11 @@ pub fn apply_unified(old: &str, diff: &str) -> Result<String, String> {
                 break;
             }
             let l = lines.next().unwrap_or_default();
-            let (op, rest) = l.split_at(1.min(l.len()));
+            // Split after the one-byte op only: a line may open with a multi-byte character.
+            let (op, rest) = match l.as_bytes().first() {
+                Some(b' ' | b'-' | b'+' | b'\\') => l.split_at(1),
+                _ => return Err(format!("unexpected diff line {l:?}")),
+            };
             match op {
                 " " | "-" => {
                     let want = old_lines

@@ -187,3 +187,51 @@ fn an_empty_tag_counts_nowhere_instead_of_looping() {
     assert_eq!(super::gates::count_tag("// TODO: x\n", ""), 0);
     assert_eq!(super::gates::count_tag("TODO todo TODOS TODO", "TODO"), 2);
 }
+
+/// Found by the `apply_unified` fuzzer: `similar` splits lines at a lone `\r` too, so the diff
+/// of a file holding one had a line cut in the middle ("+a\r+b") and hunk line numbers that
+/// neither our applier nor `git apply` (both split at `\n` only) could follow.
+#[test]
+fn a_lone_carriage_return_is_not_a_line_break_in_the_diff() {
+    for (old, new) in [
+        ("", "di\ne\n=a\r+x\nb\n"),
+        ("a\rb\nc\nd\n", "a\rb\nc\nD\n"),
+        ("x\ry", "x\rz"),
+        ("one\n", "one\ntwo\r"),
+    ] {
+        let diff = unified_diff("f", old, new);
+        assert_eq!(apply_unified(old, &diff).as_deref(), Ok(new), "{diff}");
+        for line in diff.lines().skip(3) {
+            assert!(
+                line.starts_with(['@', ' ', '-', '+', '\\']),
+                "{line:?} in {diff}"
+            );
+        }
+    }
+    assert_eq!(
+        unified_diff("f", "a\rb\n", "a\rc\n"),
+        "diff --git a/f b/f\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\rb\n+a\rc\n"
+    );
+}
+
+#[test]
+fn a_patch_in_a_file_with_a_lone_carriage_return_is_not_a_diff_mismatch() {
+    let file = "// legacy\r// notes\nfn add(a: i32, b: i32) -> i32 {\n    // TODO: handle overflow\n    a + b\n}\n";
+    let s = spec(file, BLOCK, "handle overflow");
+    let answer = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```\n";
+    let p = make_patch(&s.target(file).unwrap(), answer).unwrap();
+    assert!(p.diff.contains("\n@@ -1,5 +1,4 @@\n //"), "{}", p.diff);
+}
+
+/// A diff line that opens with a multi-byte character (the applier also reads diffs it did not
+/// make, from `results/`): an error, not a panic on a char boundary.
+#[test]
+fn a_diff_line_opening_with_a_multibyte_character_is_an_error() {
+    let err = apply_unified("a\n", "@@ -1 +1 @@\né\n").unwrap_err();
+    assert!(err.contains("unexpected diff line"), "{err}");
+}
+
+#[test]
+fn identical_files_have_an_empty_diff_body() {
+    assert_eq!(unified_diff("f", "a\n", "a\n"), "diff --git a/f b/f\n");
+}
