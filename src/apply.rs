@@ -4,10 +4,12 @@
 //!
 //! The repository and every task field are untrusted (a hostile repository can commit
 //! symlinks; anyone on Redis's network can rewrite a task's path), so a patch is written only
-//! to a regular, tracked file reached without following any symlink, under the canonical work
-//! tree, through a temp file created exclusively with a random name next to it. git runs with
-//! `--literal-pathspecs` (a file named `:x` is not pathspec magic) and without the repository's
-//! fsmonitor or hooks, which its own `.git/config` could point at a command.
+//! to a regular file reached without following any symlink, under the canonical work tree,
+//! whose bytes are exactly what git's index and last commit hold, through an unnamed temp file
+//! linked into place. git runs only commands that never execute anything a repository's
+//! `.git/config` names (no `git status`: it runs clean filters), with `--literal-pathspecs` (a
+//! file named `:x` is not pathspec magic), without fsmonitor or hooks, and without tars's
+//! environment.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -69,9 +71,30 @@ pub fn chosen_repo(
     }
 }
 
-/// git with nothing of the repository's own that could run a command or reinterpret a path.
-fn git(repo: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
-    std::process::Command::new("git")
+/// The environment git runs with: enough to find itself and the user's global settings, and
+/// none of tars's own variables (`TARS_*` may hold credentials) or `GIT_*` ones that would point
+/// it elsewhere.
+const GIT_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"];
+
+/// git with nothing of the repository's own that could run a command or reinterpret a path:
+/// no fsmonitor or hooks (a repository's `.git/config` may name a command for either),
+/// literal pathspecs, a scrubbed environment, no standard input. Only commands that never run
+/// a filter, a textconv or a diff driver are used with it: `rev-parse`, `ls-files`, `ls-tree`
+/// and `hash-object --no-filters` (`git status` would run a repository's clean filter on any
+/// file whose stat data is stale, and a hostile `.git` can make it so).
+fn git_with(
+    repo: &Path,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> std::io::Result<std::process::Output> {
+    let mut cmd = std::process::Command::new("git");
+    cmd.env_clear()
+        .envs(
+            GIT_ENV
+                .iter()
+                .filter_map(|k| Some((k, std::env::var_os(k)?))),
+        )
+        .env("GIT_TERMINAL_PROMPT", "0")
         .arg("--literal-pathspecs")
         .args([
             "-c",
@@ -82,7 +105,76 @@ fn git(repo: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
         .arg("-C")
         .arg(repo)
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let Some(input) = stdin else {
+        return cmd.stdin(std::process::Stdio::null()).output();
+    };
+    let mut child = cmd.stdin(std::process::Stdio::piped()).spawn()?;
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    // Written from a thread: git may fill its stdout pipe before it has read all of stdin.
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || pipe.write_all(&input));
+    let out = child.wait_with_output()?;
+    writer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("stdin writer panicked")))?;
+    Ok(out)
+}
+
+fn git(repo: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+    git_with(repo, args, None)
+}
+
+/// The object id of `rel` in git's index, or why apply may not write it (not tracked, a merge
+/// conflict, a link or a submodule).
+fn index_blob(root: &Path, rel: &str) -> Result<String, String> {
+    let o = git(root, &["ls-files", "-s", "-z", "--", rel])
+        .map_err(|e| format!("git ls-files failed: {e}"))?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let entries: Vec<&str> = text.split('\0').filter(|e| !e.is_empty()).collect();
+    let [entry] = entries.as_slice() else {
+        return Err(if entries.is_empty() {
+            "git does not track it: apply writes only files whose change git can show".into()
+        } else {
+            "it has merge conflicts".into()
+        });
+    };
+    // `<mode> <object> <stage>\t<path>`
+    let mut f = entry.split(['\t', ' ']);
+    match (f.next(), f.next(), f.next()) {
+        (Some("100644" | "100755"), Some(oid), Some("0")) => Ok(oid.to_string()),
+        _ => Err("git does not record it as a regular file".into()),
+    }
+}
+
+/// Whether `content`, the file as it is in the work tree, is exactly what git's index and the
+/// last commit hold: "no uncommitted work", decided without `git status` (see [`git_with`]).
+/// A file that git converts on its way in (a filter or an end-of-line attribute) never looks
+/// clean this way, and is left alone.
+fn committed_and_clean(root: &Path, rel: &str, content: &[u8]) -> Result<(), String> {
+    let index = index_blob(root, rel)?;
+    let head = git(root, &["ls-tree", "-z", "HEAD", "--", rel])
+        .map_err(|e| format!("git ls-tree failed: {e}"))?;
+    let head = String::from_utf8_lossy(&head.stdout);
+    let head_oid = head.split(['\t', ' ']).nth(2).unwrap_or_default();
+    let work = git_with(
+        root,
+        &["hash-object", "--no-filters", "--stdin"],
+        Some(content),
+    )
+    .map_err(|e| format!("git hash-object failed: {e}"))?;
+    let work = String::from_utf8_lossy(&work.stdout);
+    if work.trim() != index {
+        return Err(
+            "the file has uncommitted changes (or git converts it on commit: a filter or an end-of-line attribute)"
+                .into(),
+        );
+    }
+    if head_oid != index {
+        return Err("the file has uncommitted changes (staged, or never committed)".into());
+    }
+    Ok(())
 }
 
 fn git_out(repo: &Path, args: &[&str]) -> Result<String, ApplyError> {
@@ -101,7 +193,7 @@ fn git_out(repo: &Path, args: &[&str]) -> Result<String, ApplyError> {
 
 /// The file a task's `path` names inside the canonical work tree `root`, or why it may not be
 /// written: the path must be relative, plain (no `..`, no `.`, no empty part), reach a regular
-/// file through no symlink at all, and name a file git tracks.
+/// file through no symlink at all, outside any submodule or nested repository.
 fn checked_file(root: &Path, rel: &str) -> Result<PathBuf, String> {
     if rel.is_empty() || rel.contains(['\0', '\n', '\r']) {
         return Err("the task's path is empty or holds control characters".into());
@@ -133,10 +225,7 @@ fn checked_file(root: &Path, rel: &str) -> Result<PathBuf, String> {
     if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_file()) {
         return Err("it is not a regular file".into());
     }
-    match git(root, &["ls-files", "--error-unmatch", "--", rel]) {
-        Ok(o) if o.status.success() => Ok(at),
-        _ => Err("git does not track it: apply writes only files whose change git can show".into()),
-    }
+    Ok(at)
 }
 
 /// Replaces `file` by `new` atomically, after checking once more that the file still holds
@@ -291,12 +380,8 @@ fn apply_one(
         .ok_or("the task's path is not UTF-8")?
         .to_string();
     let file = checked_file(root, &rel)?;
-    let dirty = git(root, &["status", "--porcelain", "--", &rel])
-        .map_err(|e| format!("git status failed: {e}"))?;
-    if !dirty.status.success() || !dirty.stdout.is_empty() {
-        return Err("the file has uncommitted changes".into());
-    }
     let content = std::fs::read_to_string(&file).map_err(|e| format!("cannot read it: {e}"))?;
+    committed_and_clean(root, &rel, content.as_bytes())?;
     if crate::scan::sha256_hex(content.as_bytes()) != scanned_hash {
         return Err(
             "the file changed since the scan (or another patch to it was applied): scan again"

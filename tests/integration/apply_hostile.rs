@@ -382,3 +382,49 @@ fn a_run_hash_rewritten_to_name_another_repository_cannot_steer_apply_there() {
     assert!(!head(repo.path()).is_empty(), "{}", r.stderr);
     assert!(head(other.path()).is_empty(), "{}", r.stderr);
 }
+
+#[test]
+fn a_repository_filter_never_runs_during_apply() {
+    // `git status` runs a clean filter on any file whose stat data is stale (a copied or
+    // touched checkout), and a repository's `.git/config` names the command.
+    let redis = RedisServer::start();
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("a.py"),
+        "def f(x):\n    # TODO: check x\n    return x\n",
+    )
+    .unwrap();
+    std::fs::write(repo.path().join(".gitattributes"), "*.py filter=x\n").unwrap();
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git_commit(repo.path(), "init");
+    let mark = repo.path().join(".git/filter-ran");
+    let command = format!("sh -c 'env >> {}; cat'", mark.display());
+    git(repo.path(), &["config", "filter.x.clean", &command]);
+    git(repo.path(), &["config", "filter.x.smudge", &command]);
+    let work = tempfile::tempdir().unwrap();
+    let run_id = resolved_run(&redis, repo.path(), work.path());
+    // Stale stat data, as after `cp -a`, a tarball or a CI cache.
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(repo.path().join("a.py"))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__API_KEY", "sk-must-not-leak")
+        .current_dir(repo.path())
+        .args(["apply", &run_id]);
+    let r = run(a).success();
+    assert!(
+        !mark.exists(),
+        "the repository's filter ran:\n{}\n{}",
+        std::fs::read_to_string(&mark).unwrap_or_default(),
+        r.stderr
+    );
+    // The filter is `cat` both ways: the committed bytes are the file's, so it is patched.
+    let text = std::fs::read_to_string(repo.path().join("a.py")).unwrap();
+    assert!(!text.contains("TODO"), "{text}\n{}", r.stderr);
+}
