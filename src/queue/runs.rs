@@ -177,22 +177,47 @@ impl Queue {
     /// a warning that names its key.
     pub async fn run_tasks(&self, run: &str) -> Result<Vec<TaskRecord>, QueueError> {
         let mut c = self.conn();
-        let ids: Vec<String> = redis::cmd("SMEMBERS")
+        let raw: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
             .arg(keys::run_tasks(run))
             .query_async(&mut c)
             .await?;
+        let ids: Vec<String> = raw
+            .into_iter()
+            .filter_map(|id| match String::from_utf8(id) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    let id = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    tracing::warn!(key = ?keys::run_tasks(run), ?id, "skipping a task id that is not UTF-8 (Redis data was altered)");
+                    None
+                }
+            })
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(200) {
             let mut p = redis::pipe();
             for id in chunk {
                 p.hgetall(keys::task(run, id));
             }
-            let hs: Vec<HashMap<String, String>> = p.query_async(&mut c).await?;
-            for (id, h) in chunk.iter().zip(&hs).filter(|(_, h)| !h.is_empty()) {
+            // Each reply on its own: a key of another type or a field that is not UTF-8 is
+            // that one task's problem, not the pipeline's.
+            let hs: Vec<redis::RedisResult<HashMap<Vec<u8>, Vec<u8>>>> =
+                p.ignore_errors().query_async(&mut c).await?;
+            for (id, h) in chunk.iter().zip(hs) {
                 // Anyone on Redis's network can write a task hash: one malformed task must not
                 // hide the run's other results from `results` and `apply`.
-                match wire::task_record(run, h) {
-                    Ok(t) => out.push(t),
+                let record = h
+                    .map_err(|e| QueueError::Malformed {
+                        what: "task hash",
+                        detail: e.to_string(),
+                    })
+                    .and_then(utf8_fields)
+                    .and_then(|h| match h.is_empty() {
+                        true => Ok(None),
+                        false => wire::task_record(run, &h).map(Some),
+                    });
+                match record {
+                    Ok(Some(t)) => out.push(t),
+                    Ok(None) => {}
                     Err(e) => tracing::warn!(
                         key = ?keys::task(run, id),
                         error = %e,
@@ -259,4 +284,20 @@ impl Queue {
             .await?;
         u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
     }
+}
+
+/// A hash's fields as text, or which field is not UTF-8.
+fn utf8_fields(h: HashMap<Vec<u8>, Vec<u8>>) -> Result<HashMap<String, String>, QueueError> {
+    h.into_iter()
+        .map(|(k, v)| {
+            let name = String::from_utf8_lossy(&k).into_owned();
+            match (String::from_utf8(k), String::from_utf8(v)) {
+                (Ok(k), Ok(v)) => Ok((k, v)),
+                _ => Err(QueueError::Malformed {
+                    what: "task hash",
+                    detail: format!("the field {name:?} is not UTF-8"),
+                }),
+            }
+        })
+        .collect()
 }

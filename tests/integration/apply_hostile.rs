@@ -296,6 +296,26 @@ fn one_malformed_task_does_not_hide_the_rest_of_the_run() {
         .arg("\u{1b}]0;pwned\u{7}")
         .query(&mut c)
         .unwrap();
+    // Three more: a field that is not UTF-8, a task key of another type, and a task id in the
+    // run's set that is not UTF-8. Each made the whole listing fail before.
+    let other = task_id_of(&redis, &run_id, "cmd/main.go");
+    let _: () = redis::cmd("HSET")
+        .arg(keys::task(&run_id, &other))
+        .arg("text")
+        .arg(&b"\xff\xfe"[..])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(keys::task(&run_id, "0123456789abcdef"))
+        .arg("not a hash")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg(keys::run_tasks(&run_id))
+        .arg("0123456789abcdef")
+        .arg(&b"\xff\xfe"[..])
+        .query(&mut c)
+        .unwrap();
     let out = work.path().join("second");
     let mut r = cmd("dispatcher");
     r.env("TARS_REDIS__URL", redis.url())
@@ -317,7 +337,14 @@ fn one_malformed_task_does_not_hide_the_rest_of_the_run() {
                 .is_some_and(|x| x == "patch")
         })
         .count();
-    assert_eq!(patches, done_before - 1, "{}", o.stderr);
+    assert_eq!(patches, done_before - 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&keys::task(&run_id, &other))
+            && o.stderr.contains("0123456789abcdef")
+            && o.stderr.contains("not UTF-8"),
+        "{}",
+        o.stderr
+    );
     let mut a = cmd("dispatcher");
     a.env("TARS_REDIS__URL", redis.url())
         .current_dir(repo.path())
@@ -327,7 +354,7 @@ fn one_malformed_task_does_not_hide_the_rest_of_the_run() {
     // the malformed task is not among them.
     assert!(
         o.stderr
-            .contains(&format!(" of {} patches applied", done_before - 1))
+            .contains(&format!(" of {} patches applied", done_before - 2))
             && !o.stderr.contains(&format!("{bad} web/cart.js")),
         "{}",
         o.stderr
