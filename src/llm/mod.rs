@@ -101,6 +101,24 @@ impl StreamLimits {
     pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 }
 
+impl StreamLimits {
+    /// The limits for answers of at most `max_answer_tokens` tokens: 64 bytes a token (far
+    /// above what a token of code is, a run of indentation included), at least 256 KiB, at
+    /// most the defaults. A server that ignores `max_tokens` and streams on is cut off here,
+    /// long before a worker's memory or Redis (which stores the answer) feel it.
+    pub fn for_answer_tokens(max_answer_tokens: u32) -> StreamLimits {
+        let content = (max_answer_tokens as usize)
+            .saturating_mul(64)
+            .clamp(256 << 10, Self::MAX_CONTENT_BYTES);
+        StreamLimits {
+            max_line_bytes: Self::MAX_LINE_BYTES,
+            max_content_bytes: content,
+            // Every byte of the answer JSON-escaped (`\u00XX`: 6 bytes), plus the envelope.
+            max_body_bytes: (content * 6 + (64 << 10)).min(Self::MAX_BODY_BYTES),
+        }
+    }
+}
+
 impl Default for StreamLimits {
     fn default() -> Self {
         StreamLimits {
@@ -240,6 +258,8 @@ pub fn estimate_tokens(messages: &[Message]) -> u64 {
 #[derive(Clone)]
 pub struct LlmClient {
     cfg: LlmConfig,
+    /// What one answer may take in memory, from `llm.max_answer_tokens`.
+    limits: StreamLimits,
     http: reqwest::Client,
     base: String,
 }
@@ -257,6 +277,7 @@ impl LlmClient {
                 detail: e.to_string(),
             })?;
         Ok(LlmClient {
+            limits: StreamLimits::for_answer_tokens(cfg.max_answer_tokens),
             cfg: cfg.clone(),
             http,
             base: cfg.url.trim_end_matches('/').to_string(),

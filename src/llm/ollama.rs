@@ -45,7 +45,7 @@ impl LlmClient {
             }
             return Err(err);
         }
-        let mut decoder = OllamaStream::new(&self.cfg.shown_url());
+        let mut decoder = OllamaStream::with_limits(&self.cfg.shown_url(), self.limits);
         let mut stream = resp.bytes_stream();
         while !decoder.is_done() {
             match stream.next().await {

@@ -28,10 +28,8 @@ impl LlmClient {
             let body = self.error_body(resp).await;
             return Err(self.status_error(status, body));
         }
-        let body = self
-            .bounded_body(resp, StreamLimits::MAX_BODY_BYTES)
-            .await?;
-        let c = decode_completion(&self.cfg.shown_url(), &body, &StreamLimits::default())?;
+        let body = self.bounded_body(resp, self.limits.max_body_bytes).await?;
+        let c = decode_completion(&self.cfg.shown_url(), &body, &self.limits)?;
         Ok(Answer {
             content: c.content,
             model: c.model.unwrap_or_else(|| self.cfg.model.clone()),

@@ -138,3 +138,42 @@ async fn preflight_finds_the_model_in_api_tags() {
     });
     client(fake.url()).preflight().await.unwrap();
 }
+
+/// A server that ignores `max_tokens` and answers on and on is cut off at a bound derived from
+/// `llm.max_answer_tokens`, on both APIs, instead of filling the worker's memory and Redis.
+#[tokio::test]
+async fn an_answer_far_past_max_answer_tokens_is_cut_off_at_a_bound() {
+    let huge = format!("```\n{}\n```", "x = 1\n".repeat(200_000)); // 1.2 MB
+    let for_ollama = huge.clone();
+    let ollama = FakeLlm::start(move |_, _| Reply::Ndjson {
+        lines: ollama_stream(&for_ollama, 10),
+        cut: false,
+    });
+    let openai = FakeLlm::start(move |_, _| Reply::Json {
+        status: 200,
+        body: crate::fake_llm::openai_completion(&huge),
+    });
+    for (api, url) in [
+        (LlmApi::Ollama, ollama.url()),
+        (LlmApi::Openai, openai.url()),
+    ] {
+        let cfg = LlmConfig {
+            api,
+            url,
+            model: "test-model".into(),
+            max_answer_tokens: 2048,
+            retries: 0,
+            ..LlmConfig::default()
+        };
+        let err = LlmClient::new(&cfg)
+            .unwrap()
+            .chat(&prompt())
+            .await
+            .unwrap_err();
+        match &err {
+            LlmError::TooLarge { limit, .. } => assert_eq!(*limit, 256 << 10, "{api:?}: {err}"),
+            other => panic!("{api:?}: expected TooLarge, got {other}"),
+        }
+        assert!(err.to_string().contains("llm"), "{api:?}: {err}");
+    }
+}
