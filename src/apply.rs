@@ -388,6 +388,8 @@ fn apply_one(
                 .into(),
         );
     }
+    crate::patch::check_single_file(patch, path)
+        .map_err(|e| format!("the patch is not one this run made for the file: {e}"))?;
     let new = crate::patch::apply_unified(&content, patch)
         .map_err(|e| format!("the patch does not apply: {e}"))?;
     replace(&file, &new, scanned_hash)

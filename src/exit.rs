@@ -64,6 +64,9 @@ impl ExitCode {
         {
             return Some(ExitCode::Usage);
         }
+        if let Some(ResultsError::LinkedDefault { .. }) = e.downcast_ref::<ResultsError>() {
+            return Some(ExitCode::Usage);
+        }
         if let Some(c) = e.downcast_ref::<ConfigError>() {
             return Some(match c {
                 ConfigError::Flag(_) => ExitCode::Usage,

@@ -114,6 +114,23 @@ impl serde_json::ser::Formatter for TerminalSafeJson {
     }
 }
 
+/// `value` as indented JSON for a file a person may `cat` (`summary.json`), with the same
+/// escapes as [`write_json`]. serde escapes every C0 control inside strings, so the only raw
+/// ones in its output are the indentation's newlines; every other character of
+/// [`is_unsafe_char`] stands inside a string and is escaped in place.
+pub fn pretty_json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c != '\n' && is_unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
 /// `value` as one line of JSON for stdout (see [`TerminalSafeJson`]).
 pub fn write_json<T: serde::Serialize + ?Sized>(
     out: &mut impl Write,
@@ -649,6 +666,18 @@ mod tests {
         assert!(!logged.contains(['\x1b', '\x07', '\u{202e}']), "{logged:?}");
         assert!(logged.contains(r"path=a\x1b]52;c;aGk=\x07.py"), "{logged}");
         assert!(logged.contains(r"asking \x1b[2J a\x1b]52"), "{logged}");
+    }
+
+    #[test]
+    fn pretty_json_escapes_what_a_terminal_acts_on_and_parses_back_exactly() {
+        let v = serde_json::json!({"model": "m\u{202e}x\u{9b}y\u{7f}", "reason": "a\nb\u{1b}[2J"});
+        let text = pretty_json(&v).unwrap();
+        assert!(
+            text.chars().all(|c| c == '\n' || !is_unsafe_char(c)),
+            "{text:?}"
+        );
+        assert!(text.contains("\\u202e") && text.contains('\n'), "{text}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), v);
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::task::{TaskSpec, is_task_id};
 pub enum ResultsError {
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(
+        "tars-out in the current directory is a symbolic link (to {target}): pass --out DIR to say where the results go"
+    )]
+    LinkedDefault { target: String },
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -61,10 +65,50 @@ fn summarize(t: &TaskRecord) -> TaskSummary {
     }
 }
 
-/// A done task with a patch gets a file, if its id is a real task id: ids come from Redis and
-/// must not name a path outside `DIR`.
+/// A done task with a patch gets a file if its id is a real task id (ids come from Redis and
+/// must not name a path outside `DIR`) and its patch edits exactly the task's file (a patch
+/// rewritten in Redis could also create an executable or edit another file when a reviewer
+/// runs `git apply` on it).
+fn patch_file_refusal(t: &TaskRecord) -> Option<Result<(), String>> {
+    let (TaskState::Done, Some(p)) = (t.state, &t.patch) else {
+        return None;
+    };
+    if !is_task_id(&t.spec.id) {
+        return Some(Err("its id is not a task id".into()));
+    }
+    Some(crate::patch::check_single_file(p, &t.spec.path))
+}
+
 fn has_patch_file(t: &TaskRecord) -> bool {
-    t.state == TaskState::Done && t.patch.is_some() && is_task_id(&t.spec.id)
+    matches!(patch_file_refusal(t), Some(Ok(())))
+}
+
+/// Creates or truncates `path` for writing without following a symbolic link there: a link
+/// planted at `summary.json` or `<id>.patch` is refused, not written through.
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .write_all(bytes)
+}
+
+/// `tars-out/<run>` in the current directory, unless `tars-out` there is a symbolic link: the
+/// current directory is often the repository, which could commit `tars-out -> /elsewhere`.
+pub fn default_dir(run: &str) -> Result<PathBuf, ResultsError> {
+    let base = Path::new("tars-out");
+    if std::fs::symlink_metadata(base).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(ResultsError::LinkedDefault {
+            target: std::fs::read_link(base)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(base.join(run))
 }
 
 /// Writes `DIR/<task-id>.patch` for every done task and `DIR/summary.json` for all of them.
@@ -79,11 +123,17 @@ pub async fn write_results(queue: &Queue, run: &str, dir: &Path) -> Result<Summa
     };
     std::fs::create_dir_all(dir).map_err(werr(dir.to_path_buf()))?;
     for t in &tasks {
-        if let (true, Some(p)) = (has_patch_file(t), &t.patch) {
-            let path = dir.join(format!("{}.patch", t.spec.id));
-            std::fs::write(&path, p).map_err(werr(path.clone()))?;
-        } else if t.state == TaskState::Done && !is_task_id(&t.spec.id) {
-            tracing::warn!(id = ?t.spec.id, "a done task's id is not a task id (Redis data was altered): no patch file written for it");
+        match (patch_file_refusal(t), &t.patch) {
+            (Some(Ok(())), Some(p)) => {
+                let path = dir.join(format!("{}.patch", t.spec.id));
+                write_new(&path, p.as_bytes()).map_err(werr(path.clone()))?;
+            }
+            (Some(Err(why)), _) => tracing::warn!(
+                id = ?t.spec.id,
+                path = ?t.spec.path,
+                "no patch file written for a done task: {why} (Redis data was altered)"
+            ),
+            _ => {}
         }
     }
     let summary = Summary {
@@ -93,8 +143,8 @@ pub async fn write_results(queue: &Queue, run: &str, dir: &Path) -> Result<Summa
         tasks: tasks.iter().map(summarize).collect(),
     };
     let path = dir.join("summary.json");
-    let json = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    std::fs::write(&path, json + "\n").map_err(werr(path.clone()))?;
+    let json = crate::report::pretty_json(&summary).unwrap_or_default();
+    write_new(&path, (json + "\n").as_bytes()).map_err(werr(path.clone()))?;
     Ok(summary)
 }
 

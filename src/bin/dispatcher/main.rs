@@ -128,10 +128,14 @@ async fn run_cmd(
     if !wait {
         return Ok(ExitCode::Success);
     }
+    // Checked before the wait, so a planted `tars-out` link is reported at once.
+    let dir = match out {
+        Some(d) => d,
+        None => results::default_dir(run)?,
+    };
     let mut progress = report::Progress::new();
     let timeout = timeout.map(Duration::from_secs);
     let st = run::wait_run(&queue, run, timeout, |st| progress.show(st)).await?;
-    let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(run));
     let summary = results::write_results(&queue, run, &dir).await?;
     let secs = t0.elapsed().as_secs_f64();
     write!(
@@ -209,7 +213,10 @@ async fn apply_cmd(
 async fn results_cmd(cfg: &Config, run: Option<String>, out: Option<PathBuf>) -> Result<ExitCode> {
     let queue = Queue::open(cfg).await?;
     let run = run::resolve_run(&queue, run.as_deref()).await?;
-    let dir = out.unwrap_or_else(|| PathBuf::from("tars-out").join(&run));
+    let dir = match out {
+        Some(d) => d,
+        None => results::default_dir(&run)?,
+    };
     let s = results::write_results(&queue, &run, &dir)
         .await
         .with_context(|| format!("writing the results of run {run}"))?;
