@@ -41,7 +41,7 @@ pub enum ApplyError {
         "run {run} says it scanned {recorded}, but that is not where you are: apply writes only into a repository you chose. Run it from inside that repository, or pass --repo PATH"
     )]
     RepoNotChosen { run: String, recorded: String },
-    #[error("cannot take the apply lock {path}: {detail}")]
+    #[error("cannot lock {path} for apply: {detail}")]
     Lock { path: String, detail: String },
 }
 
@@ -286,36 +286,33 @@ fn replace(file: &Path, new: &str, scanned_hash: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write it: {}", e.error))
 }
 
-/// Holds `<git dir>/tars-apply.lock` (an advisory `flock`) for the whole of one `apply`, so
-/// two at once cannot both read a file as scanned and both write it, losing one patch. The
-/// lock file is opened without following a symlink; the lock is released when the process
+/// Holds an advisory `flock` on the work tree's root directory itself for the whole of one
+/// `apply`, so two at once cannot both read a file as scanned and both write it, losing one
+/// patch. Locking the directory creates nothing: a lock file in the git directory would be
+/// created wherever a `.git` file in the tree points. The lock is released when the process
 /// ends, however it ends.
 fn lock_repo(root: &Path) -> Result<std::fs::File, ApplyError> {
-    let git_dir = git_out(root, &["rev-parse", "--absolute-git-dir"])?;
-    let path = Path::new(git_dir.trim_end_matches('\n')).join("tars-apply.lock");
     let cant = |e: std::io::Error| ApplyError::Lock {
-        path: path.display().to_string(),
+        path: root.display().to_string(),
         detail: e.to_string(),
     };
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(root)
         .map_err(cant)?;
-    match f.try_lock() {
+    match dir.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             tracing::warn!(
                 repo = %root.display(),
                 "waiting for another `dispatcher apply` in this repository to finish"
             );
-            f.lock().map_err(cant)?;
+            dir.lock().map_err(cant)?;
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(cant(e)),
     }
-    Ok(f)
+    Ok(dir)
 }
 
 /// Writes done patches into the working tree at `repo`. A file is touched only when its
