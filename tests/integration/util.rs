@@ -254,8 +254,9 @@ pub fn bin(name: &str) -> PathBuf {
 /// A command for one of our binaries with a clean TARS_* environment.
 pub fn cmd(name: &str) -> Command {
     let mut c = Command::new(bin(name));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TARS_") {
+    // vars_os: a variable that is not UTF-8 in the test's own environment must not panic here.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("TARS_") {
             c.env_remove(k);
         }
     }
