@@ -12,9 +12,11 @@ impl Queue {
     pub async fn heartbeats(&self) -> Result<Vec<HashMap<String, String>>, QueueError> {
         let mut c = self.conn();
         let mut cursor: u64 = 0;
-        let mut keys_found: Vec<String> = Vec::new();
+        // Raw bytes throughout: anyone on Redis's network can write a key or field that is not
+        // UTF-8, and one such heartbeat must not hide the live workers from `status`.
+        let mut keys_found: Vec<Vec<u8>> = Vec::new();
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
                 .arg(keys::worker("*"))
@@ -35,9 +37,24 @@ impl Queue {
         for k in &keys_found {
             p.hgetall(k);
         }
-        let all: Vec<HashMap<String, String>> = p.query_async(&mut c).await?;
-        // A heartbeat can expire between SCAN and HGETALL.
-        let mut out: Vec<_> = all.into_iter().filter(|h| !h.is_empty()).collect();
+        let all: Vec<redis::RedisResult<HashMap<Vec<u8>, Vec<u8>>>> =
+            p.ignore_errors().query_async(&mut c).await?;
+        // A heartbeat can expire between SCAN and HGETALL; one of another type is skipped.
+        let mut out: Vec<HashMap<String, String>> = all
+            .into_iter()
+            .flatten()
+            .filter(|h| !h.is_empty())
+            .map(|h| {
+                h.into_iter()
+                    .map(|(k, v)| {
+                        (
+                            String::from_utf8_lossy(&k).into_owned(),
+                            String::from_utf8_lossy(&v).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
         out.sort_by(|a, b| a.get("id").cmp(&b.get("id")));
         Ok(out)
     }

@@ -109,6 +109,19 @@ fn status_shows_redis_fields_escaped() {
         .arg("/repo\x1b]0;title\x07")
         .query(&mut conn)
         .unwrap();
+    // Beside it, a heartbeat with a field that is not UTF-8 and a worker key of another type:
+    // neither may hide the others (they made `status` show no worker at all).
+    let _: () = redis::cmd("HSET")
+        .arg(keys::worker("bytes"))
+        .arg("id")
+        .arg(&b"w-\xff"[..])
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(keys::worker("string"))
+        .arg("x")
+        .query(&mut conn)
+        .unwrap();
 
     let mut c = cmd("dispatcher");
     c.args(["--redis-url", &redis.url(), "status"]);
