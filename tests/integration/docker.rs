@@ -191,6 +191,7 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
             .iter()
             .all(|w| inspect(w)["State"]["Health"]["Status"] == "healthy")
     });
+    check_compose_redis_auth(&project);
     let idle: Vec<String> = workers.iter().map(|w| mem_usage(w)).collect();
 
     // Sample the workers' memory while the run is in progress.
@@ -301,6 +302,81 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
         "compose: run of 12 tasks on 4 workers in {:.1} s; image {} MB; worker memory idle {idle:?}, during the run {busy:?}",
         wall.as_secs_f64(),
         size.parse::<u64>().unwrap_or(0) / 1_000_000
+    );
+}
+
+/// Redis of the compose project requires the password made on first use: a client on
+/// tars-network without it is refused, no container's `docker inspect` shows it, the file is
+/// private, and Redis has its memory limits.
+fn check_compose_redis_auth(project: &str) {
+    let secrets = repo_root().join("compose/.secrets");
+    let file = secrets.join("redis/redis_password");
+    let pw = std::fs::read_to_string(&file).expect("compose/.secrets/redis_password");
+    let pw = pw.trim_end();
+    assert!(pw.len() >= 32, "a long password: {} chars", pw.len());
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&secrets), 0o700, "{}", secrets.display());
+    assert_eq!(mode(&secrets.join("redis")), 0o550);
+    assert_eq!(mode(&file), 0o440, "{}", file.display());
+    let all = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    let ids: Vec<&str> = all.lines().collect();
+    assert!(ids.len() >= 6, "redis-secret, redis and 4 workers: {ids:?}");
+    for id in &ids {
+        let raw = docker(&["inspect", id]);
+        assert!(
+            !raw.contains(pw),
+            "docker inspect {id} shows the Redis password"
+        );
+    }
+    let redis = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        "label=com.docker.compose.service=redis",
+    ]);
+    let hc = &inspect(&redis)["HostConfig"];
+    assert_eq!(hc["Memory"], 1i64 << 30, "redis memory limit");
+    assert_eq!(hc["CapDrop"][0], "ALL");
+    // Another container on the network, as anyone invited to join tars-network would be.
+    let o = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "tars-network",
+            "redis:7-bookworm",
+            "redis-cli",
+            "-h",
+            "redis",
+            "ping",
+        ])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&o.stdout);
+    assert!(answer.contains("NOAUTH"), "unauthenticated ping: {answer}");
+    // The password is not on Redis's command line either (`ps` on the host shows that).
+    let cmdline = docker(&["exec", &redis, "cat", "/proc/1/cmdline"]);
+    assert!(!cmdline.contains(pw), "redis-server's argv: {cmdline}");
+    let policy = docker(&[
+        "exec",
+        &redis,
+        "sh",
+        "-c",
+        "REDISCLI_AUTH=\"$(cat /run/secrets/redis_password)\" redis-cli config get maxmemory*",
+    ]);
+    assert!(
+        policy.contains("noeviction") && policy.contains("805306368"),
+        "{policy}"
     );
 }
 
