@@ -96,8 +96,10 @@ impl ExitCode {
                 FleetError::BadMemory { .. }
                 | FleetError::BadCpus { .. }
                 | FleetError::BadPids { .. }
-                | FleetError::BadCount { .. },
+                | FleetError::BadCount { .. }
+                | FleetError::SecretInEnv { .. },
             ) => return Some(ExitCode::Usage),
+            Some(FleetError::SecretFile(_)) => return Some(ExitCode::Config),
             _ => {}
         }
         None

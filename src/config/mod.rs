@@ -263,7 +263,7 @@ impl Overrides {
 }
 
 /// A secret from a file: its content less the trailing newline that `echo` and editors add.
-fn read_secret(key: &'static str, path: &Path) -> Result<Secret, ConfigError> {
+pub fn read_secret(key: &'static str, path: &Path) -> Result<Secret, ConfigError> {
     let err = |source| ConfigError::SecretFile {
         key,
         path: path.display().to_string(),

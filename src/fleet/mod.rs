@@ -4,16 +4,17 @@
 //!
 //! Every container carries our labels, so the fleet is whatever the engine says it is: no
 //! state file to drift, and exited or leaked containers are found and reaped by label. Workers
-//! get no Docker socket.
+//! get no Docker socket, and no secret in their environment (see [`secrets`]).
 
 mod limits;
+pub mod secrets;
 
 use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, NetworkCreateRequest,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
+    NetworkCreateRequest, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -22,6 +23,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 pub use limits::{Limits, parse_cpus, parse_memory};
+pub use secrets::{WorkerEnv, WorkerSecret, worker_env};
 use serde::Serialize;
 
 /// The network every fleet container joins (shared with the compose file).
@@ -64,6 +66,12 @@ pub enum FleetError {
     NetworkConflict { name: String, driver: String },
     #[error("no fleet is running: start one with `dispatcher fleet up --workers N`")]
     NoFleet,
+    #[error("{name} is not passed to the workers: {hint}")]
+    SecretInEnv { name: String, hint: String },
+    #[error("{0}")]
+    SecretFile(String),
+    #[error("cannot keep the workers' secret files in {path}: {detail}")]
+    SecretStore { path: String, detail: String },
     #[error("Docker engine: {0}")]
     Docker(#[from] bollard::errors::Error),
 }
@@ -73,8 +81,13 @@ pub enum FleetError {
 pub struct FleetSpec {
     pub image: String,
     pub limits: Limits,
-    /// `KEY=VALUE` for the workers (their Redis and LLM as seen from inside the network).
+    /// `KEY=VALUE` for the workers (their Redis and LLM as seen from inside the network); no
+    /// secret: those are in `secrets` or, for a fleet that runs, already in `mounts`.
     pub env: Vec<String>,
+    /// Written into a private directory by `up` and mounted into each worker it starts.
+    pub secrets: Vec<WorkerSecret>,
+    /// Files of this machine mounted read-only into the workers: `(source, target)`.
+    pub mounts: Vec<(String, String)>,
     /// Seconds Docker waits after SIGTERM before SIGKILL: the worker's grace plus hand-back.
     pub stop_timeout: i64,
 }
@@ -133,6 +146,7 @@ impl Fleet {
     /// interrupted command). Returns their names.
     pub async fn reap(&self) -> Result<Vec<String>, FleetError> {
         let mut reaped = Vec::new();
+        let mut sources = Vec::new();
         for c in self.ours(true).await? {
             let dead = matches!(
                 c.state,
@@ -143,10 +157,12 @@ impl Fleet {
                 )
             );
             if dead && let Some(id) = &c.id {
+                sources.extend(self.mount_sources(id).await);
                 self.remove(id).await?;
                 reaped.push(name_of(&c));
             }
         }
+        self.release_secrets(sources).await?;
         Ok(reaped)
     }
 
@@ -231,21 +247,46 @@ impl Fleet {
             }
             i += 1;
         }
+        if plan.is_empty() {
+            return Ok(Vec::new());
+        }
         self.ensure_network().await?;
+        let mut spec = spec.clone();
+        let mut written = None;
+        if !spec.secrets.is_empty() {
+            let user = self.image_user(&spec.image).await?;
+            let w = secrets::write(&secrets::base_dir(), &spec.secrets, user)?;
+            spec.mounts.extend(
+                w.mounts
+                    .iter()
+                    .map(|(s, t)| (s.display().to_string(), t.clone())),
+            );
+            written = Some(w.dir);
+        }
         let mut created = Vec::new();
         for (index, name) in plan {
-            match self.create_one(spec, index, &name).await {
+            match self.create_one(&spec, index, &name).await {
                 Ok(()) => created.push(name),
                 Err(e) => {
                     for c in &created {
                         let _ = self.remove(c).await;
                     }
                     let _ = self.remove(&name).await;
+                    if let Some(dir) = written {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
                     return Err(e);
                 }
             }
         }
         Ok(created)
+    }
+
+    /// The image's user as numbers, for the owner of the secret files (`None`: a name).
+    async fn image_user(&self, image: &str) -> Result<Option<(u32, Option<u32>)>, FleetError> {
+        let i = self.docker.inspect_image(image).await?;
+        let user = i.config.and_then(|c| c.user).unwrap_or_default();
+        Ok(secrets::numeric_user(&user))
     }
 
     async fn create_one(
@@ -265,6 +306,17 @@ impl Fleet {
         env.push(format!("TARS_WORKER_NAME={name}"));
         let mut tmpfs = HashMap::new();
         tmpfs.insert("/tmp".to_string(), "size=16m".to_string());
+        let mounts: Vec<Mount> = spec
+            .mounts
+            .iter()
+            .map(|(source, target)| Mount {
+                typ: Some(MountType::BIND),
+                source: Some(source.clone()),
+                target: Some(target.clone()),
+                read_only: Some(true),
+                ..Default::default()
+            })
+            .collect();
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             env: Some(env),
@@ -277,6 +329,7 @@ impl Fleet {
                 pids_limit: Some(l.pids),
                 readonly_rootfs: Some(true),
                 tmpfs: Some(tmpfs),
+                mounts: (!mounts.is_empty()).then_some(mounts),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges:true".into()]),
                 network_mode: Some(NETWORK.into()),
@@ -313,13 +366,42 @@ impl Fleet {
             return Ok((added, Vec::new()));
         }
         let mut removed = Vec::new();
+        let mut sources = Vec::new();
         for c in running.iter().rev().take(running.len() - n) {
             if let Some(id) = &c.id {
+                sources.extend(self.mount_sources(id).await);
                 self.stop_and_remove(id).await?;
                 removed.push(name_of(c));
             }
         }
+        self.release_secrets(sources).await?;
         Ok((Vec::new(), removed))
+    }
+
+    /// The sources of a container's bind mounts (none if it is gone).
+    async fn mount_sources(&self, id: &str) -> Vec<String> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(i) => bind_mounts(&i.host_config.unwrap_or_default())
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Deletes the secret directories of removed workers that no remaining worker mounts.
+    async fn release_secrets(&self, sources: Vec<String>) -> Result<(), FleetError> {
+        let mut in_use = Vec::new();
+        for c in self.ours(true).await? {
+            if let Some(id) = &c.id {
+                in_use.extend(self.mount_sources(id).await);
+            }
+        }
+        let base = secrets::base_dir();
+        for s in sources.iter().filter(|s| !in_use.contains(s)) {
+            secrets::remove_for(std::path::Path::new(s), &base);
+        }
+        Ok(())
     }
 
     async fn spec_of(&self, id: &str) -> Result<FleetSpec, FleetError> {
@@ -332,6 +414,7 @@ impl Fleet {
             .into_iter()
             .filter(|e| e.starts_with("TARS_") && !e.starts_with("TARS_WORKER_NAME="))
             .collect();
+        let mounts = bind_mounts(&hc);
         Ok(FleetSpec {
             image: config.image.unwrap_or_else(|| DEFAULT_IMAGE.into()),
             limits: Limits {
@@ -340,6 +423,8 @@ impl Fleet {
                 pids: hc.pids_limit.unwrap_or(0),
             },
             env,
+            secrets: Vec::new(),
+            mounts,
             stop_timeout: config.stop_timeout.unwrap_or(40),
         })
     }
@@ -364,15 +449,19 @@ impl Fleet {
         self.remove(id).await
     }
 
-    /// Stops and removes every worker of the fleet (gracefully); returns their names.
+    /// Stops and removes every worker of the fleet (gracefully), then the secret files they
+    /// had mounted; returns their names.
     pub async fn down(&self) -> Result<Vec<String>, FleetError> {
         let mut names = Vec::new();
+        let mut sources = Vec::new();
         for c in self.ours(true).await? {
             if let Some(id) = &c.id {
+                sources.extend(self.mount_sources(id).await);
                 self.stop_and_remove(id).await?;
                 names.push(name_of(&c));
             }
         }
+        self.release_secrets(sources).await?;
         Ok(names)
     }
 
@@ -447,18 +536,12 @@ fn name_of(c: &bollard::models::ContainerSummary) -> String {
         .unwrap_or_default()
 }
 
-/// The workers' environment: `TARS_<SECTION>__<KEY>` variables of `shell` (the dispatcher's
-/// environment) passed on, unless `--env` sets the same key, then the `--env` pairs.
-pub fn worker_env(
-    shell: impl IntoIterator<Item = (String, String)>,
-    flags: Vec<String>,
-) -> Vec<String> {
-    let mut all: Vec<String> = shell
-        .into_iter()
-        .filter(|(k, _)| k.strip_prefix("TARS_").is_some_and(|r| r.contains("__")))
-        .filter(|(k, _)| !flags.iter().any(|e| e.starts_with(&format!("{k}="))))
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    all.extend(flags);
-    all
+/// The read-only bind mounts of a container: `(source, target)`.
+fn bind_mounts(hc: &HostConfig) -> Vec<(String, String)> {
+    hc.mounts
+        .iter()
+        .flatten()
+        .filter(|m| m.typ == Some(MountType::BIND))
+        .filter_map(|m| Some((m.source.clone()?, m.target.clone()?)))
+        .collect()
 }

@@ -191,6 +191,7 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
             .iter()
             .all(|w| inspect(w)["State"]["Health"]["Status"] == "healthy")
     });
+    check_compose_redis_auth(&project);
     let idle: Vec<String> = workers.iter().map(|w| mem_usage(w)).collect();
 
     // Sample the workers' memory while the run is in progress.
@@ -304,6 +305,81 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     );
 }
 
+/// Redis of the compose project requires the password made on first use: a client on
+/// tars-network without it is refused, no container's `docker inspect` shows it, the file is
+/// private, and Redis has its memory limits.
+fn check_compose_redis_auth(project: &str) {
+    let secrets = repo_root().join("compose/.secrets");
+    let file = secrets.join("redis/redis_password");
+    let pw = std::fs::read_to_string(&file).expect("compose/.secrets/redis_password");
+    let pw = pw.trim_end();
+    assert!(pw.len() >= 32, "a long password: {} chars", pw.len());
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&secrets), 0o700, "{}", secrets.display());
+    assert_eq!(mode(&secrets.join("redis")), 0o550);
+    assert_eq!(mode(&file), 0o440, "{}", file.display());
+    let all = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    let ids: Vec<&str> = all.lines().collect();
+    assert!(ids.len() >= 6, "redis-secret, redis and 4 workers: {ids:?}");
+    for id in &ids {
+        let raw = docker(&["inspect", id]);
+        assert!(
+            !raw.contains(pw),
+            "docker inspect {id} shows the Redis password"
+        );
+    }
+    let redis = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        "label=com.docker.compose.service=redis",
+    ]);
+    let hc = &inspect(&redis)["HostConfig"];
+    assert_eq!(hc["Memory"], 1i64 << 30, "redis memory limit");
+    assert_eq!(hc["CapDrop"][0], "ALL");
+    // Another container on the network, as anyone invited to join tars-network would be.
+    let o = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "tars-network",
+            "redis:7-bookworm",
+            "redis-cli",
+            "-h",
+            "redis",
+            "ping",
+        ])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&o.stdout);
+    assert!(answer.contains("NOAUTH"), "unauthenticated ping: {answer}");
+    // The password is not on Redis's command line either (`ps` on the host shows that).
+    let cmdline = docker(&["exec", &redis, "cat", "/proc/1/cmdline"]);
+    assert!(!cmdline.contains(pw), "redis-server's argv: {cmdline}");
+    let policy = docker(&[
+        "exec",
+        &redis,
+        "sh",
+        "-c",
+        "REDISCLI_AUTH=\"$(cat /run/secrets/redis_password)\" redis-cli config get maxmemory*",
+    ]);
+    assert!(
+        policy.contains("noeviction") && policy.contains("805306368"),
+        "{policy}"
+    );
+}
+
 fn fleet_containers() -> Vec<String> {
     docker(&["ps", "-aq", "--filter", "label=dev.tars-fleet.fleet=worker"])
         .lines()
@@ -330,11 +406,63 @@ fn check_limits(ids: &[String], memory: i64, nano_cpus: i64) {
     }
 }
 
+/// The fleet test's Redis password: given to the dispatcher in the URL (`fleet_cmd`) or in a
+/// password file; no worker's `docker inspect` may show it.
+const FLEET_PW: &str = "fleet-pw-5b1d9e";
+/// The LLM API key the fleet test passes as `--env TARS_LLM__API_KEY=...`.
+const FLEET_KEY: &str = "sk-fleet-key-77c0";
+
 fn fleet_cmd(redis_port: u16, args: &[&str]) -> crate::util::Output {
     let mut c = cmd("dispatcher");
-    c.env("TARS_REDIS__URL", format!("redis://127.0.0.1:{redis_port}"))
-        .args(args);
+    c.env(
+        "TARS_REDIS__URL",
+        format!("redis://:{FLEET_PW}@127.0.0.1:{redis_port}"),
+    )
+    .args(args);
     run(c)
+}
+
+/// What a user checks: the container's whole `docker inspect` holds none of the secrets, its
+/// environment names the files instead, and those are read-only mounts of private files.
+fn check_no_secret_in_inspect(id: &str, secrets: &[&str], files: &[&str]) {
+    let raw = docker(&["inspect", id]);
+    for s in secrets {
+        assert!(
+            !raw.contains(s),
+            "docker inspect {id} shows a secret: {raw}"
+        );
+    }
+    let c = inspect(id);
+    let env: Vec<String> = c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    let mounts = c["Mounts"].as_array().cloned().unwrap_or_default();
+    for f in files {
+        let target = format!("/run/secrets/{f}");
+        assert!(
+            env.iter().any(|e| e.ends_with(&format!("_FILE={target}"))),
+            "{id}: no *_FILE variable names {target}: {env:?}"
+        );
+        let m = mounts
+            .iter()
+            .find(|m| m["Destination"] == target.as_str())
+            .unwrap_or_else(|| panic!("{id}: {target} not mounted: {mounts:?}"));
+        assert_eq!(m["Type"], "bind", "{m}");
+        assert_eq!(m["RW"], false, "{target} read-only: {m}");
+        let src = std::path::Path::new(m["Source"].as_str().unwrap());
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(src).unwrap().permissions());
+        let dir_mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(src.parent().unwrap())
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(dir_mode & 0o077, 0, "{} open to others", src.display());
+        assert_eq!(mode & 0o022, 0, "{} writable by others", src.display());
+    }
 }
 
 struct Cleanup(String);
@@ -376,8 +504,11 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
         "-p",
         &format!("127.0.0.1:{redis_port}:6379"),
         "redis:7-bookworm",
+        "redis-server",
+        "--requirepass",
+        FLEET_PW,
     ]);
-    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let redis_url = format!("redis://:{FLEET_PW}@127.0.0.1:{redis_port}");
     wait_until("redis container", Duration::from_secs(30), || {
         redis::Client::open(redis_url.as_str())
             .and_then(|c| c.get_connection())
@@ -433,12 +564,29 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     );
     assert!(fleet_containers().is_empty());
     docker(&["rm", "tars-worker-1"]);
+    // A secret in a variable that fleet up cannot turn into a file: refused by name, without
+    // the value, before anything is created.
+    let bad = fleet_cmd(
+        redis_port,
+        &["fleet", "up", "--env", "GITHUB_TOKEN=ghp_secret123"],
+    )
+    .code_is(2);
+    assert!(
+        bad.stderr.contains("GITHUB_TOKEN") && !bad.stderr.contains("ghp_secret123"),
+        "{}",
+        bad.stderr
+    );
+    assert!(fleet_containers().is_empty());
 
     let t = Instant::now();
+    // The Redis password in the workers' URL and an API key, both as --env values: fleet up
+    // turns them into mounted files.
     let env = [
-        format!("TARS_REDIS__URL=redis://{redis_name}:6379"),
+        format!("TARS_REDIS__URL=redis://:{FLEET_PW}@{redis_name}:6379"),
         format!("TARS_LLM__URL=http://host.docker.internal:{}", fake.port),
         "TARS_LLM__API=openai".to_string(),
+        format!("TARS_LLM__API_KEY={FLEET_KEY}"),
+        "TARS_LLM__ALLOW_INSECURE_CREDENTIALS=true".to_string(),
         "TARS_QUEUE__LEASE_SECS=3".to_string(),
     ];
     let mut args = vec![
@@ -459,6 +607,19 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
     let ids = fleet_containers();
     assert_eq!(ids.len(), 3);
     check_limits(&ids, 256 << 20, 500_000_000);
+    let files = ["redis_password", "llm_api_key"];
+    for id in &ids {
+        check_no_secret_in_inspect(id, &[FLEET_PW, FLEET_KEY], &files);
+    }
+    let secret_dir = std::path::PathBuf::from(
+        inspect(&ids[0])["Mounts"][0]["Source"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+    .parent()
+    .unwrap()
+    .to_path_buf();
     wait_until(
         "three workers heartbeating",
         Duration::from_secs(60),
@@ -475,6 +636,9 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
         let ids = fleet_containers();
         assert_eq!(ids.len(), expect, "after scale {n}");
         check_limits(&ids, 256 << 20, 500_000_000);
+        for id in &ids {
+            check_no_secret_in_inspect(id, &[FLEET_PW, FLEET_KEY], &files);
+        }
     }
     let table = fleet_cmd(redis_port, &["fleet", "status"]);
     assert!(
@@ -536,6 +700,45 @@ fn fleet_up_scale_kill_and_down_through_the_docker_api() {
 
     fleet_cmd(redis_port, &["fleet", "down"]).success();
     assert!(fleet_containers().is_empty());
+    assert!(
+        !secret_dir.exists(),
+        "fleet down leaves {}",
+        secret_dir.display()
+    );
+
+    // The password given to the dispatcher as a file of this machine, the URL without one.
+    let pw_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(pw_file.path(), format!("{FLEET_PW}\n")).unwrap();
+    let mut c = cmd("dispatcher");
+    c.env("TARS_REDIS__URL", format!("redis://127.0.0.1:{redis_port}"))
+        .env("TARS_REDIS__PASSWORD_FILE", pw_file.path())
+        .args(["fleet", "up", "--workers", "1", "--memory", "256m"])
+        .args([
+            "--env",
+            &format!("TARS_REDIS__URL=redis://{redis_name}:6379"),
+            "--env",
+            &env[1],
+            "--env",
+            "TARS_LLM__API=openai",
+        ]);
+    run(c).success();
+    let ids = fleet_containers();
+    assert_eq!(ids.len(), 1);
+    check_no_secret_in_inspect(
+        &ids[0],
+        &[FLEET_PW, pw_file.path().to_str().unwrap()],
+        &["redis_password"],
+    );
+    wait_until(
+        "the worker heartbeating with the password file",
+        Duration::from_secs(60),
+        || {
+            let s = fleet_cmd(redis_port, &["fleet", "status", "--json"]);
+            serde_json::from_str::<Vec<serde_json::Value>>(&s.stdout)
+                .is_ok_and(|v| v.len() == 1 && v[0]["tasks_done"].is_u64())
+        },
+    );
+    fleet_cmd(redis_port, &["fleet", "down"]).success();
     eprintln!(
         "fleet: 3 workers up and heartbeating {:.1} s after `fleet up`",
         ready.as_secs_f64()

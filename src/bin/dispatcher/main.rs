@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tars_fleet::config::{Config, Overrides};
 use tars_fleet::exit::ExitCode;
-use tars_fleet::fleet::{Fleet, FleetSpec, Limits};
+use tars_fleet::fleet::{Fleet, FleetError, FleetSpec, Limits};
 use tars_fleet::queue::{Queue, TaskState};
 use tars_fleet::run::{self, RunOptions};
 use tars_fleet::scan::{self, ScanOptions};
@@ -243,18 +243,25 @@ async fn fleet_cmd(cfg: &Config, cmd: FleetCmd) -> Result<ExitCode> {
             if let Some(bad) = env.iter().find(|e| !e.contains('=')) {
                 anyhow::bail!("--env {bad:?} is not KEY=VALUE");
             }
+            // Secrets become files mounted into the workers, never environment values; checked
+            // before the engine is asked anything.
+            let read = |key: &'static str, path: &std::path::Path| {
+                tars_fleet::config::read_secret(key, path)
+                    .map_err(|e| FleetError::SecretFile(e.to_string()))
+            };
+            // Not `env::vars()`, which panics on a variable that is not UTF-8; a `TARS_` one
+            // was refused with the configuration.
+            let shell = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+            let worker_env = tars_fleet::fleet::worker_env(shell, env, &read)?;
             let fleet = Fleet::connect().await?;
             let t0 = Instant::now();
             let spec = FleetSpec {
                 image,
                 limits,
-                // Not `env::vars()`, which panics on a variable that is not UTF-8; a `TARS_` one
-                // was refused with the configuration.
-                env: tars_fleet::fleet::worker_env(
-                    std::env::vars_os()
-                        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-                    env,
-                ),
+                env: worker_env.env,
+                secrets: worker_env.secrets,
+                mounts: Vec::new(),
                 stop_timeout: cfg.worker.shutdown_grace_secs as i64 + 10,
             };
             let started = fleet.up(&spec, workers).await?;
