@@ -149,6 +149,11 @@ fn char_literal_len(b: &[u8], i: usize, close: &[u8]) -> Option<usize> {
         return None;
     }
     if first == b'\\' {
+        // The escaped byte is not a newline either: the lexer counts lines at each `\n`, and
+        // a literal must not jump over one.
+        if b.get(i + 1) == Some(&b'\n') {
+            return None;
+        }
         let limit = (i + 12).min(b.len());
         let mut j = i + 2;
         while j < limit {

@@ -76,3 +76,19 @@ fn no_panics_on_noise() {
         }
     }
 }
+
+/// Found by the `scan` fuzzer: a char literal opening with a backslash that ends the line
+/// (`'\` then a newline) was read on past the newline, which the lexer then never counted, so
+/// every later TODO was reported a line too high and its block was the wrong one.
+#[test]
+fn a_backslash_at_the_end_of_a_line_in_a_char_literal_does_not_hide_the_newline() {
+    for path in ["a.c", "a.cs", "a.rs", "a.java"] {
+        let src = "int c = '\\\n';\nint d;\n// TODO: count lines\n";
+        let t = check(path, src, 4, "TODO", "count lines");
+        assert_eq!(
+            &src[t.block.start..t.block.end],
+            "// TODO: count lines\n",
+            "{path}"
+        );
+    }
+}
