@@ -100,11 +100,23 @@ pub(super) fn scan_text(
     let mut todos = Vec::with_capacity(hits.len());
     for (line, comment_line, pos, found) in hits {
         let heuristic = finder.block(line, comment_line, opts.max_block_lines);
-        let block = tree
+        let mut block = tree
             .as_ref()
             .and_then(|t| t.block(pos, opts.max_block_lines))
             .filter(|b| b.first <= line && line <= b.last)
             .unwrap_or_else(|| heuristic.clone());
+        // A tag lower in a block comment than the scope its first line opens: the block runs
+        // on to the tag's line, or no answer could remove the tag. Past `max_block_lines` it
+        // is only a window ending there.
+        if line < block.first || line > block.last {
+            block.first = block.first.min(line);
+            block.last = block.last.max(line);
+            if block.last - block.first >= opts.max_block_lines.max(1) {
+                block.first = line + 1 - opts.max_block_lines.max(1).min(line + 1);
+                block.last = line;
+                block.symbol = None;
+            }
+        }
         let (Some(first), Some(last)) = (lexed.lines.get(block.first), lexed.lines.get(block.last))
         else {
             continue;

@@ -92,3 +92,19 @@ fn a_backslash_at_the_end_of_a_line_in_a_char_literal_does_not_hide_the_newline(
         );
     }
 }
+
+/// Found by the `scan` fuzzer: a tag further down a block comment than the scope its first line
+/// opens got that scope as its block, without the tag's own line, so no answer could ever
+/// remove the tag (the patch gate counts it in the block). The block runs on to the tag's line.
+#[test]
+fn a_tag_lower_in_a_block_comment_is_inside_its_block() {
+    let fuzzed = "\u{fffd}in\u{0}\u{0}mw\u{fffd}c *\u{4}f) {\r\n\u{b}/* XXX:\u{0}\u{0}9*\r/ \nic\tr/* FIXME: a blo + 1\n}\n\u{e}/* FIXME: a block  mb\u{0}\u{0}\u{0}aetmw\u{fffd}c */\rurn\n";
+    let plain = "int f(void) {\n    return 1; /* FIXME: first\n}\n   FIXME: second */\nint g;\n";
+    for src in [fuzzed, plain] {
+        for t in scan("a.c", src) {
+            let (first, last) = t.block_lines;
+            assert!(first <= t.line && t.line <= last, "{t:#?}");
+            assert_block_sane(src, &t);
+        }
+    }
+}
