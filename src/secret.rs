@@ -112,7 +112,10 @@ mod tests {
 
     #[test]
     fn the_password_is_found() {
-        assert_eq!(url_password("redis://:hunter22@redis:6379"), Some("hunter22"));
+        assert_eq!(
+            url_password("redis://:hunter22@redis:6379"),
+            Some("hunter22")
+        );
         assert_eq!(url_password("redis://redis:6379"), None);
         assert_eq!(url_password("http://tok@llm"), Some("tok"));
         assert_eq!(url_password("http://user:@llm"), None);
