@@ -97,6 +97,24 @@ pub struct Patch {
     pub lines_removed: usize,
 }
 
+/// How many of the task's tag the scanner finds in `file` (the whole file, so the lexer sees
+/// the block in its context): the same matcher that made the task, so every form it accepts
+/// (`// todo:`, `@todo`, `TODO(alice)`) counts, and a rewrite that only turns `TODO` into
+/// something the scanner does not report as this tag counts as removing it only if the TODO's
+/// text went too (checked beside it).
+fn tag_count(spec: &crate::task::TaskSpec, file: &str) -> usize {
+    let opts = scan::ScanOptions {
+        tags: vec![spec.tag.clone()],
+        keep_content: false,
+        syntax_context: false,
+        ..scan::ScanOptions::default()
+    };
+    scan::scan_source(&spec.path, file, &opts)
+        .iter()
+        .filter(|t| t.tag == spec.tag)
+        .count()
+}
+
 /// Turns an answer into a patch, or says which gate it failed.
 pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection> {
     let Target {
@@ -113,9 +131,15 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
     if new_block == original {
         return Err(Rejection::Unchanged);
     }
+    let new_content = format!("{}{}{}", &content[..start], new_block, &content[end..]);
     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let text = norm(&spec.text);
-    let tag_gone = count_tag(&new_block, &spec.tag) < count_tag(original, &spec.tag);
+    // Where the scanner finds no tag in the original (a task whose path no longer tells its
+    // language), whole words of the tag in the block decide, as before.
+    let tag_gone = match tag_count(spec, content) {
+        0 => count_tag(&new_block, &spec.tag) < count_tag(original, &spec.tag),
+        before => tag_count(spec, &new_content) < before,
+    };
     let text_gone = text.len() < 8 || !norm(&new_block).contains(&text);
     if !tag_gone || !text_gone {
         return Err(Rejection::TodoStillPresent {
@@ -139,7 +163,6 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
             line: line.trim().to_string(),
         });
     }
-    let new_content = format!("{}{}{}", &content[..start], new_block, &content[end..]);
     // Small models often return code that looks right and does not compile: an unclosed brace,
     // a half-written expression. Where we have a grammar, the patched file must not have more
     // syntax errors than the original (which may have some a grammar cannot follow, such as C

@@ -257,3 +257,47 @@ fn a_patch_from_redis_must_edit_exactly_its_task_file() {
     let headers_only = "diff --git a/src/a.py b/src/a.py\n--- a/src/a.py\n+++ b/src/a.py\n";
     assert!(crate::patch::check_single_file(headers_only, "src/a.py").is_err());
 }
+
+/// The tag gate counts tags as the scanner finds them, in every form it reports as the task's
+/// tag: an answer that resolves a lower-case or `@todo` TODO passes, and one that only changes
+/// the tag's spelling into another form the scanner still reports does not.
+#[test]
+fn the_tag_gate_sees_every_form_the_scanner_reports() {
+    for form in ["// todo: handle overflow", "// @todo handle overflow"] {
+        let file = FILE.replace("// TODO: handle overflow", form);
+        let block = BLOCK.replace("// TODO: handle overflow", form);
+        let found = crate::scan::scan_source("src/lib.rs", &file, &Default::default());
+        if found.iter().all(|t| t.tag != "TODO") {
+            continue; // a form this scanner does not report is no task
+        }
+        let s = spec(&file, &block, "handle overflow");
+        let fixed = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```";
+        assert!(
+            make_patch(&s.target(&file).unwrap(), fixed).is_ok(),
+            "{form}: a resolving answer was rejected"
+        );
+        // The TODO respelled in upper case (a form the scanner reports): still there.
+        let respelled = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    // TODO: handle overflow\n    a.wrapping_add(b)\n}\n```";
+        assert!(
+            matches!(
+                make_patch(&s.target(&file).unwrap(), respelled),
+                Err(Rejection::TodoStillPresent { .. })
+            ),
+            "{form}: a respelled TODO passed"
+        );
+    }
+    // An upper-case TODO rewritten as `@todo` with other words: the scanner still reports it.
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let at = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    // @todo overflow handling\n    a.wrapping_add(b)\n}\n```";
+    let found = crate::scan::scan_source(
+        "src/lib.rs",
+        &FILE.replace("// TODO: handle overflow", "// @todo overflow handling"),
+        &Default::default(),
+    );
+    if found.iter().any(|t| t.tag == "TODO") {
+        assert!(matches!(
+            make_patch(&s.target(FILE).unwrap(), at),
+            Err(Rejection::TodoStillPresent { .. })
+        ));
+    }
+}
