@@ -3,6 +3,8 @@
 
 use crate::scan;
 
+/// Phrases that, in a short comment or one with an ellipsis, stand for code left out. Each was
+/// seen in a model's answer (or an attack on this gate) standing in for code that was there.
 const ELISION_MARKERS: &[&str] = &[
     "rest of",
     "existing code",
@@ -14,16 +16,32 @@ const ELISION_MARKERS: &[&str] = &[
     "omitted",
     "other code",
     "previous code",
+    "same as the original",
+    "same as original",
+    "as in the original",
+    "original version",
+    "original implementation",
+    "remaining lines",
+    "as they were",
+    "left out",
+    "more lines",
+    "lines omitted",
+    "snip",
+    "not shown",
+    "elided",
 ];
 
-/// A line that stands for code the model left out rather than being code.
+/// A line that stands for code the model left out rather than being code: an ellipsis alone
+/// (`...`, `[...]`, `(…)`), or a comment with one of [`ELISION_MARKERS`] that is short or
+/// holds an ellipsis.
 pub(super) fn elision_line(line: &str) -> bool {
     let t = line.trim();
     let body = t
         .trim_start_matches(['/', '#', '*', '-', '<', '!', ';', '('])
         .trim_end_matches(['/', '*', '>', '-', ')'])
         .trim();
-    if body == "..." || body == "…" || body == "// ..." {
+    let bare = body.trim_matches(['[', ']', '(', ')', ' ']);
+    if bare == "..." || bare == "…" || body == "// ..." {
         return true;
     }
     let is_comment = t.starts_with("//")
@@ -36,8 +54,43 @@ pub(super) fn elision_line(line: &str) -> bool {
         return false;
     }
     let lower = body.to_lowercase();
-    (lower.contains("...") || lower.contains('…') || lower.len() < 60)
-        && ELISION_MARKERS.iter().any(|m| lower.contains(m))
+    let marked = ELISION_MARKERS.iter().any(|m| {
+        // `snip` as a word: not `snippet`.
+        lower.contains(m)
+            && (*m != "snip"
+                || lower
+                    .split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w == "snip"))
+    });
+    (lower.contains("...") || lower.contains('…') || lower.len() < 60) && marked
+}
+
+/// The lines of `block` that stand in for a body that is not written: `unimplemented!()`,
+/// `todo!()`, `raise NotImplementedError`, `throw new Error("not implemented")`, and `pass` as
+/// the first line of a `def`'s body (a `pass` under `except:` is code). Such a line replacing
+/// code that was there is a rewrite that deletes the code.
+pub(super) fn stub_lines(block: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut prev = "";
+    for line in block.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            continue;
+        }
+        let l = t.to_lowercase();
+        let p = prev.trim_start();
+        let stub = (l == "pass" && (p.starts_with("def ") || p.starts_with("async def ")))
+            || l.starts_with("unimplemented!(")
+            || l.starts_with("todo!(")
+            || l.starts_with("raise notimplemented")
+            || ((l.starts_with("throw ") || l.starts_with("panic!(") || l.starts_with("raise "))
+                && (l.contains("not implemented") || l.contains("unimplemented")));
+        if stub {
+            out.push(t);
+        }
+        prev = t;
+    }
+    out
 }
 
 /// Counts whole-word occurrences of `tag` (so `TODOS` or `todo_list` do not count). An empty

@@ -16,7 +16,7 @@ use crate::failure::FailureKind;
 use crate::scan;
 use crate::task::Target;
 use answer::conform;
-use gates::{count_tag, elision_line, gated_by_syntax, symbol_name};
+use gates::{count_tag, elision_line, gated_by_syntax, stub_lines, symbol_name};
 
 /// Why an answer did not become a patch. Each is about the answer (retrying the same answer
 /// cannot help; asking again may give a better one), so all are [`FailureKind::Answer`]; a
@@ -40,6 +40,10 @@ pub enum Rejection {
     TodoStillPresent { tag: String },
     #[error("the answer elides code ({line:?}): a patch must not drop the rest of the block")]
     Elision { line: String },
+    #[error(
+        "the answer replaces code with a stub ({line:?}): the TODO must be done, not the code deleted"
+    )]
+    Stub { line: String },
     #[error(
         "the rewritten block no longer defines `{name}`: the answer dropped the code around the TODO"
     )]
@@ -80,6 +84,7 @@ impl Rejection {
             Rejection::Unchanged => "unchanged",
             Rejection::TodoStillPresent { .. } => "todo_still_present",
             Rejection::Elision { .. } => "elision",
+            Rejection::Stub { .. } => "stub",
             Rejection::DroppedSymbol { .. } => "dropped_symbol",
             Rejection::SyntaxError { .. } => "syntax_error",
             Rejection::DiffMismatch(_) => "diff_mismatch",
@@ -161,6 +166,15 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
     {
         return Err(Rejection::Elision {
             line: line.trim().to_string(),
+        });
+    }
+    // A stub where the original had code: more stub lines than the original block had.
+    let (was, now) = (stub_lines(original), stub_lines(&new_block));
+    if now.len() > was.len()
+        && let Some(line) = now.iter().find(|l| !was.contains(l)).or(now.last())
+    {
+        return Err(Rejection::Stub {
+            line: line.to_string(),
         });
     }
     // Small models often return code that looks right and does not compile: an unclosed brace,

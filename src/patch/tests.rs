@@ -301,3 +301,88 @@ fn the_tag_gate_sees_every_form_the_scanner_reports() {
         ));
     }
 }
+
+/// Every spelling of "the rest stays as it was" seen from models or attacks, in place of the
+/// block's code, is elision; a plain comment that happens to say "original" is not.
+#[test]
+fn elision_in_every_spelling_seen_is_rejected() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    for line in [
+        "// [...]",
+        "// … 3 more lines",
+        "// snip",
+        "// (same as the original)",
+        "// keep the remaining lines as they were",
+        "/* body as in the original version ... left out */",
+        "// ... rest of the code",
+        "(...)",
+    ] {
+        let answer = format!("```rust\nfn add(a: i32, b: i32) -> i32 {{\n    {line}\n}}\n```");
+        assert!(
+            matches!(
+                make_patch(&s.target(FILE).unwrap(), &answer),
+                Err(Rejection::Elision { .. })
+            ),
+            "{line} passed"
+        );
+    }
+    let fine = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    // keep the original order of the operands: a snippet relies on it\n    a.saturating_add(b)\n}\n```";
+    assert!(make_patch(&s.target(FILE).unwrap(), fine).is_ok());
+}
+
+/// A stub in place of code that was there deletes the code; a stub the original already had,
+/// or a `pass` under `except`, is code.
+#[test]
+fn stub_bodies_replacing_code_are_rejected() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    for stub in [
+        "unimplemented!()",
+        "todo!(\"overflow\")",
+        "panic!(\"not implemented\")",
+    ] {
+        let answer = format!("```rust\nfn add(a: i32, b: i32) -> i32 {{\n    {stub}\n}}\n```");
+        assert!(
+            matches!(
+                make_patch(&s.target(FILE).unwrap(), &answer),
+                Err(Rejection::Stub { .. })
+            ),
+            "{stub} passed"
+        );
+    }
+    let py = "def f(x):\n    # TODO: check x\n    return x + 1\n";
+    let mut p = spec(py, py, "check x");
+    p.path = "m.py".into();
+    p.language = "python".into();
+    for stub in [
+        "pass",
+        "raise NotImplementedError",
+        "raise NotImplementedError(\"x\")",
+    ] {
+        let answer = format!("```python\ndef f(x):\n    {stub}\n```");
+        assert!(
+            matches!(
+                make_patch(&p.target(py).unwrap(), &answer),
+                Err(Rejection::Stub { .. })
+            ),
+            "{stub} passed"
+        );
+    }
+    let js = "function f(x) {\n  // TODO: check x\n  return x + 1;\n}\n";
+    let mut j = spec(js, js, "check x");
+    j.path = "m.js".into();
+    j.language = "javascript".into();
+    let answer = "```js\nfunction f(x) {\n  throw new Error(\"not implemented\");\n}\n```";
+    assert!(matches!(
+        make_patch(&j.target(js).unwrap(), answer),
+        Err(Rejection::Stub { .. })
+    ));
+    // `pass` under `except` is code, and so is a stub the original had.
+    let ok = "```python\ndef f(x):\n    try:\n        return int(x) + 1\n    except ValueError:\n        pass\n```";
+    assert!(make_patch(&p.target(py).unwrap(), ok).is_ok());
+    let stubbed = "def f(x):\n    # TODO: implement\n    raise NotImplementedError\n";
+    let mut q = spec(stubbed, stubbed, "implement");
+    q.path = "m.py".into();
+    q.language = "python".into();
+    let done = "```python\ndef f(x):\n    return x * 2\n```";
+    assert!(make_patch(&q.target(stubbed).unwrap(), done).is_ok());
+}
