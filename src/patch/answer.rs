@@ -4,8 +4,16 @@
 use super::Rejection;
 
 /// Extracts the code of the answer: the longest fenced block (models sometimes echo a short
-/// snippet before the real answer).
+/// snippet before the real answer). See [`extract_rewrite`] for choosing by the original.
 pub fn extract_code_block(answer: &str) -> Result<String, Rejection> {
+    extract_rewrite(answer, None)
+}
+
+/// The fenced block of `answer` that rewrites the definition named `name`: among the blocks
+/// that define it (a definition header naming `name`), the longest; without such a block, or
+/// without a name, the longest of all. Longest alone let a longer block of test code that
+/// calls `add()` replace the function `add`.
+pub fn extract_rewrite(answer: &str, name: Option<&str>) -> Result<String, Rejection> {
     let mut blocks: Vec<String> = Vec::new();
     let mut open: Option<(usize, Vec<&str>)> = None;
     for line in answer.lines() {
@@ -24,7 +32,11 @@ pub fn extract_code_block(answer: &str) -> Result<String, Rejection> {
             }
         }
     }
-    if let Some(best) = blocks.into_iter().max_by_key(|b| b.len()) {
+    let defines = |b: &String| {
+        name.is_some_and(|n| b.lines().any(|l| super::gates::defined_name(l) == Some(n)))
+    };
+    // `(defines it, length)`: a block that defines the name beats any that does not.
+    if let Some(best) = blocks.into_iter().max_by_key(|b| (defines(b), b.len())) {
         return Ok(best);
     }
     if open.is_some() {

@@ -182,6 +182,41 @@ pub(super) fn symbol_name(header: &str) -> Option<&str> {
         .and_then(|w| header.find(w[1]).map(|i| &header[i..i + w[1].len()]))
 }
 
+/// The name `line` defines, if it is a definition's header: [`symbol_name`] of a line that
+/// has a defining keyword before the name (`fn`, `def`, `class`, `function`...) or ends as a
+/// header does (`{`, `:`), so a call such as `assert add(1, 2) == 3` defines nothing.
+pub(super) fn defined_name(line: &str) -> Option<&str> {
+    const KEYWORDS: &[&str] = &[
+        "fn",
+        "def",
+        "function",
+        "func",
+        "class",
+        "struct",
+        "impl",
+        "interface",
+        "enum",
+        "trait",
+        "type",
+        "module",
+        "namespace",
+        "object",
+        "sub",
+        "proc",
+        "fun",
+        "defp",
+        "defmodule",
+    ];
+    let t = line.trim();
+    let name = symbol_name(t)?;
+    let at = t.find(name)?;
+    let keyword_before = t[..at]
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|w| KEYWORDS.contains(&w));
+    let header_end = t.ends_with('{') || t.ends_with(':') || t.ends_with("=>");
+    (keyword_before || header_end).then_some(name)
+}
+
 /// Whether the syntax gate applies. Not to C and C++: their grammars cannot follow macros
 /// that stand in for control flow (`list_for_each_entry(p, h, n) {`) or GNU extensions
 /// (`case 1 ... 9:`), so a valid rewrite in a project's own idiom would count as broken.

@@ -9,14 +9,14 @@ mod gates;
 #[cfg(test)]
 mod tests;
 
-pub use answer::extract_code_block;
+pub use answer::{extract_code_block, extract_rewrite};
 pub use diff::{apply_unified, check_single_file, unified_diff};
 
 use crate::failure::FailureKind;
 use crate::scan;
 use crate::task::Target;
 use answer::conform;
-use gates::{count_tag, elision_line, gated_by_syntax, stub_lines, symbol_name};
+use gates::{count_tag, defined_name, elision_line, gated_by_syntax, stub_lines, symbol_name};
 
 /// Why an answer did not become a patch. Each is about the answer (retrying the same answer
 /// cannot help; asking again may give a better one), so all are [`FailureKind::Answer`]; a
@@ -128,7 +128,9 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
         block: original,
     } = *target;
     let (start, end) = (spec.block_start, spec.block_end);
-    let code = extract_code_block(answer)?;
+    // The name the original block defines: its first definition header.
+    let defined = original.lines().find_map(defined_name).map(str::to_string);
+    let code = extract_rewrite(answer, defined.as_deref())?;
     if code.trim().is_empty() {
         return Err(Rejection::Empty);
     }

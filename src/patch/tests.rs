@@ -386,3 +386,21 @@ fn stub_bodies_replacing_code_are_rejected() {
     let done = "```python\ndef f(x):\n    return x * 2\n```";
     assert!(make_patch(&q.target(stubbed).unwrap(), done).is_ok());
 }
+
+/// The block that rewrites the original's definition wins, not the longest: a longer block of
+/// test code that calls `add()` replaced the function `add` before.
+#[test]
+fn the_block_that_defines_the_original_name_is_chosen_not_the_longest() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let answer = "Here is the fix:\n```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```\nAnd tests:\n```rust\n#[test]\nfn adds() {\n    assert_eq!(add(1, 2), 3);\n    assert_eq!(add(i32::MAX, 1), i32::MAX);\n    assert_eq!(add(-1, 1), 0);\n}\n```\n";
+    let p = make_patch(&s.target(FILE).unwrap(), answer).unwrap();
+    assert!(p.new_block.contains("saturating_add"), "{}", p.new_block);
+    assert!(!p.new_block.contains("assert_eq"), "{}", p.new_block);
+    // A call is not a definition.
+    assert_eq!(super::gates::defined_name("assert add(1, 2) == 3"), None);
+    assert_eq!(super::gates::defined_name("def add(a, b):"), Some("add"));
+    assert_eq!(
+        super::gates::defined_name("int add(int a, int b) {"),
+        Some("add")
+    );
+}
