@@ -119,6 +119,33 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// Words after which the next word is the name a type-like definition defines.
+const DEFINERS: &[&str] = &[
+    "class",
+    "struct",
+    "impl",
+    "interface",
+    "enum",
+    "trait",
+    "type",
+    "module",
+    "namespace",
+    "object",
+];
+
+/// Words that open a function's definition, in the languages the scanner knows.
+const FUNCTION_KEYWORDS: &[&str] = &[
+    "fn",
+    "def",
+    "function",
+    "func",
+    "sub",
+    "proc",
+    "fun",
+    "defp",
+    "defmodule",
+];
+
 /// The name a block's header defines (`parse_port` in `pub fn parse_port(s: &str) -> u16 {`,
 /// `Cart` in `class Cart:`), so a rewrite that deletes the definition can be recognised. A
 /// changed signature is fine; a vanished name is not.
@@ -126,18 +153,6 @@ pub(super) fn symbol_name(header: &str) -> Option<&str> {
     const NOT_NAMES: &[&str] = &[
         "if", "for", "while", "switch", "catch", "match", "function", "fn", "def", "func",
         "return", "with", "elif", "else", "foreach", "unless", "until", "sizeof",
-    ];
-    const DEFINERS: &[&str] = &[
-        "class",
-        "struct",
-        "impl",
-        "interface",
-        "enum",
-        "trait",
-        "type",
-        "module",
-        "namespace",
-        "object",
     ];
     let ident = |s: &str| -> Option<(usize, usize)> {
         let end = s.len();
@@ -186,33 +201,12 @@ pub(super) fn symbol_name(header: &str) -> Option<&str> {
 /// has a defining keyword before the name (`fn`, `def`, `class`, `function`...) or ends as a
 /// header does (`{`, `:`), so a call such as `assert add(1, 2) == 3` defines nothing.
 pub(super) fn defined_name(line: &str) -> Option<&str> {
-    const KEYWORDS: &[&str] = &[
-        "fn",
-        "def",
-        "function",
-        "func",
-        "class",
-        "struct",
-        "impl",
-        "interface",
-        "enum",
-        "trait",
-        "type",
-        "module",
-        "namespace",
-        "object",
-        "sub",
-        "proc",
-        "fun",
-        "defp",
-        "defmodule",
-    ];
     let t = line.trim();
     let name = symbol_name(t)?;
     let at = t.find(name)?;
     let keyword_before = t[..at]
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .any(|w| KEYWORDS.contains(&w));
+        .any(|w| FUNCTION_KEYWORDS.contains(&w) || DEFINERS.contains(&w));
     let header_end = t.ends_with('{') || t.ends_with(':') || t.ends_with("=>");
     (keyword_before || header_end).then_some(name)
 }

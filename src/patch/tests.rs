@@ -350,9 +350,7 @@ fn stub_bodies_replacing_code_are_rejected() {
         );
     }
     let py = "def f(x):\n    # TODO: check x\n    return x + 1\n";
-    let mut p = spec(py, py, "check x");
-    p.path = "m.py".into();
-    p.language = "python".into();
+    let p = whole_file_spec(py, "m.py", "python", "check x");
     for stub in [
         "pass",
         "raise NotImplementedError",
@@ -368,9 +366,7 @@ fn stub_bodies_replacing_code_are_rejected() {
         );
     }
     let js = "function f(x) {\n  // TODO: check x\n  return x + 1;\n}\n";
-    let mut j = spec(js, js, "check x");
-    j.path = "m.js".into();
-    j.language = "javascript".into();
+    let j = whole_file_spec(js, "m.js", "javascript", "check x");
     let answer = "```js\nfunction f(x) {\n  throw new Error(\"not implemented\");\n}\n```";
     assert!(matches!(
         make_patch(&j.target(js).unwrap(), answer),
@@ -380,9 +376,7 @@ fn stub_bodies_replacing_code_are_rejected() {
     let ok = "```python\ndef f(x):\n    try:\n        return int(x) + 1\n    except ValueError:\n        pass\n```";
     assert!(make_patch(&p.target(py).unwrap(), ok).is_ok());
     let stubbed = "def f(x):\n    # TODO: implement\n    raise NotImplementedError\n";
-    let mut q = spec(stubbed, stubbed, "implement");
-    q.path = "m.py".into();
-    q.language = "python".into();
+    let q = whole_file_spec(stubbed, "m.py", "python", "implement");
     let done = "```python\ndef f(x):\n    return x * 2\n```";
     assert!(make_patch(&q.target(stubbed).unwrap(), done).is_ok());
 }
@@ -403,4 +397,13 @@ fn the_block_that_defines_the_original_name_is_chosen_not_the_longest() {
         super::gates::defined_name("int add(int a, int b) {"),
         Some("add")
     );
+}
+
+/// A task whose block is the whole of `content`, in a file of another language than the
+/// default fixture's.
+fn whole_file_spec(content: &str, path: &str, language: &str, text: &str) -> crate::task::TaskSpec {
+    let mut s = spec(content, content, text);
+    s.path = path.into();
+    s.language = language.into();
+    s
 }
