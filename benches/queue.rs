@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tars_fleet::queue::{Queue, Start, TaskState};
+use tars_fleet::queue::{Queue, Stage, Start, TaskState};
 use tars_fleet::task::TaskSpec;
 
 const WORKERS: [usize; 2] = [1, 4];
@@ -123,7 +123,7 @@ async fn worker_loop(url: String, run: String, id: usize) -> WorkerReport {
     loop {
         let t = Instant::now();
         let ds = q
-            .fetch(&mut conn, &consumer, FETCH_COUNT, FETCH_BLOCK)
+            .fetch(&mut conn, Stage::Llm, &consumer, FETCH_COUNT, FETCH_BLOCK)
             .await
             .expect("fetch");
         let fetch = t.elapsed();

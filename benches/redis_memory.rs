@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tars_fleet::config::Config;
-use tars_fleet::queue::{Queue, TaskState};
+use tars_fleet::queue::{Queue, Stage, TaskState};
 
 struct Server(Child);
 impl Drop for Server {
@@ -101,7 +101,7 @@ fn main() {
         let patch = "x".repeat(600);
         let answer = "y".repeat(900);
         loop {
-            let ds = q.fetch(&mut conn, "bench", 100, Duration::from_millis(100)).await.expect("fetch");
+            let ds = q.fetch(&mut conn, Stage::Llm, "bench", 100, Duration::from_millis(100)).await.expect("fetch");
             if ds.is_empty() {
                 break;
             }

@@ -324,6 +324,7 @@ pub fn apply_patches(
     repo: &Path,
     tasks: &[TaskRecord],
     only: &[String],
+    verified_only: bool,
 ) -> Result<Vec<Applied>, ApplyError> {
     let not_git = || ApplyError::NotGit {
         repo: repo.display().to_string(),
@@ -347,7 +348,15 @@ pub fn apply_patches(
             continue;
         };
         let path = &t.spec.path;
-        let result = apply_one(&root, &base, path, &t.spec.content_hash, patch, &touched);
+        let verified = t.outcome.verified.as_deref().unwrap_or("skipped");
+        let result = if verified_only && verified != "passed" {
+            Err(format!(
+                "not verified ({verified}): the run verifies, and only patches that passed the \
+                 check are applied; pass --unverified to apply it anyway"
+            ))
+        } else {
+            apply_one(&root, &base, path, &t.spec.content_hash, patch, &touched)
+        };
         if result.is_ok() {
             touched.insert(path.clone());
         }

@@ -56,6 +56,7 @@ impl ExitCode {
         match e.downcast_ref::<WorkerError>() {
             Some(WorkerError::Queue(q)) => return ExitCode::of(q),
             Some(WorkerError::Llm(l)) => return ExitCode::of(l),
+            Some(WorkerError::VerifierSetup(_)) => return Some(ExitCode::Config),
             None => {}
         }
         // Where to apply must be said (cd into the repository or --repo): a usage error.
@@ -65,6 +66,10 @@ impl ExitCode {
             return Some(ExitCode::Usage);
         }
         if let Some(ResultsError::LinkedDefault { .. }) = e.downcast_ref::<ResultsError>() {
+            return Some(ExitCode::Usage);
+        }
+        // `--verify auto` on a repository that declares no check: say which, or --no-verify.
+        if e.downcast_ref::<crate::verify::VerifyError>().is_some() {
             return Some(ExitCode::Usage);
         }
         if let Some(c) = e.downcast_ref::<ConfigError>() {

@@ -16,6 +16,9 @@
 //!   `/v1/chat/completions`, with timeouts and in-place retries.
 //! - [`prompt`]: what the model is asked.
 //! - [`patch`]: the answer's code block, the gates it must pass, the diff and its check.
+//! - [`verify`]: the verify stage's parts: the repository's check (`verify = "auto"`), a
+//!   scratch tree at the scanned state, the check run with limits, the first error; the stage
+//!   itself is `worker --role verify`.
 //! - [`failure`]: failure kinds and the one function that decides retry-in-place, retry-later
 //!   or fail.
 //! - [`run`]: starting a run (all TODOs, or `--only-new`) and waiting for it.
@@ -49,4 +52,5 @@ pub mod secret;
 pub mod task;
 pub mod time;
 pub mod tls;
+pub mod verify;
 pub mod worker;

@@ -3,7 +3,7 @@
 //! block: local models write whole blocks far more reliably than diffs (Aider's leaderboards:
 //! ~99% well-formed whole outputs against ~70% for SEARCH/REPLACE), and they cannot count lines.
 
-use crate::llm::Message;
+use crate::llm::{Message, estimate_tokens};
 use crate::task::Target;
 
 const SYSTEM_PROMPT: &str = "You are a careful senior software engineer. You get one block of \
@@ -88,6 +88,33 @@ pub fn after_rejection(base: &[Message], why: &dyn std::fmt::Display) -> Vec<Mes
             "\n\nA previous answer was rejected: {why}. Avoid that."
         ));
     }
+    messages
+}
+
+/// A repair round: the task's prompt (smaller by what the rest takes), the model's answer
+/// whose patch failed the repository's check, and that check's first error, with the ask to
+/// fix it. The error was trimmed by the verifier; the answer is cut here if it is huge.
+pub fn for_repair(
+    target: &Target<'_>,
+    budget_tokens: u64,
+    repair: &crate::verify::Repair,
+) -> Vec<Message> {
+    let answer = crate::verify::tail(&repair.answer, 8 * 1024);
+    let follow_up = format!(
+        "Your rewrite was applied to the file and the repository's check `{}` failed:\n\n\
+         {fence}\n{}\n{fence}\n\nFix the block so that the check passes. Reply with the whole \
+         rewritten block again, in one fenced code block, and nothing left out.",
+        repair.command,
+        repair.error.trim_end(),
+        fence = fence_for(&repair.error),
+    );
+    let extra = estimate_tokens(&[
+        Message::assistant(answer.clone()),
+        Message::user(follow_up.clone()),
+    ]);
+    let mut messages = build_prompt(target, budget_tokens.saturating_sub(extra));
+    messages.push(Message::assistant(answer));
+    messages.push(Message::user(follow_up));
     messages
 }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply::Applied;
 use crate::fleet::WorkerStatus;
-use crate::queue::{RunStatus, TaskState};
+use crate::queue::{RunStatus, TaskState, VerifyStatus};
 use crate::results::{Summary, failure_kinds};
 use crate::run::Started;
 use crate::scan::ScanReport;
@@ -322,6 +322,45 @@ pub fn format_status(st: &RunStatus) -> String {
     if let Some(n) = st.skipped_done {
         s.push_str(&format!("  {}\n", skipped_done_line(n)));
     }
+    if let Some(v) = &st.verify {
+        s.push_str(&format!("  {}\n", verify_line(v)));
+    }
+    s
+}
+
+/// A verifying run's check and its outcomes, in one line.
+pub fn verify_line(v: &VerifyStatus) -> String {
+    let baseline = match v.baseline.as_deref() {
+        None => "baseline not checked yet".to_string(),
+        Some("passed") => "baseline passed".to_string(),
+        Some("failed") => {
+            "BASELINE FAILED: the unpatched tree fails its check, patches are unverified".into()
+        }
+        Some(other) => format!("baseline {}", shown(other)),
+    };
+    format!(
+        "verify `{}`: {} passed, {} failed, {} unverified; {baseline}",
+        shown(&v.command),
+        v.passed,
+        v.failed,
+        v.baseline_failed
+    )
+}
+
+/// What `run --verify` says before it starts: the check, why `auto` chose it, and a warning
+/// when no verifier is alive to run it.
+pub fn verify_plan(v: &crate::verify::Resolved, verifier_alive: bool) -> String {
+    let mut s = format!("verify: `{}`", shown(&v.command));
+    if let Some(because) = &v.because {
+        s.push_str(&format!(" (auto: {})", shown(because)));
+    }
+    s.push('\n');
+    if !verifier_alive {
+        s.push_str(
+            "  no verifier is running: patches wait in `verifying` until one starts \
+             (`worker --role verify --root REPO_PARENT`, or the compose `verifier` service)\n",
+        );
+    }
     s
 }
 
@@ -370,9 +409,11 @@ pub fn progress_line(st: &RunStatus) -> String {
         .collect();
     s.push_str(&parts.join(", "));
     s.push_str("; ");
+    // `verifying` only for a run that verifies: the others never have such tasks.
     let parts: Vec<String> = TaskState::ALL
         .into_iter()
         .filter(|s| !s.is_terminal())
+        .filter(|s| *s != TaskState::Verifying || st.verify.is_some())
         .map(|state| format!("{state} {}", st.count(state)))
         .collect();
     s.push_str(&parts.join(", "));
@@ -386,6 +427,8 @@ pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     tty: bool,
     last_line: String,
+    /// A failed baseline is said once, as soon as a verifier reports it.
+    baseline_said: bool,
 }
 
 impl Default for Progress {
@@ -400,10 +443,29 @@ impl Progress {
             bar: None,
             tty: std::io::stderr().is_terminal(),
             last_line: String::new(),
+            baseline_said: false,
         }
     }
 
     pub fn show(&mut self, st: &RunStatus) {
+        if let Some(v) = &st.verify
+            && v.baseline.as_deref() == Some("failed")
+            && !self.baseline_said
+        {
+            self.baseline_said = true;
+            let line = format!(
+                "warning: the unpatched tree fails `{}`: this run's patches are recorded as \
+                 unverified (baseline_failed), not as wrong; fix the check, or see \
+                 `dispatcher status --json` for its output",
+                shown(&v.command)
+            );
+            match &self.bar {
+                Some(b) => b.println(line),
+                None => {
+                    let _ = writeln!(stderr(), "{line}");
+                }
+            }
+        }
         if !self.tty {
             let line = progress_line(st);
             if line != self.last_line {
@@ -434,6 +496,9 @@ impl Progress {
         );
         if st.count(TaskState::Cancelled) > 0 {
             msg.push_str(&format!(" cancelled {}", st.count(TaskState::Cancelled)));
+        }
+        if st.verify.is_some() {
+            msg.push_str(&format!(" verifying {}", st.count(TaskState::Verifying)));
         }
         b.set_message(msg);
         if st.is_complete() {
@@ -514,6 +579,15 @@ pub fn run_finished(st: &RunStatus, secs: f64, dir: &str, summary: &Summary) -> 
     if let Some(n) = st.skipped_done {
         s.push_str(&format!("  {}\n", skipped_done_line(n)));
     }
+    if let Some(v) = &st.verify {
+        s.push_str(&format!("  {}\n", verify_line(v)));
+    }
+    if let Some(v) = &summary.verification {
+        s.push_str(&format!(
+            "  pass@1 {}/{}, pass@k {}/{}, after repairs {}/{}\n",
+            v.pass_at_1, v.tasks, v.pass_at_k, v.tasks, v.passed, v.tasks
+        ));
+    }
     for (kind, (n, example)) in failure_kinds(summary) {
         s.push_str(&format!("  {n} x {}: {}\n", shown(&kind), shown(&example)));
     }
@@ -581,6 +655,7 @@ mod tests {
             counts,
             duplicates: 0,
             skipped_done: Some(1),
+            verify: None,
         }
     }
 

@@ -47,7 +47,57 @@ pub struct Summary {
     pub run: String,
     pub repo: String,
     pub status: RunStatus,
+    /// A verifying run's yield: how many TODOs got a verified patch at the first try, with
+    /// several candidates, and after repairs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     pub tasks: Vec<TaskSummary>,
+}
+
+/// pass@1, pass@k and the rest over a verifying run's tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub command: String,
+    pub tasks: usize,
+    /// Verified with the first candidate of the first round.
+    pub pass_at_1: usize,
+    /// Verified with any candidate of the first round.
+    pub pass_at_k: usize,
+    /// Verified, repairs included.
+    pub passed: usize,
+    pub failed: usize,
+    pub baseline_failed: usize,
+    pub repairs: u64,
+    pub verify_ms: u64,
+}
+
+/// The verification figures of a run's tasks.
+pub fn verification(command: &str, tasks: &[TaskRecord]) -> Verification {
+    let mut v = Verification {
+        command: command.to_string(),
+        tasks: tasks.len(),
+        ..Verification::default()
+    };
+    for t in tasks {
+        let o = &t.outcome;
+        v.repairs += u64::from(o.repairs);
+        v.verify_ms += o.verify_ms.unwrap_or(0);
+        match o.verified.as_deref() {
+            Some("passed") if t.state == TaskState::Done => {
+                v.passed += 1;
+                if o.repairs == 0 {
+                    v.pass_at_k += 1;
+                    if o.candidate == Some(1) {
+                        v.pass_at_1 += 1;
+                    }
+                }
+            }
+            Some("failed") => v.failed += 1,
+            Some("baseline_failed") => v.baseline_failed += 1,
+            _ => {}
+        }
+    }
+    v
 }
 
 fn summarize(t: &TaskRecord) -> TaskSummary {
@@ -139,6 +189,10 @@ pub async fn write_results(queue: &Queue, run: &str, dir: &Path) -> Result<Summa
     let summary = Summary {
         run: run.to_string(),
         repo: status.repo.clone(),
+        verification: status
+            .verify
+            .as_ref()
+            .map(|v| verification(&v.command, &tasks)),
         status,
         tasks: tasks.iter().map(summarize).collect(),
     };

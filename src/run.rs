@@ -33,13 +33,16 @@ pub enum RunError {
 }
 
 /// How `start_run` picks the TODOs to enqueue.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunOptions {
     /// `dispatcher run --only-new`: leave out every TODO whose id has a `done` task in an
     /// earlier run of the same repository, i.e. a listed run whose hash records the same
     /// canonical root path. Failed, dead and cancelled tasks do not count; purged and expired
     /// runs are gone from Redis and do not count either.
     pub only_new: bool,
+    /// Verify the run's patches with this check (`dispatcher run --verify`), recorded on the
+    /// run for the verify stage.
+    pub verify: Option<crate::queue::RunVerify>,
 }
 
 /// What `start_run` did.
@@ -109,7 +112,11 @@ pub async fn start_run(
         }
     }
     let run = queue
-        .create_run_with(&repo, opts.only_new.then_some(skipped_done as u64))
+        .create_run_with(
+            &repo,
+            opts.only_new.then_some(skipped_done as u64),
+            opts.verify.as_ref(),
+        )
         .await?;
     // Only the files that still have a task to do are stored.
     let wanted: HashSet<&str> = specs.iter().map(|s| s.content_hash.as_str()).collect();

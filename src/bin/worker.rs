@@ -30,6 +30,20 @@ struct Cli {
     /// Exit 0 if this container's worker reached Redis recently (a HEALTHCHECK command).
     #[arg(long)]
     health: bool,
+    /// The stage served: `llm` (ask the model, gate the answer) or `verify` (check gated
+    /// patches with the repository's own build and tests).
+    #[arg(long, value_enum, default_value = "llm")]
+    role: Role,
+    /// verify: a directory the verified repositories lie under (repeatable; verify.roots;
+    /// default: the current directory). Runs of repositories elsewhere are refused.
+    #[arg(long = "root", value_name = "DIR")]
+    roots: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    Llm,
+    Verify,
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,8 +97,14 @@ async fn real_main(cli: Cli) -> Result<()> {
     flags
         .set("worker.concurrency", cli.concurrency)
         .set("redis.url", cli.redis_url);
-    let cfg = Config::from_env(cli.config.as_deref(), &flags)?;
-    let worker = Worker::connect(cfg).await?;
+    let mut cfg = Config::from_env(cli.config.as_deref(), &flags)?;
+    if !cli.roots.is_empty() {
+        cfg.verify.roots = cli.roots;
+    }
+    let worker = match cli.role {
+        Role::Llm => Worker::connect(cfg).await?,
+        Role::Verify => Worker::connect_verifier(cfg).await?,
+    };
     worker
         .run(async {
             wait_for_signal().await;

@@ -82,6 +82,61 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub queue: QueueConfig,
     pub scan: ScanOptions,
+    pub verify: VerifyConfig,
+}
+
+/// `[verify]`: checking gated patches with the repository's own build and tests (the verify
+/// stage, `worker --role verify`). The dispatcher reads `command` and `repairs` and records them
+/// on the run; a verifier reads the rest, and runs a run's command only if its own
+/// configuration allows it (Redis is not trusted to name a command to run).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// The check: a shell command run at the repository's root (`cargo test -q`), or `"auto"`
+    /// to pick one from the repository's files. Unset: runs are not verified.
+    pub command: Option<String>,
+    /// Rounds in which a patch that failed its check goes back to the model with the error.
+    pub repairs: u32,
+    /// A check running longer is killed (its whole process group) and counts as failed.
+    pub timeout_secs: u64,
+    /// Address-space limit of the check's processes (`RLIMIT_AS`), in MiB; 0: none. Node and
+    /// the JVM reserve far more address space than they use: raise it for them.
+    pub memory_mb: u64,
+    /// Limit on the processes of the check's user (`RLIMIT_NPROC`); 0: none. Containers get a
+    /// real pids limit from the engine as well.
+    pub max_processes: u64,
+    /// Let the check reach the network. Off: it runs in a network namespace of its own
+    /// (`unshare`), where the platform allows one, so a test cannot call out.
+    pub network: bool,
+    /// Directories a verifier serves: it verifies a run only when the repository the run
+    /// recorded lies under one of them (a Redis writer must not point it at another).
+    /// Empty: the verifier's working directory.
+    pub roots: Vec<PathBuf>,
+    /// Commands this verifier runs besides `command` and the ones `"auto"` picks from.
+    pub allow: Vec<String>,
+    /// Where scratch trees live (one per run, build outputs kept between tasks). Default:
+    /// `$TARS_CACHE/verify` or `~/.cache/tars-fleet/verify`.
+    pub dir: Option<PathBuf>,
+    /// Bytes of the check's output kept on the task (its tail) and given to the model (the
+    /// first error).
+    pub output_bytes: usize,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            command: None,
+            repairs: 2,
+            timeout_secs: 600,
+            memory_mb: 0,
+            max_processes: 0,
+            network: false,
+            roots: Vec::new(),
+            allow: Vec::new(),
+            dir: None,
+            output_bytes: 4096,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +194,10 @@ pub struct LlmConfig {
     /// Allows an API key or URL credentials over plain `http://` to another host, where anyone
     /// on the path can read them. Off: such a configuration is refused at start.
     pub allow_insecure_credentials: bool,
+    /// Answers asked for at once per TODO: the first at `temperature`, the others at 0.8 at
+    /// least, so that they differ. Each is gated; with verification the first one that passes
+    /// the repository's check wins: the fleet's capacity spent on correctness.
+    pub candidates: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -191,6 +250,7 @@ impl Default for LlmConfig {
             max_in_flight: None,
             answer_attempts: 2,
             allow_insecure_credentials: false,
+            candidates: 1,
         }
     }
 }
@@ -598,6 +658,39 @@ impl Config {
                     ));
                 }
             }
+        }
+        if self.llm.candidates == 0 || self.llm.candidates > 16 {
+            return Err(invalid(
+                "llm.candidates",
+                self.llm.candidates,
+                "from 1 to 16 answers per TODO",
+            ));
+        }
+        if self.verify.repairs > 10 {
+            return Err(invalid(
+                "verify.repairs",
+                self.verify.repairs,
+                "from 0 to 10",
+            ));
+        }
+        if self.verify.timeout_secs == 0 {
+            return Err(invalid("verify.timeout_secs", 0, "at least 1"));
+        }
+        if let Some(c) = &self.verify.command
+            && c.trim().is_empty()
+        {
+            return Err(invalid(
+                "verify.command",
+                c,
+                "a shell command such as \"cargo test -q\", or \"auto\"",
+            ));
+        }
+        if self.verify.output_bytes < 256 {
+            return Err(invalid(
+                "verify.output_bytes",
+                self.verify.output_bytes,
+                "at least 256",
+            ));
         }
         if self.scan.max_block_lines < 5 {
             return Err(invalid(

@@ -231,6 +231,12 @@ impl Message {
             content: c.into(),
         }
     }
+    pub fn assistant(c: impl Into<String>) -> Message {
+        Message {
+            role: "assistant".into(),
+            content: c.into(),
+        }
+    }
 }
 
 /// One finished chat answer and what it cost.

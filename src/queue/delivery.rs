@@ -14,8 +14,8 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
 
-use super::keys::{self, GROUP};
-use super::model::{Completion, Delivery, Start, TaskRecord, TaskState};
+use super::keys;
+use super::model::{Completion, Delivery, Stage, Start, TaskRecord, TaskState};
 use super::wire::{self, hgetall, value_string};
 use super::{BATCH, Queue, QueueError, scripts};
 use crate::task::TaskSpec;
@@ -37,22 +37,25 @@ fn enqueue_invocation<'a>(run: &str, spec: &TaskSpec, now: u64) -> redis::Script
 }
 
 impl Queue {
-    /// Creates the consumer group if it is missing (idempotent).
+    /// Creates both stages' consumer groups if they are missing (idempotent).
     pub async fn ensure_group(&self) -> Result<(), QueueError> {
         let mut c = self.conn();
-        let r: Result<String, redis::RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(keys::tasks_stream())
-            .arg(GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut c)
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e.into()),
+        for stage in [Stage::Llm, Stage::Verify] {
+            let r: Result<String, redis::RedisError> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(stage.stream())
+                .arg(stage.group())
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut c)
+                .await;
+            match r {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+        Ok(())
     }
 
     /// Adds a task to a run; returns false when the run already has it (so enqueueing the same
@@ -89,42 +92,44 @@ impl Queue {
         Ok(added)
     }
 
-    /// Reads new deliveries for `consumer`, blocking up to `block`. Use a connection from
-    /// [`Queue::blocking_connection`].
+    /// Reads new deliveries of `stage` for `consumer`, blocking up to `block`. Use a connection
+    /// from [`Queue::blocking_connection`].
     pub async fn fetch(
         &self,
         blocking: &mut MultiplexedConnection,
+        stage: Stage,
         consumer: &str,
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         let v: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
-            .arg(GROUP)
+            .arg(stage.group())
             .arg(consumer)
             .arg("COUNT")
             .arg(count)
             .arg("BLOCK")
             .arg(block.as_millis() as u64)
             .arg("STREAMS")
-            .arg(keys::tasks_stream())
+            .arg(stage.stream())
             .arg(">")
             .query_async(blocking)
             .await?;
-        Ok(wire::read_reply(v))
+        Ok(wire::read_reply(v, stage))
     }
 
     /// Takes over deliveries whose lease expired (their worker died or hung).
     pub async fn reclaim(
         &self,
+        stage: Stage,
         consumer: &str,
         lease: Duration,
         count: usize,
     ) -> Result<Vec<Delivery>, QueueError> {
         let mut c = self.conn();
         let v: Value = redis::cmd("XAUTOCLAIM")
-            .arg(keys::tasks_stream())
-            .arg(GROUP)
+            .arg(stage.stream())
+            .arg(stage.group())
             .arg(consumer)
             .arg(lease.as_millis() as u64)
             .arg("0-0")
@@ -137,20 +142,20 @@ impl Queue {
         if let Value::Array(parts) = v
             && parts.len() >= 2
         {
-            wire::parse_entries(&parts[1], &mut out);
+            wire::parse_entries(&parts[1], stage, &mut out);
         }
         Ok(out)
     }
 
     /// Renews the lease of a delivery this consumer owns. Returns false when it no longer owns
     /// it (the lease expired and another worker took the task, or the task finished).
-    pub async fn renew(&self, consumer: &str, entry: &str) -> Result<bool, QueueError> {
+    pub async fn renew(&self, consumer: &str, d: &Delivery) -> Result<bool, QueueError> {
         let mut c = self.conn();
         let n: i64 = scripts::RENEW
-            .key(keys::tasks_stream())
-            .arg(GROUP)
+            .key(d.stage.stream())
+            .arg(d.stage.group())
             .arg(consumer)
-            .arg(entry)
+            .arg(&d.entry)
             .invoke_async(&mut c)
             .await?;
         Ok(n == 1)
@@ -163,21 +168,26 @@ impl Queue {
         max_attempts: u32,
     ) -> Result<Start, QueueError> {
         let mut c = self.conn();
+        let (state, attempts, taker, started) = stage_fields(d.stage);
         let v: Vec<Value> = scripts::START
             .key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
-            .key(keys::tasks_stream())
+            .key(d.stage.stream())
             .key(keys::dead_stream())
             .key(keys::results_stream())
             .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
-            .arg(GROUP)
+            .arg(d.stage.group())
             .arg(worker)
             .arg(now_ms())
             .arg(max_attempts)
             .arg(&d.run)
             .arg(&d.task)
             .arg(self.retention_secs)
+            .arg(state)
+            .arg(attempts)
+            .arg(taker)
+            .arg(started)
             .invoke_async(&mut c)
             .await?;
         let word = v.first().map(value_string).unwrap_or_default();
@@ -220,11 +230,11 @@ impl Queue {
         let mut inv = scripts::COMPLETE.prepare_invoke();
         inv.key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
-            .key(keys::tasks_stream())
+            .key(d.stage.stream())
             .key(keys::results_stream())
             .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
-            .arg(GROUP)
+            .arg(d.stage.group())
             .arg(state.as_str())
             .arg(now_ms())
             .arg(self.retention_secs)
@@ -261,13 +271,13 @@ impl Queue {
         let r: String = scripts::RETRY
             .key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
-            .key(keys::tasks_stream())
+            .key(d.stage.stream())
             .key(keys::delayed())
             .key(keys::dead_stream())
             .key(keys::results_stream())
             .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
-            .arg(GROUP)
+            .arg(d.stage.group())
             .arg(now)
             .arg(now + backoff.as_millis() as u64)
             .arg(max_attempts)
@@ -301,16 +311,89 @@ impl Queue {
     /// Hands an in-flight task back at once (shutdown), without counting the attempt.
     pub async fn release(&self, d: &Delivery) -> Result<bool, QueueError> {
         let mut c = self.conn();
+        let (state, attempts, _, _) = stage_fields(d.stage);
         let n: i64 = scripts::RELEASE
             .key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
-            .key(keys::tasks_stream())
+            .key(d.stage.stream())
             .arg(&d.entry)
-            .arg(GROUP)
+            .arg(d.stage.group())
             .arg(&d.run)
             .arg(&d.task)
+            .arg(state)
+            .arg(attempts)
             .invoke_async(&mut c)
             .await?;
         Ok(n == 1)
+    }
+
+    /// Hands a gated patch to the verify stage: `fields` (the candidates, the model, the
+    /// tokens...) go on the task, which becomes `verifying` and is delivered to a verifier.
+    pub async fn hand_to_verify(
+        &self,
+        d: &Delivery,
+        fields: &[(&str, String)],
+    ) -> Result<Completion, QueueError> {
+        let mut c = self.conn();
+        let mut inv = scripts::HANDOFF.prepare_invoke();
+        inv.key(keys::task(&d.run, &d.task))
+            .key(keys::run(&d.run))
+            .key(d.stage.stream())
+            .key(keys::verify_stream())
+            .arg(&d.entry)
+            .arg(d.stage.group())
+            .arg(&d.run)
+            .arg(&d.task);
+        for (k, v) in fields {
+            inv.arg(*k).arg(v);
+        }
+        let r: String = inv.invoke_async(&mut c).await?;
+        Ok(if r == "duplicate" {
+            Completion::Duplicate
+        } else {
+            Completion::HandedToVerify
+        })
+    }
+
+    /// Sends a task whose verification failed back to the LLM stage, with `fields` (the
+    /// failure the model is to repair) on the task.
+    pub async fn send_for_repair(
+        &self,
+        d: &Delivery,
+        fields: &[(&str, String)],
+    ) -> Result<Completion, QueueError> {
+        let mut c = self.conn();
+        let mut inv = scripts::REPAIR.prepare_invoke();
+        inv.key(keys::task(&d.run, &d.task))
+            .key(keys::run(&d.run))
+            .key(d.stage.stream())
+            .key(keys::tasks_stream())
+            .arg(&d.entry)
+            .arg(d.stage.group())
+            .arg(&d.run)
+            .arg(&d.task);
+        for (k, v) in fields {
+            inv.arg(*k).arg(v);
+        }
+        let r: String = inv.invoke_async(&mut c).await?;
+        Ok(if r == "duplicate" {
+            Completion::Duplicate
+        } else {
+            Completion::Repairing
+        })
+    }
+}
+
+/// What a stage's scripts write on a task it takes: the state it holds meanwhile, and the
+/// fields of its attempt counter, its taker and its start time.
+fn stage_fields(stage: Stage) -> (&'static str, &'static str, &'static str, &'static str) {
+    match stage {
+        Stage::Llm => ("running", "attempts", "worker", "started_at"),
+        Stage::Verify => (
+            "verifying",
+            "verify_attempts",
+            "verifier",
+            "verify_started_at",
+        ),
     }
 }

@@ -7,6 +7,8 @@
 pub const PREFIX: &str = "{tars}";
 /// Consumer group on the task stream shared by all workers.
 pub const GROUP: &str = "workers";
+/// Consumer group on the verify stream shared by all verifiers (`worker --role verify`).
+pub const VERIFY_GROUP: &str = "verifiers";
 
 /// ZSET run id -> creation time (ms, Redis's clock): the run list, newest last.
 pub fn runs() -> String {
@@ -31,6 +33,11 @@ pub fn blob(hash: &str) -> String {
 /// STREAM of task deliveries (fields `run`, `task`), consumer group [`GROUP`].
 pub fn tasks_stream() -> String {
     format!("{PREFIX}:stream:tasks")
+}
+/// STREAM of patched tasks waiting for verification (fields `run`, `task`), consumer group
+/// [`VERIFY_GROUP`]: the verify stage's own queue, so verifiers and LLM workers scale apart.
+pub fn verify_stream() -> String {
+    format!("{PREFIX}:stream:verify")
 }
 /// STREAM with exactly one entry per finished task (fields `run`, `task`, `state`), whichever
 /// way it ended (a worker's result, a dead letter, a cancellation), written with the task's

@@ -28,7 +28,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RetryMethod};
 
 pub use model::{
-    Completion, Delivery, RunStatus, Start, StateCounts, TaskOutcome, TaskRecord, TaskState,
+    Completion, Delivery, RunStatus, RunVerify, Stage, Start, StateCounts, TaskOutcome, TaskRecord,
+    TaskState, VerifyStatus,
 };
 
 use crate::config::{Config, RedisConfig};

@@ -17,6 +17,8 @@ pub enum TaskState {
     Queued,
     Running,
     Retrying,
+    /// Patched, waiting for (or under) verification by the verify stage.
+    Verifying,
     Done,
     Failed,
     Dead,
@@ -24,10 +26,11 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    pub const ALL: [TaskState; 7] = [
+    pub const ALL: [TaskState; 8] = [
         TaskState::Queued,
         TaskState::Running,
         TaskState::Retrying,
+        TaskState::Verifying,
         TaskState::Done,
         TaskState::Failed,
         TaskState::Dead,
@@ -40,6 +43,7 @@ impl TaskState {
             TaskState::Queued => "queued",
             TaskState::Running => "running",
             TaskState::Retrying => "retrying",
+            TaskState::Verifying => "verifying",
             TaskState::Done => "done",
             TaskState::Failed => "failed",
             TaskState::Dead => "dead",
@@ -80,7 +84,7 @@ impl Serialize for TaskState {
 /// An unknown state word (from Redis, or a command line).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{0:?} is not a task state (one of queued, running, retrying, done, failed, dead, cancelled)"
+    "{0:?} is not a task state (one of queued, running, retrying, verifying, done, failed, dead, cancelled)"
 )]
 pub struct UnknownState(pub String);
 
@@ -137,14 +141,30 @@ pub struct TaskOutcome {
     pub model: Option<String>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
-    /// Time spent in LLM calls, summed over the answers of the last attempt.
+    /// Time spent in LLM calls, summed over the answers of the last attempt and of the
+    /// repair rounds before it.
     pub llm_ms: Option<u64>,
+    /// LLM calls made, counted as `llm_ms` is (every candidate is a call).
+    pub llm_calls: Option<u64>,
     pub enqueued_at: Option<u64>,
     pub started_at: Option<u64>,
     pub finished_at: Option<u64>,
     pub worker: Option<String>,
     /// Every failed attempt's error, oldest first.
     pub errors: Vec<serde_json::Value>,
+    /// `passed`, `failed`, `baseline_failed` (the unpatched tree fails its check too, so the
+    /// patch is unverified) or `skipped` (the run does not verify).
+    pub verified: Option<String>,
+    /// Time spent in the repository's check, summed over the candidates tried.
+    pub verify_ms: Option<u64>,
+    /// The tail of the last check's output.
+    pub verify_output: Option<String>,
+    /// Rounds in which a failed check went back to the model.
+    pub repairs: u32,
+    /// Gated answers handed to the verify stage in the last round.
+    pub candidates: Option<u32>,
+    /// Which of them (1-based) passed its check.
+    pub candidate: Option<u32>,
 }
 
 /// A task as read back from Redis: its spec, where it stands, and its result.
@@ -158,6 +178,10 @@ pub struct TaskRecord {
     pub patch: Option<String>,
     /// The model's last raw answer.
     pub answer: Option<String>,
+    /// The gated patches waiting for the verify stage (JSON, [`crate::verify::Candidate`]).
+    pub candidates_json: Option<String>,
+    /// The failed check a repair round is to fix (JSON, [`crate::verify::Repair`]).
+    pub repair: Option<String>,
 }
 
 /// A run's metadata and counters, as `dispatcher status` shows them.
@@ -175,6 +199,32 @@ pub struct RunStatus {
     /// `dispatcher run --only-new`: TODOs of the scan left out because an earlier run of the
     /// same repository has them done. None for a run made without the flag.
     pub skipped_done: Option<u64>,
+    /// The run's verification, when it verifies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyStatus>,
+}
+
+/// What a run asks of the verify stage, as `dispatcher run` records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunVerify {
+    /// The shell command run at the repository's root.
+    pub command: String,
+    /// Rounds in which a failed check goes back to the model.
+    pub repairs: u32,
+    /// The repository the run scanned (its canonical path), as the run records it; empty
+    /// when recording.
+    pub repo: String,
+}
+
+/// A verifying run's check and its outcomes so far (kept by the scripts as tasks end).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VerifyStatus {
+    pub command: String,
+    /// The unpatched tree's check: `passed` or `failed`; None until a verifier ran it.
+    pub baseline: Option<String>,
+    pub passed: u64,
+    pub failed: u64,
+    pub baseline_failed: u64,
 }
 
 impl RunStatus {
@@ -197,12 +247,46 @@ impl RunStatus {
     }
 }
 
-/// One delivery read from the task stream.
+/// The two stages a task passes through, each with its own stream and consumer group so that
+/// LLM workers and verifiers scale apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stage {
+    /// Ask the LLM, gate the answer (`worker`).
+    #[default]
+    Llm,
+    /// Check a gated patch with the repository's own command (`worker --role verify`).
+    Verify,
+}
+
+impl Stage {
+    pub fn stream(self) -> String {
+        match self {
+            Stage::Llm => super::keys::tasks_stream(),
+            Stage::Verify => super::keys::verify_stream(),
+        }
+    }
+    pub fn group(self) -> &'static str {
+        match self {
+            Stage::Llm => super::keys::GROUP,
+            Stage::Verify => super::keys::VERIFY_GROUP,
+        }
+    }
+    /// The word for logs and heartbeats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Llm => "llm",
+            Stage::Verify => "verify",
+        }
+    }
+}
+
+/// One delivery read from a stage's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub entry: String,
     pub run: String,
     pub task: String,
+    pub stage: Stage,
 }
 
 /// What `start` found when a worker tried to take a delivered task.
@@ -227,6 +311,10 @@ pub enum Completion {
     Retrying,
     /// A retryable failure on the last allowed attempt.
     Dead,
+    /// The patch went on to the verify stage.
+    HandedToVerify,
+    /// Verification failed and the task went back to the LLM stage for a repair.
+    Repairing,
 }
 
 #[cfg(test)]
@@ -253,6 +341,6 @@ mod tests {
         let v = serde_json::to_value(c).unwrap();
         assert_eq!(v["done"], 3);
         assert_eq!(v["queued"], 2);
-        assert_eq!(v.as_object().unwrap().len(), 7);
+        assert_eq!(v.as_object().unwrap().len(), TaskState::ALL.len());
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::keys;
-use super::model::{RunStatus, StateCounts, TaskRecord, TaskState};
+use super::model::{RunStatus, RunVerify, StateCounts, TaskRecord, TaskState, VerifyStatus};
 use super::wire::{self, hgetall};
 use super::{BATCH, Queue, QueueError, scripts};
 use crate::time::{format_utc, now_ms};
@@ -18,7 +18,7 @@ pub const STATE_BATCH: usize = 2_000;
 impl Queue {
     /// Records a new run. Run ids sort by creation time and stay readable in a dashboard.
     pub async fn create_run(&self, repo: &str) -> Result<String, QueueError> {
-        self.create_run_with(repo, None).await
+        self.create_run_with(repo, None, None).await
     }
 
     /// Records a new run; `skipped_done` (set by `dispatcher run --only-new`) is how many TODOs
@@ -27,6 +27,7 @@ impl Queue {
         &self,
         repo: &str,
         skipped_done: Option<u64>,
+        verify: Option<&RunVerify>,
     ) -> Result<String, QueueError> {
         let mut c = self.conn();
         // A 16-bit suffix collides within a second now and then (200 runs in one second: about
@@ -44,6 +45,11 @@ impl Queue {
             fields.extend(TaskState::ALL.map(|s| (s.as_str(), "0".to_string())));
             if let Some(n) = skipped_done {
                 fields.push(("skipped_done", n.to_string()));
+            }
+            if let Some(v) = verify {
+                // `repo` is the run's own field; the verify stage reads it from there.
+                fields.push(("verify_command", v.command.clone()));
+                fields.push(("verify_repairs", v.repairs.to_string()));
             }
             let mut inv = scripts::CREATE_RUN.key(keys::run(&run));
             inv.key(keys::runs()).arg(self.retention_secs * 1000);
@@ -170,7 +176,66 @@ impl Queue {
             counts,
             duplicates: num("duplicates"),
             skipped_done: h.get("skipped_done").and_then(|v| v.parse().ok()),
+            verify: h
+                .get("verify_command")
+                .filter(|c| !c.is_empty())
+                .map(|command| VerifyStatus {
+                    command: command.clone(),
+                    baseline: h.get("verify_baseline").cloned(),
+                    passed: num("verified_passed"),
+                    failed: num("verified_failed"),
+                    baseline_failed: num("verified_baseline_failed"),
+                }),
         })
+    }
+
+    /// What a run asks of the verify stage (its command and repair rounds, as the dispatcher
+    /// recorded them), or None for a run that does not verify.
+    pub async fn run_verify(&self, run: &str) -> Result<Option<RunVerify>, QueueError> {
+        let mut c = self.conn();
+        let (command, repairs, repo): (Option<String>, Option<String>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(keys::run(run))
+                .arg("verify_command")
+                .arg("verify_repairs")
+                .arg("repo")
+                .query_async(&mut c)
+                .await?;
+        Ok(command.filter(|c| !c.is_empty()).map(|command| RunVerify {
+            command,
+            repo: repo.unwrap_or_default(),
+            // A number written by anyone on Redis's network: bounded as the configuration is.
+            repairs: repairs
+                .and_then(|r| r.parse::<u32>().ok())
+                .unwrap_or(0)
+                .min(10),
+        }))
+    }
+
+    /// Records the outcome of a verifier's check of the unpatched tree, the first one only.
+    pub async fn record_baseline(
+        &self,
+        run: &str,
+        passed: bool,
+        output_tail: &str,
+    ) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        let word = if passed { "passed" } else { "failed" };
+        let first: bool = redis::cmd("HSETNX")
+            .arg(keys::run(run))
+            .arg("verify_baseline")
+            .arg(word)
+            .query_async(&mut c)
+            .await?;
+        if first {
+            let _: () = redis::cmd("HSET")
+                .arg(keys::run(run))
+                .arg("verify_baseline_output")
+                .arg(output_tail)
+                .query_async(&mut c)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The run's tasks in path and line order; a task whose hash is malformed is skipped with

@@ -69,6 +69,10 @@ scripts! {
     START = "start.lua";
     /// Records a final state with its fields.
     COMPLETE = "complete.lua";
+    /// Hands a gated patch from the LLM stage to the verify stage.
+    HANDOFF = "handoff.lua";
+    /// Sends a task whose verification failed back to the LLM stage for a repair.
+    REPAIR = "repair.lua";
     /// Records a retryable failure: delayed retry or dead letter.
     RETRY = "retry.lua";
     /// Moves due retries back onto the task stream.

@@ -8,7 +8,7 @@ use redis::Value;
 use redis::aio::ConnectionManager;
 
 use super::QueueError;
-use super::model::{Delivery, TaskOutcome, TaskRecord, TaskState};
+use super::model::{Delivery, Stage, TaskOutcome, TaskRecord, TaskState};
 use crate::task::TaskSpec;
 
 /// The task's fields as stored in its hash (the README's key layout lists them).
@@ -71,14 +71,23 @@ pub fn task_record(run: &str, h: &HashMap<String, String>) -> Result<TaskRecord,
             prompt_tokens: num("prompt_tokens"),
             completion_tokens: num("completion_tokens"),
             llm_ms: num("llm_ms"),
+            llm_calls: num("llm_calls"),
             enqueued_at: num("enqueued_at"),
             started_at: num("started_at"),
             finished_at: num("finished_at"),
             worker: get("worker"),
             errors,
+            verified: get("verified"),
+            verify_ms: num("verify_ms"),
+            verify_output: get("verify_output"),
+            repairs: num("repairs").unwrap_or(0) as u32,
+            candidates: num("candidates_count").map(|n| n as u32),
+            candidate: num("candidate").map(|n| n as u32),
         },
         patch: get("patch"),
         answer: get("answer"),
+        candidates_json: get("candidates"),
+        repair: get("repair"),
     })
 }
 
@@ -102,7 +111,7 @@ pub fn value_string(v: &Value) -> String {
 
 /// Parses `[[id, [field, value, ...]], ...]` (RESP2) or its RESP3 map form; entries whose
 /// fields were deleted, or that lack `run` or `task`, are skipped.
-pub fn parse_entries(v: &Value, out: &mut Vec<Delivery>) {
+pub fn parse_entries(v: &Value, stage: Stage, out: &mut Vec<Delivery>) {
     let Value::Array(entries) = v else { return };
     for e in entries {
         let Value::Array(pair) = e else { continue };
@@ -133,13 +142,18 @@ pub fn parse_entries(v: &Value, out: &mut Vec<Delivery>) {
             _ => {}
         }
         if let (Some(run), Some(task)) = (run, task) {
-            out.push(Delivery { entry, run, task });
+            out.push(Delivery {
+                entry,
+                run,
+                task,
+                stage,
+            });
         }
     }
 }
 
 /// The deliveries of an `XREADGROUP` reply (RESP2 array or RESP3 map of streams).
-pub fn read_reply(v: Value) -> Vec<Delivery> {
+pub fn read_reply(v: Value, stage: Stage) -> Vec<Delivery> {
     let mut out = Vec::new();
     match v {
         Value::Array(streams) => {
@@ -147,13 +161,13 @@ pub fn read_reply(v: Value) -> Vec<Delivery> {
                 if let Value::Array(parts) = s
                     && parts.len() == 2
                 {
-                    parse_entries(&parts[1], &mut out);
+                    parse_entries(&parts[1], stage, &mut out);
                 }
             }
         }
         Value::Map(streams) => {
             for (_, entries) in streams {
-                parse_entries(&entries, &mut out);
+                parse_entries(&entries, stage, &mut out);
             }
         }
         _ => {}
@@ -186,11 +200,12 @@ mod tests {
             ]),
         ])]);
         assert_eq!(
-            read_reply(reply),
+            read_reply(reply, Stage::Verify),
             vec![Delivery {
                 entry: "1-0".into(),
                 run: "r".into(),
-                task: "t".into()
+                task: "t".into(),
+                stage: Stage::Verify,
             }]
         );
     }

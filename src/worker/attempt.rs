@@ -14,6 +14,7 @@ use crate::failure::{Decision, decide};
 use crate::patch;
 use crate::prompt;
 use crate::queue::{Completion, Delivery, QueueError, Start, TaskState};
+use crate::verify::{Candidate, Repair, Verified};
 
 /// How one delivery ended for this worker.
 enum Outcome {
@@ -56,8 +57,14 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
         renew_stop.clone(),
         lost.clone(),
     ));
+    let work = async {
+        match &shared.verifier {
+            Some(v) => super::verify::process(&shared, &d, v).await,
+            None => process(&shared, &d, attempt).await,
+        }
+    };
     let outcome = tokio::select! {
-        o = process(&shared, &d, attempt) => Outcome::Finished(o),
+        o = work => Outcome::Finished(o),
         _ = shared.hard_stop.cancelled() => Outcome::Shutdown,
         _ = lost.cancelled() => Outcome::LeaseLost,
     };
@@ -84,6 +91,7 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
             Completion::Duplicate => s.duplicates += 1,
             Completion::Retrying => s.retried += 1,
             Completion::Dead => s.dead += 1,
+            Completion::HandedToVerify | Completion::Repairing => {}
         }),
     }
     shared.in_flight.lock().await.retain(|t| t != &d.task);
@@ -112,7 +120,7 @@ where
 }
 
 /// Records a final failure with its reason and kind.
-async fn fail(
+pub(super) async fn fail(
     shared: &Shared,
     d: &Delivery,
     mut fields: Vec<(&'static str, String)>,
@@ -179,6 +187,29 @@ async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completio
     .map(Some)
 }
 
+/// Asks for `k` answers at once (the first at the configured temperature, the others at the
+/// candidates' higher one), each under its own fleet-wide permit.
+async fn ask_candidates(
+    shared: &Shared,
+    messages: &[crate::llm::Message],
+    k: usize,
+) -> Result<Vec<Result<crate::llm::Answer, crate::llm::LlmError>>, QueueError> {
+    let one = |i: usize| async move {
+        let _permit = match shared.cfg.llm.max_in_flight {
+            Some(max) => Some(Permit::acquire(shared, max).await?),
+            None => None,
+        };
+        let client = match (&shared.diverse, i) {
+            (Some(d), 1..) => d,
+            _ => &shared.llm,
+        };
+        // In-place retries of the call itself happen inside `chat`, through `decide`.
+        Ok::<_, QueueError>(client.chat(messages).await)
+    };
+    let all = futures_util::future::join_all((0..k).map(one)).await;
+    all.into_iter().collect()
+}
+
 async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completion, QueueError> {
     let q = &shared.queue;
     // No cancellation check here: start.lua has just made it, atomically with the start.
@@ -194,7 +225,7 @@ async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completi
         }
         Err(e) => return Err(e),
     };
-    let spec = task.spec;
+    let spec = &task.spec;
     let Some(content) = q.get_blob(&spec.content_hash).await? else {
         let reason = "the file's content is no longer in Redis (its blob expired); scan again";
         return fail(shared, d, Vec::new(), reason.into(), "blob_missing").await;
@@ -207,65 +238,127 @@ async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completi
             return fail(shared, d, Vec::new(), defect.to_string(), kind).await;
         }
     };
+    let verifying = q.run_verify(&d.run).await?.is_some();
+    // A repair round: the model sees its last answer and the check's first error.
+    let repair = task
+        .repair
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Repair>(r).ok());
     let budget = u64::from(shared.cfg.llm.num_ctx - shared.cfg.llm.max_answer_tokens);
-    let base = prompt::build_prompt(&target, budget);
+    let base = match &repair {
+        Some(r) => prompt::for_repair(&target, budget, r),
+        None => prompt::build_prompt(&target, budget),
+    };
     let answer_attempts = shared.cfg.llm.answer_attempts;
-    let (mut prompt_tokens, mut completion_tokens, mut llm_ms) = (0u64, 0u64, 0u128);
+    let k = shared.cfg.llm.candidates.max(1) as usize;
+    // A repair round adds to what the earlier rounds spent.
+    let o = &task.outcome;
+    let earlier = repair.is_some();
+    let (mut prompt_tokens, mut completion_tokens, mut llm_ms, mut llm_calls) = if earlier {
+        (
+            o.prompt_tokens.unwrap_or(0),
+            o.completion_tokens.unwrap_or(0),
+            u128::from(o.llm_ms.unwrap_or(0)),
+            o.llm_calls.unwrap_or(0),
+        )
+    } else {
+        (0, 0, 0, 0)
+    };
     let mut messages = base.clone();
     let mut ask = 0;
     loop {
         ask += 1;
-        tracing::info!(task = %d.task, path = %spec.path, line = spec.line, attempt, ask, "asking the LLM");
-        let answer = {
-            let _permit = match shared.cfg.llm.max_in_flight {
-                Some(max) => Some(Permit::acquire(shared, max).await?),
-                None => None,
-            };
-            // In-place retries of the call itself happen inside `chat`, through `decide`.
-            shared.llm.chat(&messages).await
-        };
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                let (reason, kind) = (e.to_string(), e.kind());
-                return match decide(e.failure_kind(), false, attempt) {
-                    Decision::RetryLater { delay } => {
-                        retry_later(shared, d, attempt, delay, reason, kind).await
-                    }
-                    Decision::RetryInPlace | Decision::Fail => {
-                        fail(shared, d, Vec::new(), reason, kind).await
-                    }
-                };
+        tracing::info!(task = %d.task, path = %spec.path, line = spec.line, attempt, ask, candidates = k, repair = task.outcome.repairs, "asking the LLM");
+        let results = ask_candidates(shared, &messages, k).await?;
+        llm_calls += results.len() as u64;
+        let mut answers = Vec::new();
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(a) => answers.push(a),
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                Err(_) => {}
             }
-        };
+        }
+        if answers.is_empty() {
+            // Every call failed: the first error decides, as for a single answer.
+            let Some(e) = first_error else {
+                return fail(shared, d, Vec::new(), "no answer".into(), "llm_error").await;
+            };
+            let (reason, kind) = (e.to_string(), e.kind());
+            return match decide(e.failure_kind(), false, attempt) {
+                Decision::RetryLater { delay } => {
+                    retry_later(shared, d, attempt, delay, reason, kind).await
+                }
+                Decision::RetryInPlace | Decision::Fail => {
+                    fail(shared, d, Vec::new(), reason, kind).await
+                }
+            };
+        }
         if let Some(c) = cancelled_now(shared, d).await? {
             return Ok(c);
         }
-        prompt_tokens += answer.prompt_tokens.unwrap_or(0);
-        completion_tokens += answer.completion_tokens.unwrap_or(0);
-        llm_ms += answer.elapsed.as_millis();
+        for a in &answers {
+            prompt_tokens += a.prompt_tokens.unwrap_or(0);
+            completion_tokens += a.completion_tokens.unwrap_or(0);
+            llm_ms += a.elapsed.as_millis();
+        }
+        let mut passed: Vec<Candidate> = Vec::new();
+        let mut rejection = None;
+        for a in &answers {
+            match patch::make_patch(&target, &a.content) {
+                Ok(p) => {
+                    if !passed.iter().any(|c| c.diff == p.diff) {
+                        passed.push(Candidate {
+                            diff: p.diff,
+                            answer: a.content.clone(),
+                            lines_added: p.lines_added,
+                            lines_removed: p.lines_removed,
+                        });
+                    }
+                }
+                Err(r) if rejection.is_none() => {
+                    rejection = Some(r.explain_cut_off(a.finish_reason.as_deref()))
+                }
+                Err(_) => {}
+            }
+        }
         let mut fields = vec![
-            ("model", answer.model.clone()),
+            ("model", answers[0].model.clone()),
             ("llm_ms", llm_ms.to_string()),
-            ("answer", answer.content.clone()),
+            ("llm_calls", llm_calls.to_string()),
+            ("answer", answers[0].content.clone()),
             ("answers", ask.to_string()),
             ("prompt_tokens", prompt_tokens.to_string()),
             ("completion_tokens", completion_tokens.to_string()),
         ];
-        let rejection = match patch::make_patch(&target, &answer.content) {
-            Ok(patch) => {
-                fields.push(("patch", patch.diff));
-                fields.push(("lines_added", patch.lines_added.to_string()));
-                fields.push(("lines_removed", patch.lines_removed.to_string()));
-                fields.push(("reason", String::new()));
-                let c = persist("done", || q.complete(d, TaskState::Done, &fields)).await?;
-                if c == Completion::Recorded {
-                    shared.count(|s| s.done += 1);
-                }
-                tracing::info!(task = %d.task, "patch recorded");
+        if let Some(first) = passed.first().cloned() {
+            fields.push(("candidates_count", passed.len().to_string()));
+            fields.push(("answer", first.answer.clone()));
+            if verifying {
+                fields.push((
+                    "candidates",
+                    serde_json::to_string(&passed).unwrap_or_default(),
+                ));
+                let c = persist("verify", || q.hand_to_verify(d, &fields)).await?;
+                tracing::info!(task = %d.task, candidates = passed.len(), "patch gated; handed to the verify stage");
                 return Ok(c);
             }
-            Err(r) => r.explain_cut_off(answer.finish_reason.as_deref()),
+            fields.push(("patch", first.diff));
+            fields.push(("lines_added", first.lines_added.to_string()));
+            fields.push(("lines_removed", first.lines_removed.to_string()));
+            fields.push(("candidate", "1".to_string()));
+            fields.push(("verified", Verified::Skipped.as_str().to_string()));
+            fields.push(("reason", String::new()));
+            let c = persist("done", || q.complete(d, TaskState::Done, &fields)).await?;
+            if c == Completion::Recorded {
+                shared.count(|s| s.done += 1);
+            }
+            tracing::info!(task = %d.task, "patch recorded");
+            return Ok(c);
+        }
+        let Some(rejection) = rejection else {
+            return fail(shared, d, fields, "no answer".into(), "llm_error").await;
         };
         match decide(rejection.failure_kind(), ask < answer_attempts, attempt) {
             Decision::RetryInPlace => {

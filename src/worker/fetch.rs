@@ -36,8 +36,13 @@ pub(super) async fn fetch_loop(
             let mut deliveries = Vec::new();
             if last_maintenance.elapsed() >= Duration::from_secs(1) {
                 last_maintenance = Instant::now();
-                shared.queue.promote_due(100).await?;
-                deliveries = shared.queue.reclaim(&shared.id, lease, held.len()).await?;
+                if shared.stage == crate::queue::Stage::Llm {
+                    shared.queue.promote_due(100).await?;
+                }
+                deliveries = shared
+                    .queue
+                    .reclaim(shared.stage, &shared.id, lease, held.len())
+                    .await?;
                 for d in &deliveries {
                     tracing::info!(task = %d.task, run = %d.run, "reclaimed a task whose lease expired");
                 }
@@ -49,7 +54,13 @@ pub(super) async fn fetch_loop(
                 if let Some(conn) = blocking.as_mut() {
                     deliveries = shared
                         .queue
-                        .fetch(conn, &shared.id, held.len(), Duration::from_secs(2))
+                        .fetch(
+                            conn,
+                            shared.stage,
+                            &shared.id,
+                            held.len(),
+                            Duration::from_secs(2),
+                        )
                         .await?;
                 }
             }

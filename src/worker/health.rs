@@ -22,6 +22,7 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationTo
             ("pid", std::process::id().to_string()),
             ("started_at", started.to_string()),
             ("concurrency", shared.cfg.worker.concurrency.to_string()),
+            ("role", shared.stage.as_str().to_string()),
             ("current", current),
             ("done", s.done.to_string()),
             ("failed", s.failed.to_string()),

@@ -22,7 +22,7 @@ pub(super) async fn renew_loop(
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
-        match shared.queue.renew(&shared.id, &d.entry).await {
+        match shared.queue.renew(&shared.id, &d).await {
             Ok(true) => {}
             Ok(false) => {
                 lost.cancel();

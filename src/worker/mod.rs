@@ -16,6 +16,7 @@ mod attempt;
 mod fetch;
 pub mod health;
 mod lease;
+mod verify;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::llm::{LlmClient, LlmError};
-use crate::queue::{Queue, QueueError};
+use crate::queue::{Queue, QueueError, Stage};
 
 pub use health::{HEALTH_FILE_ENV, HEALTHY_WITHIN, check_health};
 
@@ -37,6 +38,8 @@ pub enum WorkerError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Llm(#[from] LlmError),
+    #[error(transparent)]
+    VerifierSetup(#[from] verify::VerifierSetupError),
 }
 
 /// What a worker did, for its exit log, its heartbeat and tests.
@@ -81,7 +84,14 @@ pub struct Worker {
 struct Shared {
     cfg: Config,
     queue: Queue,
+    /// The stage this process serves: its stream, its consumer group, its work.
+    stage: Stage,
     llm: LlmClient,
+    /// `llm.candidates > 1`: the client for the candidates after the first, at a temperature
+    /// high enough that they differ.
+    diverse: Option<LlmClient>,
+    /// The verify stage's state (`Stage::Verify` only).
+    verifier: Option<verify::VerifierState>,
     id: String,
     stats: std::sync::Mutex<WorkerStats>,
     in_flight: Mutex<Vec<String>>,
@@ -106,11 +116,35 @@ impl Worker {
     /// A worker from its parts; `cfg` is the validated configuration (the queue and the LLM
     /// client were made from it).
     pub fn new(queue: Queue, llm: LlmClient, cfg: Config) -> Worker {
+        let diverse = (cfg.llm.candidates > 1)
+            .then(|| {
+                let mut c = cfg.llm.clone();
+                c.temperature = c.temperature.max(0.8);
+                LlmClient::new(&c).ok()
+            })
+            .flatten();
+        Worker::with_stage(queue, llm, diverse, None, cfg)
+    }
+
+    fn with_stage(
+        queue: Queue,
+        llm: LlmClient,
+        diverse: Option<LlmClient>,
+        verifier: Option<verify::VerifierState>,
+        cfg: Config,
+    ) -> Worker {
         Worker {
             shared: Arc::new(Shared {
                 cfg,
                 queue,
+                stage: if verifier.is_some() {
+                    Stage::Verify
+                } else {
+                    Stage::Llm
+                },
                 llm,
+                diverse,
+                verifier,
                 id: worker_id(),
                 stats: Default::default(),
                 in_flight: Mutex::new(Vec::new()),
@@ -130,6 +164,19 @@ impl Worker {
         Ok(Worker::new(queue, llm, cfg))
     }
 
+    /// A verifier (`worker --role verify`): serves the verify stage with the repository's
+    /// own check. It needs no LLM; it checks one patch at a time (a build uses every core:
+    /// scale with more verifier processes), whatever `worker.concurrency` says.
+    pub async fn connect_verifier(mut cfg: Config) -> Result<Worker, WorkerError> {
+        let verifier = verify::VerifierState::new(&cfg.verify)?;
+        let queue = Queue::open(&cfg).await?;
+        queue.ensure_group().await?;
+        cfg.worker.concurrency = 1;
+        // Never called: the client only exists because the worker's parts are shared.
+        let llm = LlmClient::new(&cfg.llm)?;
+        Ok(Worker::with_stage(queue, llm, None, Some(verifier), cfg))
+    }
+
     /// This worker's id, as its heartbeat and the tasks it works on show it.
     pub fn id(&self) -> &str {
         &self.shared.id
@@ -139,7 +186,16 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> WorkerStats {
         let shared = self.shared;
         let cfg = &shared.cfg;
-        tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %cfg.llm.shown_url(), model = %cfg.llm.model, "worker started");
+        match &shared.verifier {
+            None => {
+                tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %cfg.llm.shown_url(), model = %cfg.llm.model, candidates = cfg.llm.candidates, "worker started")
+            }
+            Some(v) => {
+                let roots: Vec<String> =
+                    v.roots().iter().map(|r| r.display().to_string()).collect();
+                tracing::info!(worker = %shared.id, roots = %roots.join(","), timeout_secs = cfg.verify.timeout_secs, network = cfg.verify.network, "verifier started")
+            }
+        }
         let stop = CancellationToken::new();
         let tracker = TaskTracker::new();
         let heartbeat = tokio::spawn(health::heartbeat_loop(shared.clone(), stop.clone()));

@@ -21,4 +21,5 @@ mod secret_redaction;
 mod terminal_paths;
 mod untrusted_text;
 mod util;
+mod verify;
 mod worker_inprocess;

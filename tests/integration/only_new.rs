@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::util::{RedisServer, cmd, copy_dir, demo_repo, run};
-use tars_fleet::queue::{Queue, Start, TaskState, keys};
+use tars_fleet::queue::{Queue, Stage, Start, TaskState, keys};
 use tars_fleet::task::TaskSpec;
 
 #[track_caller]
@@ -52,7 +52,7 @@ async fn finish(q: &Queue, run_id: &str, plan: &HashMap<String, TaskState>) {
     while seen.len() < plan.len() {
         assert!(t0.elapsed() < Duration::from_secs(30), "deliveries missing");
         for d in q
-            .fetch(&mut conn, "t", 100, Duration::from_millis(100))
+            .fetch(&mut conn, Stage::Llm, "t", 100, Duration::from_millis(100))
             .await
             .unwrap()
         {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::util::RedisServer;
-use tars_fleet::queue::{Completion, Queue, Start, TaskState, keys};
+use tars_fleet::queue::{Completion, Queue, Stage, Start, TaskState, keys};
 use tars_fleet::task::TaskSpec;
 
 pub(crate) fn spec(id: &str) -> TaskSpec {
@@ -57,7 +57,7 @@ async fn a_task_completes_once_and_a_second_completion_is_dropped() {
     q.enqueue(&run, &spec("t1")).await.unwrap();
     let mut b = q.blocking_connection().await.unwrap();
     let ds = q
-        .fetch(&mut b, "w1", 10, Duration::from_millis(100))
+        .fetch(&mut b, Stage::Llm, "w1", 10, Duration::from_millis(100))
         .await
         .unwrap();
     assert_eq!(ds.len(), 1);
@@ -111,7 +111,7 @@ async fn retryable_failures_back_off_then_dead_letter_with_every_error() {
     let mut b = q.blocking_connection().await.unwrap();
     for attempt in 1..=2u32 {
         let ds = q
-            .fetch(&mut b, "w1", 10, Duration::from_millis(100))
+            .fetch(&mut b, Stage::Llm, "w1", 10, Duration::from_millis(100))
             .await
             .unwrap();
         assert_eq!(ds.len(), 1, "attempt {attempt}");
@@ -163,19 +163,28 @@ async fn an_expired_lease_is_reclaimed_by_another_worker() {
     q.enqueue(&run, &spec("t1")).await.unwrap();
     let mut b = q.blocking_connection().await.unwrap();
     let ds = q
-        .fetch(&mut b, "dead-worker", 10, Duration::from_millis(100))
+        .fetch(
+            &mut b,
+            Stage::Llm,
+            "dead-worker",
+            10,
+            Duration::from_millis(100),
+        )
         .await
         .unwrap();
     q.start(&ds[0], "dead-worker", 5).await.unwrap();
     // A live lease is not taken...
     assert!(
-        q.reclaim("w2", Duration::from_secs(60), 10)
+        q.reclaim(Stage::Llm, "w2", Duration::from_secs(60), 10)
             .await
             .unwrap()
             .is_empty()
     );
     // ...an expired one is, and the attempt counts.
-    let got = q.reclaim("w2", Duration::ZERO, 10).await.unwrap();
+    let got = q
+        .reclaim(Stage::Llm, "w2", Duration::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(got, ds);
     assert_eq!(
         q.start(&got[0], "w2", 5).await.unwrap(),

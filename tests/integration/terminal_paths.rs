@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::queue_redis::{queue, spec};
 use crate::util::RedisServer;
-use tars_fleet::queue::{Completion, Delivery, Queue, Start, TaskState, keys};
+use tars_fleet::queue::{Completion, Delivery, Queue, Stage, Start, TaskState, keys};
 
 /// The entries of a stream, oldest first, as field maps.
 fn entries(r: &RedisServer, stream: &str) -> Vec<HashMap<String, String>> {
@@ -50,9 +50,15 @@ async fn assert_ended(
 
 async fn fetch(q: &Queue, consumer: &str, count: usize) -> Vec<Delivery> {
     let mut b = q.blocking_connection().await.unwrap();
-    q.fetch(&mut b, consumer, count, Duration::from_millis(100))
-        .await
-        .unwrap()
+    q.fetch(
+        &mut b,
+        Stage::Llm,
+        consumer,
+        count,
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap()
 }
 
 /// The run's counters add up: every task counted once, in its final state, and stamped.
@@ -135,12 +141,20 @@ async fn a_delivery_started_past_max_attempts_is_dead_and_recorded_once() {
         q.start(&d, "w1", 2).await.unwrap(),
         Start::Running { attempt: 1 }
     );
-    d = q.reclaim("w2", Duration::ZERO, 10).await.unwrap().remove(0);
+    d = q
+        .reclaim(Stage::Llm, "w2", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         q.start(&d, "w2", 2).await.unwrap(),
         Start::Running { attempt: 2 }
     );
-    d = q.reclaim("w3", Duration::ZERO, 10).await.unwrap().remove(0);
+    d = q
+        .reclaim(Stage::Llm, "w3", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(q.start(&d, "w3", 2).await.unwrap(), Start::Dead);
 
     assert_ended(
@@ -190,7 +204,11 @@ async fn a_task_cancelled_when_a_worker_starts_it_is_recorded() {
     // A running task is left to its worker's next checkpoint...
     assert_eq!(q.cancel_run(&run).await.unwrap(), 0);
     // ...but that worker dies, and the one that reclaims the task finds the run cancelled.
-    let d = q.reclaim("w2", Duration::ZERO, 10).await.unwrap().remove(0);
+    let d = q
+        .reclaim(Stage::Llm, "w2", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         q.start(&d, "w2", 5).await.unwrap(),
         Start::Skip("cancelled".into())
@@ -254,7 +272,10 @@ async fn every_ending_is_one_results_entry_whatever_completions_follow() {
         .unwrap();
     assert_eq!(c, Completion::Dead);
     // Its worker dies; the next start is one too many (start.lua).
-    let again = q.reclaim("w2", Duration::ZERO, 10).await.unwrap();
+    let again = q
+        .reclaim(Stage::Llm, "w2", Duration::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].task, "exhausted");
     assert_eq!(q.start(&again[0], "w2", 1).await.unwrap(), Start::Dead);

@@ -56,6 +56,14 @@ pub enum Cmd {
         /// run is created and nothing is printed on stdout.
         #[arg(long)]
         only_new: bool,
+        /// Verify each patch with the repository's own check, run by verifiers (`worker
+        /// --role verify`): a shell command (`--verify 'cargo test -q'`), or `auto` to pick one
+        /// from the repository (verify.command).
+        #[arg(long, value_name = "COMMAND|auto")]
+        verify: Option<String>,
+        /// Do not verify, whatever verify.command says.
+        #[arg(long, conflicts_with = "verify")]
+        no_verify: bool,
         #[command(flatten)]
         filter: ScanFilter,
     },
@@ -87,6 +95,10 @@ pub enum Cmd {
         /// Apply only these task ids (repeatable).
         #[arg(long = "task")]
         tasks: Vec<String>,
+        /// Also apply patches that were not verified (failed baseline), in a run that
+        /// verifies; by default only patches that passed the check are applied.
+        #[arg(long)]
+        unverified: bool,
     },
     /// Manage worker containers through the Docker engine (DOCKER_HOST or the local socket).
     Fleet {

@@ -13,7 +13,7 @@ use clap::Parser;
 use tars_fleet::config::{Config, Overrides};
 use tars_fleet::exit::ExitCode;
 use tars_fleet::fleet::{Fleet, FleetError, FleetSpec, Limits};
-use tars_fleet::queue::{Queue, TaskState};
+use tars_fleet::queue::{Queue, RunVerify, TaskState};
 use tars_fleet::run::{self, RunOptions};
 use tars_fleet::scan::{self, ScanOptions};
 use tars_fleet::{apply, report, results};
@@ -61,6 +61,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         flags.include = filter.include.clone();
         flags.exclude = filter.exclude.clone();
     }
+    if let Cmd::Run { verify, .. } = &cli.cmd {
+        flags.set("verify.command", verify.clone());
+    }
     let cfg = Config::from_env(cli.config.as_deref(), &flags)?;
     match cli.cmd {
         Cmd::Scan {
@@ -75,13 +78,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             out,
             timeout,
             only_new,
+            no_verify,
             ..
-        } => run_cmd(&cfg, &path, wait, out, timeout, only_new).await,
+        } => run_cmd(&cfg, &path, wait, out, timeout, only_new, no_verify).await,
         Cmd::Status { run, json } => status_cmd(&cfg, run, json).await,
         Cmd::Cancel { run } => cancel_cmd(&cfg, &run).await,
         Cmd::Retry { run, dead } => retry_cmd(&cfg, &run, dead).await,
         Cmd::Purge { run } => purge_cmd(&cfg, &run).await,
-        Cmd::Apply { run, repo, tasks } => apply_cmd(&cfg, run, repo, &tasks).await,
+        Cmd::Apply {
+            run,
+            repo,
+            tasks,
+            unverified,
+        } => apply_cmd(&cfg, run, repo, &tasks, unverified).await,
         Cmd::Results { run, out } => results_cmd(&cfg, run, out).await,
         Cmd::Fleet { cmd } => fleet_cmd(&cfg, cmd).await,
     }
@@ -107,12 +116,32 @@ async fn run_cmd(
     out: Option<PathBuf>,
     timeout: Option<u64>,
     only_new: bool,
+    no_verify: bool,
 ) -> Result<ExitCode> {
     // Scan before touching Redis so a bad path is the first error reported.
     let t0 = Instant::now();
     let report = scan::scan_path(path, &cfg.scan)?;
+    let verify = match no_verify {
+        true => None,
+        false => tars_fleet::verify::resolve(cfg.verify.command.as_deref(), path)?,
+    };
     let queue = Queue::open(cfg).await?;
-    let started = run::start_run(&queue, path, report, RunOptions { only_new }).await?;
+    if let Some(v) = &verify {
+        let verifiers = queue.heartbeats().await.unwrap_or_default();
+        let alive = verifiers
+            .iter()
+            .any(|w| w.get("role").map(String::as_str) == Some("verify"));
+        write!(report::stderr(), "{}", report::verify_plan(v, alive))?;
+    }
+    let opts = RunOptions {
+        only_new,
+        verify: verify.map(|v| RunVerify {
+            command: v.command,
+            repairs: cfg.verify.repairs,
+            repo: String::new(),
+        }),
+    };
+    let started = run::start_run(&queue, path, report, opts).await?;
     let Some(run) = &started.run else {
         // Nothing to wait for: say so and succeed, without a run that would only shadow the
         // latest real one for `status`, `results` and `apply`.
@@ -195,13 +224,15 @@ async fn apply_cmd(
     run: Option<String>,
     repo: Option<PathBuf>,
     tasks: &[String],
+    unverified: bool,
 ) -> Result<ExitCode> {
     let queue = Queue::open(cfg).await?;
     let run = run::resolve_run(&queue, run.as_deref()).await?;
     let st = queue.run_status(&run).await?;
     let repo = apply::chosen_repo(repo.as_deref(), &run, &st.repo, &std::env::current_dir()?)?;
     let records = queue.run_tasks(&run).await?;
-    let applied = apply::apply_patches(&repo, &records, tasks)?;
+    let verified_only = st.verify.is_some() && !unverified;
+    let applied = apply::apply_patches(&repo, &records, tasks, verified_only)?;
     write!(
         report::stderr(),
         "{}",

@@ -11,4 +11,10 @@ end
 local st = take_for_result(task_key, run_key, tasks_stream, group, entry)
 if not st then return 'duplicate' end
 finish(task_key, run_key, run_tasks, results_stream, run, task, st, state, now, ttl, reason, reason_kind, unpack(ARGV, 10))
+-- The run counts its verification outcomes (`verified_passed`...), for status without a scan.
+for i = 10, #ARGV - 1, 2 do
+  if ARGV[i] == 'verified' and ARGV[i + 1] ~= '' then
+    redis.call('HINCRBY', run_key, 'verified_' .. ARGV[i + 1], 1)
+  end
+end
 return 'recorded'

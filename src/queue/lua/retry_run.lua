@@ -9,8 +9,13 @@ for _, id in ipairs(redis.call('SMEMBERS', run_tasks)) do
   if redis.call('HGET', task_key, 'state') == state then
     redis.call('HINCRBY', run_key, state, -1)
     redis.call('HINCRBY', run_key, 'queued', 1)
+    local verified = redis.call('HGET', task_key, 'verified')
+    if verified and verified ~= '' then
+      redis.call('HINCRBY', run_key, 'verified_' .. verified, -1)
+    end
     redis.call('HSET', task_key, 'state', 'queued', 'attempts', 0)
-    redis.call('HDEL', task_key, 'finished_at', 'reason', 'reason_kind', 'patch')
+    redis.call('HDEL', task_key, 'finished_at', 'reason', 'reason_kind', 'patch', 'verified',
+      'verify_output', 'verify_ms', 'repair', 'repairs', 'candidates', 'candidates_count', 'candidate')
     redis.call('PERSIST', task_key)
     redis.call('XADD', tasks_stream, '*', 'run', run, 'task', id)
     n = n + 1
