@@ -1,5 +1,6 @@
-//! The whole path for real: dispatcher, Redis, two worker processes, a real LLM server
-//! (llama.cpp with SmolLM2-135M through the OpenAI-compatible backend).
+//! The whole path for real: dispatcher, Redis, two worker processes, a verifier running the
+//! demo's own tests (`make test`: python3, node, cargo, sh), a real LLM server (llama.cpp with
+//! SmolLM2-135M through the OpenAI-compatible backend).
 
 use std::process::Stdio;
 use std::time::Instant;
@@ -34,15 +35,36 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
             name: format!("worker{i}"),
         });
     }
+    let scratch = tempfile::tempdir().unwrap();
+    let mut v = cmd("worker");
+    env(&mut v);
+    let log = std::fs::File::create(logs.path().join("verifier.log")).unwrap();
+    v.env("TARS_VERIFY__DIR", scratch.path())
+        .args(["--role", "verify", "--root"])
+        .arg(repo.path())
+        .stderr(Stdio::from(log));
+    workers.push(Proc {
+        child: v.spawn().unwrap(),
+        name: "verifier".into(),
+    });
     let mut d = cmd("dispatcher");
     env(&mut d);
-    d.args(["run", "--wait", "--timeout", "900", "--out"])
-        .arg(out_dir.path())
-        .arg(repo.path());
+    d.args([
+        "run",
+        "--wait",
+        "--verify",
+        "auto",
+        "--timeout",
+        "900",
+        "--out",
+    ])
+    .arg(out_dir.path())
+    .arg(repo.path());
     let out = run(d);
-    let worker_logs: String = (0..2)
-        .map(|i| {
-            std::fs::read_to_string(logs.path().join(format!("worker{i}.log"))).unwrap_or_default()
+    let worker_logs: String = ["worker0", "worker1", "verifier"]
+        .iter()
+        .map(|name| {
+            std::fs::read_to_string(logs.path().join(format!("{name}.log"))).unwrap_or_default()
         })
         .collect();
     // A run that finished with failed tasks exits with its own code (5), one without with 0.
@@ -58,6 +80,12 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
         .note("worker logs", worker_logs.clone())
         .code_is(if failed > 0 { 5 } else { 0 });
     let run_id = out.stdout.trim().to_string();
+    assert!(
+        out.stderr
+            .contains("verify: `make test` (auto: Makefile has a `test` target)"),
+        "{}",
+        out.stderr
+    );
 
     // Every task ended, done or failed with a reason.
     let tasks = summary["tasks"].as_array().unwrap();
@@ -73,17 +101,20 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
                     .join(t["patch"].as_str().expect("done task names its patch"));
                 assert!(patch.exists());
                 assert!(!t["model"].is_null(), "{t}");
+                assert_eq!(t["verified"], "passed", "done means verified: {t}");
             }
             "failed" => assert!(!t["reason"].as_str().unwrap_or_default().is_empty(), "{t}"),
             other => panic!("task ended {other}: {t}"),
         }
     }
-    // SmolLM2-135M is often wrong (it gets about 4 of the 6 demo TODOs done), but a run with
-    // nothing done would mean that no answer can get through the gates at all.
+    // SmolLM2-135M is mostly wrong: with verification few or none of its patches are done.
+    // But a run in which no answer reached the verifier would mean that none can get through
+    // the gates at all.
     let done = counts.get("done").copied().unwrap_or(0);
+    let checked = tasks.iter().filter(|t| !t["verify_ms"].is_null()).count();
     assert!(
-        done >= 1,
-        "no task ended done ({counts:?}); per task:\n{}",
+        checked >= 1,
+        "no answer reached the verify stage ({counts:?}); per task:\n{}",
         tasks
             .iter()
             .map(|t| format!(
@@ -107,7 +138,7 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
         if p.extension().is_some_and(|x| x == "patch") {
             patches += 1;
             let o = std::process::Command::new("git")
-                .args(["apply", "--check"])
+                .args(["apply"])
                 .arg(&p)
                 .current_dir(clean.path())
                 .output()
@@ -119,6 +150,20 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
                 String::from_utf8_lossy(&o.stderr),
                 std::fs::read_to_string(&p).unwrap()
             );
+            // No patch called done fails the repository's own tests.
+            let t = std::process::Command::new("make")
+                .arg("test")
+                .current_dir(clean.path())
+                .output()
+                .unwrap();
+            assert!(
+                t.status.success(),
+                "{} is done but fails `make test`:\n{}{}",
+                p.display(),
+                String::from_utf8_lossy(&t.stdout),
+                String::from_utf8_lossy(&t.stderr)
+            );
+            git(clean.path(), &["checkout", "--", "."]);
         }
     }
     assert_eq!(patches as u64, done);
@@ -130,7 +175,19 @@ fn todos_become_checked_patches_through_redis_workers_and_a_real_llm() {
     let st = run(s).success();
     let st: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
     assert_eq!(st["total"], 6);
-    for state in ["queued", "running", "retrying", "done", "failed", "dead"] {
+    assert_eq!(st["verify"]["command"], "make test", "{st}");
+    assert_eq!(st["verify"]["baseline"], "passed", "{st}");
+    assert_eq!(st["verify"]["passed"].as_u64(), Some(done), "{st}");
+    assert_eq!(summary["verification"]["passed"].as_u64(), Some(done));
+    for state in [
+        "queued",
+        "running",
+        "retrying",
+        "verifying",
+        "done",
+        "failed",
+        "dead",
+    ] {
         assert_eq!(
             st[state].as_u64().unwrap(),
             counts.get(state).copied().unwrap_or(0),
