@@ -1,6 +1,8 @@
 //! The gates an answer must pass before it counts as a patch: the TODO is gone, the block
-//! still defines its name, nothing is elided, the file still parses.
+//! still defines its name, nothing is elided, the file still parses, every definition of the
+//! block is kept.
 
+use super::Rejection;
 use crate::scan;
 
 /// Phrases that, in a short comment or one with an ellipsis, stand for code left out. Each was
@@ -216,4 +218,216 @@ pub(super) fn defined_name(line: &str) -> Option<&str> {
 /// (`case 1 ... 9:`), so a valid rewrite in a project's own idiom would count as broken.
 pub(super) fn gated_by_syntax(language: &str) -> bool {
     scan::has_grammar(language) && !matches!(language, "c" | "cpp")
+}
+
+/// Words with which a TODO asks for code to go (`remove the legacy parser`).
+const REMOVAL_WORDS: &[&str] = &["remove", "delete", "drop", "get rid of", "eliminate"];
+
+/// Whether the TODO's `text` asks to remove the definition `name`: a removal word, and the
+/// name itself (its last word: `impl Queue` is named by `Queue`). Without the name a TODO such
+/// as "remove the retry loop" would license deleting the function around the loop.
+pub(super) fn asks_removal(text: &str, name: &str) -> bool {
+    let lower = text.to_lowercase();
+    let word = name.rsplit(' ').next().unwrap_or(name);
+    REMOVAL_WORDS.iter().any(|w| lower.contains(w)) && count_tag(text, word) > 0
+}
+
+/// Words that may stand before a defining keyword (`pub(crate) async fn`, `export default
+/// function`, `local function`, `private static def`).
+const MODIFIERS: &[&str] = &[
+    "pub",
+    "crate",
+    "super",
+    "async",
+    "export",
+    "default",
+    "static",
+    "private",
+    "public",
+    "protected",
+    "internal",
+    "local",
+    "abstract",
+    "final",
+    "override",
+    "open",
+    "inline",
+    "extern",
+    "unsafe",
+    "sealed",
+    "data",
+    "case",
+    "partial",
+    "virtual",
+    "suspend",
+];
+
+/// The name a line defines, for languages without a grammar (or a tree that failed): only a
+/// header that opens with its defining keyword, after modifiers (`def f(`, `function f {`,
+/// `sub f {`, `class Cart < Base`), or a shell function (`name() {`). Stricter than
+/// [`defined_name`], which also takes `if check(x):` for a definition of `check`: comparing
+/// names before and after a rewrite, such a false definition would reject an honest change of
+/// the condition; and prose (`class attribute for x` in a docstring) is no header.
+pub(super) fn line_definition(line: &str) -> Option<&str> {
+    let t = line.trim();
+    let ident_end = |s: &str| {
+        s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    let mut rest = t;
+    loop {
+        let end = ident_end(rest);
+        let (word, after) = rest.split_at(end);
+        if word.is_empty() {
+            break;
+        }
+        if FUNCTION_KEYWORDS.contains(&word) || DEFINERS.contains(&word) {
+            if !after.starts_with([' ', '\t']) {
+                return None;
+            }
+            let mut after = after.trim_start();
+            // Ruby's `def self.name`.
+            if let Some(r) = after.strip_prefix("self.") {
+                after = r;
+            }
+            let (name, tail) = after.split_at(ident_end(after));
+            let tail = tail.trim_start();
+            let header_tail = tail.is_empty()
+                || tail.starts_with(['(', '{', ':', '<', '=', '[', '.', ';'])
+                || ["extends", "implements", "inherits", "where", "do"]
+                    .iter()
+                    .any(|w| tail.starts_with(w));
+            let named = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && !FUNCTION_KEYWORDS.contains(&name);
+            return (named && header_tail).then_some(name);
+        }
+        if !MODIFIERS.contains(&word) {
+            break;
+        }
+        rest = after.trim_start_matches([' ', '\t', '(', ')']);
+    }
+    // A shell function: `backup() {` or `backup () {`.
+    let (head, rest) = t.split_once('(')?;
+    let head = head.trim_end();
+    let is_name = !head.is_empty()
+        && head
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.'));
+    let rest = rest.trim_start().strip_prefix(')')?;
+    (is_name && rest.trim_start().starts_with('{')).then_some(head)
+}
+
+/// One definition as the gates compare them: from a syntax tree where the language has a
+/// grammar that read the block cleanly, else from [`line_definition`] line by line.
+#[derive(Debug, Clone)]
+pub(super) struct Def {
+    pub name: String,
+    /// Byte range in the file it was found in: the whole definition from a tree, its header
+    /// line from [`line_definition`].
+    pub bytes: std::ops::Range<usize>,
+    pub local: bool,
+}
+
+/// The definitions of a block before and after a rewrite.
+pub(super) struct Split {
+    /// In the original block.
+    pub before: Vec<Def>,
+    /// In the rewritten block.
+    pub after: Vec<Def>,
+}
+
+/// A rewrite's file and block, as the definition gates need them.
+pub(super) struct Rewrite<'a> {
+    pub language: &'a str,
+    pub path: &'a str,
+    pub content: &'a str,
+    pub new_content: &'a str,
+    /// The block's byte range in `content`.
+    pub old: std::ops::Range<usize>,
+    /// The new block's byte range in `new_content`.
+    pub new: std::ops::Range<usize>,
+}
+
+impl Rewrite<'_> {
+    /// Through tree-sitter when both files parse cleanly where the block is; otherwise line by
+    /// line, on both sides alike, so a grammar that failed on the answer cannot make a kept
+    /// definition look dropped.
+    pub(super) fn definitions(&self) -> Split {
+        let trees = scan::definitions(self.language, self.path, self.content, self.old.clone())
+            .filter(|d| d.focus_clean)
+            .zip(
+                scan::definitions(self.language, self.path, self.new_content, self.new.clone())
+                    .filter(|d| d.focus_clean),
+            );
+        let inside = |r: &std::ops::Range<usize>, d: &std::ops::Range<usize>| {
+            d.start >= r.start && d.start < r.end
+        };
+        if let Some((old, new)) = trees {
+            let conv = |d: scan::Definition| Def {
+                name: d.name,
+                bytes: d.bytes,
+                local: d.local,
+            };
+            let before = old
+                .list
+                .into_iter()
+                .map(conv)
+                .filter(|d| inside(&self.old, &d.bytes))
+                .collect();
+            let after = new
+                .list
+                .into_iter()
+                .map(conv)
+                .filter(|d| inside(&self.new, &d.bytes))
+                .collect();
+            return Split { before, after };
+        }
+        let before = line_defs(self.content)
+            .into_iter()
+            .filter(|d| inside(&self.old, &d.bytes))
+            .collect();
+        let after = line_defs(self.new_content)
+            .into_iter()
+            .filter(|d| inside(&self.new, &d.bytes))
+            .collect();
+        Split { before, after }
+    }
+}
+
+/// [`line_definition`] over every line of `text`.
+fn line_defs(text: &str) -> Vec<Def> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(name) = line_definition(line) {
+            out.push(Def {
+                name: name.to_string(),
+                bytes: at..at + line.len(),
+                local: false,
+            });
+        }
+        at += line.len();
+    }
+    out
+}
+
+/// The gate on definitions: every definition the block had is still there (unless the TODO
+/// asks to remove it).
+pub(super) fn check_definitions(rw: &Rewrite<'_>, todo_text: &str) -> Result<(), Rejection> {
+    use std::collections::HashSet;
+    let Split { before, after } = rw.definitions();
+    // Local helpers (a closure, a nested def) are the function's own business: a rewrite may
+    // inline them.
+    let kept: HashSet<&str> = after.iter().map(|d| d.name.as_str()).collect();
+    if let Some(d) = before
+        .iter()
+        .filter(|d| !d.local)
+        .find(|d| !kept.contains(d.name.as_str()) && !asks_removal(todo_text, &d.name))
+    {
+        return Err(Rejection::DroppedSymbol {
+            name: d.name.clone(),
+        });
+    }
+    Ok(())
 }

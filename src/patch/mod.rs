@@ -45,7 +45,8 @@ pub enum Rejection {
     )]
     Stub { line: String },
     #[error(
-        "the rewritten block no longer defines `{name}`: the answer dropped the code around the TODO"
+        "the rewritten block no longer defines `{name}`: a rewrite must keep every definition \
+         of the block (the answer dropped code)"
     )]
     DroppedSymbol { name: String },
     #[error(
@@ -198,6 +199,19 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
             line: after.first_line.unwrap_or(spec.line),
         });
     }
+    // Definitions: each one of the block kept. After the syntax gate, so the trees compared
+    // are sound.
+    gates::check_definitions(
+        &gates::Rewrite {
+            language: &spec.language,
+            path: &spec.path,
+            content,
+            new_content: &new_content,
+            old: start..end,
+            new: start..start + new_block.len(),
+        },
+        &spec.text,
+    )?;
     let diff = unified_diff(&spec.path, content, &new_content);
     match apply_unified(content, &diff) {
         Ok(applied) if applied == new_content => {}

@@ -407,3 +407,83 @@ fn whole_file_spec(content: &str, path: &str, language: &str, text: &str) -> cra
     s.language = language.into();
     s
 }
+
+const QUEUE: &str = "struct Queue {\n    items: Vec<i32>,\n}\n\nimpl Queue {\n    pub fn new() -> Self {\n        Queue { items: Vec::new() }\n    }\n\n    pub fn push(&mut self, x: i32) {\n        // TODO: reject negative items\n        self.items.push(x);\n    }\n\n    pub fn len(&self) -> usize {\n        self.items.len()\n    }\n\n    pub fn is_empty(&self) -> bool {\n        self.items.is_empty()\n    }\n}\n";
+
+/// Issue 11: an `impl` answer that kept 1 of its 4 methods passed. Every definition of the
+/// block must still be there, by name, unless the TODO asks to remove it; a local helper may
+/// be inlined.
+#[test]
+fn every_definition_of_the_block_is_kept_by_name() {
+    let block = &QUEUE[QUEUE.find("impl Queue").unwrap()..];
+    let mut s = spec(QUEUE, block, "reject negative items");
+    s.symbol = Some("impl Queue {".into());
+    let push = "    pub fn push(&mut self, x: i32) {\n        if x >= 0 {\n            self.items.push(x);\n        }\n    }\n";
+    let one_of_four = format!("```rust\nimpl Queue {{\n{push}}}\n```");
+    assert_eq!(
+        make_patch(&s.target(QUEUE).unwrap(), &one_of_four),
+        Err(Rejection::DroppedSymbol { name: "new".into() })
+    );
+    let all = block.replace(
+        "        // TODO: reject negative items\n        self.items.push(x);\n",
+        "        if x >= 0 {\n            self.items.push(x);\n        }\n",
+    );
+    let p = make_patch(&s.target(QUEUE).unwrap(), &format!("```rust\n{all}```"));
+    assert!(p.is_ok(), "{p:?}");
+    // The TODO names what it removes: that one may go, no other.
+    let text_block = block.replace("reject negative items", "remove is_empty, nobody calls it");
+    let file = QUEUE.replace("reject negative items", "remove is_empty, nobody calls it");
+    let r = spec(&file, &text_block, "remove is_empty, nobody calls it");
+    let cut = &all[..all.find("\n    pub fn is_empty").unwrap()];
+    let without = format!("```rust\n{cut}\n}}\n```");
+    assert!(make_patch(&r.target(&file).unwrap(), &without).is_ok());
+    let cut = &all[..all.find("\n    pub fn len").unwrap()];
+    let without_len = format!("```rust\n{cut}\n}}\n```");
+    assert_eq!(
+        make_patch(&r.target(&file).unwrap(), &without_len),
+        Err(Rejection::DroppedSymbol { name: "len".into() })
+    );
+
+    // Python: a method of the class dropped; a nested helper inlined is fine.
+    let py = "class Cart:\n    def add(self, x):\n        # TODO: reject negative prices\n        self.items.append(x)\n\n    def total(self):\n        return sum(self.items)\n";
+    let c = whole_file_spec(py, "cart.py", "python", "reject negative prices");
+    let dropped = "```python\nclass Cart:\n    def add(self, x):\n        if x < 0:\n            raise ValueError(x)\n        self.items.append(x)\n```";
+    assert_eq!(
+        make_patch(&c.target(py).unwrap(), dropped),
+        Err(Rejection::DroppedSymbol {
+            name: "total".into()
+        })
+    );
+    let nested = "def f(xs):\n    def clean(x):\n        return x.strip()\n    # TODO: skip empty strings\n    return [clean(x) for x in xs]\n";
+    let n = whole_file_spec(nested, "f.py", "python", "skip empty strings");
+    let inlined = "```python\ndef f(xs):\n    return [x.strip() for x in xs if x.strip()]\n```";
+    let p = make_patch(&n.target(nested).unwrap(), inlined);
+    assert!(p.is_ok(), "{p:?}");
+
+    // No grammar (Ruby): the definitions come from the lines' keywords.
+    let rb = "class Cart\n  def add(x)\n    # TODO: reject negative prices\n    @items << x\n  end\n\n  def total\n    @items.sum\n  end\nend\n";
+    let c = whole_file_spec(rb, "cart.rb", "ruby", "reject negative prices");
+    let dropped = "```ruby\nclass Cart\n  def add(x)\n    raise ArgumentError if x.negative?\n    @items << x\n  end\nend\n```";
+    assert_eq!(
+        make_patch(&c.target(rb).unwrap(), dropped),
+        Err(Rejection::DroppedSymbol {
+            name: "total".into()
+        })
+    );
+    // A condition that calls a function defines nothing: changing it is no dropped definition.
+    assert_eq!(super::gates::line_definition("if check(x):"), None);
+    assert_eq!(
+        super::gates::line_definition("    def total"),
+        Some("total")
+    );
+    assert_eq!(super::gates::line_definition("backup() {"), Some("backup"));
+    assert_eq!(
+        super::gates::line_definition("function backup {"),
+        Some("backup")
+    );
+    assert_eq!(
+        super::gates::line_definition("pub(crate) async fn run(x: u8) {"),
+        Some("run")
+    );
+    assert_eq!(super::gates::line_definition("class attribute for x"), None);
+}
