@@ -1,6 +1,8 @@
 //! The gates an answer must pass before it counts as a patch: the TODO is gone, the block
-//! still defines its name, nothing is elided, the file still parses.
+//! still defines its name, nothing is elided, the file still parses, every definition of the
+//! block is kept, and none is pasted from the rest of the file or shadows one there.
 
+use super::Rejection;
 use crate::scan;
 
 /// Phrases that, in a short comment or one with an ellipsis, stand for code left out. Each was
@@ -216,4 +218,381 @@ pub(super) fn defined_name(line: &str) -> Option<&str> {
 /// (`case 1 ... 9:`), so a valid rewrite in a project's own idiom would count as broken.
 pub(super) fn gated_by_syntax(language: &str) -> bool {
     scan::has_grammar(language) && !matches!(language, "c" | "cpp")
+}
+
+/// Words with which a TODO asks for code to go (`remove the legacy parser`).
+const REMOVAL_WORDS: &[&str] = &["remove", "delete", "drop", "get rid of", "eliminate"];
+
+/// Whether the TODO's `text` asks to remove the definition `name`: a removal word, and the
+/// name itself (its last word: `impl Queue` is named by `Queue`). Without the name a TODO such
+/// as "remove the retry loop" would license deleting the function around the loop.
+pub(super) fn asks_removal(text: &str, name: &str) -> bool {
+    let lower = text.to_lowercase();
+    let word = name.rsplit(' ').next().unwrap_or(name);
+    REMOVAL_WORDS.iter().any(|w| lower.contains(w)) && count_tag(text, word) > 0
+}
+
+/// Words that may stand before a defining keyword (`pub(crate) async fn`, `export default
+/// function`, `local function`, `private static def`).
+const MODIFIERS: &[&str] = &[
+    "pub",
+    "crate",
+    "super",
+    "async",
+    "export",
+    "default",
+    "static",
+    "private",
+    "public",
+    "protected",
+    "internal",
+    "local",
+    "abstract",
+    "final",
+    "override",
+    "open",
+    "inline",
+    "extern",
+    "unsafe",
+    "sealed",
+    "data",
+    "case",
+    "partial",
+    "virtual",
+    "suspend",
+];
+
+/// The name a line defines, for languages without a grammar (or a tree that failed): only a
+/// header that opens with its defining keyword, after modifiers (`def f(`, `function f {`,
+/// `sub f {`, `class Cart < Base`), or a shell function (`name() {`). Stricter than
+/// [`defined_name`], which also takes `if check(x):` for a definition of `check`: comparing
+/// names before and after a rewrite, such a false definition would reject an honest change of
+/// the condition; and prose (`class attribute for x` in a docstring) is no header.
+pub(super) fn line_definition(line: &str) -> Option<&str> {
+    let t = line.trim();
+    let ident_end = |s: &str| {
+        s.find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    let mut rest = t;
+    loop {
+        let end = ident_end(rest);
+        let (word, after) = rest.split_at(end);
+        if word.is_empty() {
+            break;
+        }
+        if FUNCTION_KEYWORDS.contains(&word) || DEFINERS.contains(&word) {
+            if !after.starts_with([' ', '\t']) {
+                return None;
+            }
+            let mut after = after.trim_start();
+            // Ruby's `def self.name`.
+            if let Some(r) = after.strip_prefix("self.") {
+                after = r;
+            }
+            let (name, tail) = after.split_at(ident_end(after));
+            let tail = tail.trim_start();
+            let header_tail = tail.is_empty()
+                || tail.starts_with(['(', '{', ':', '<', '=', '[', '.', ';'])
+                || ["extends", "implements", "inherits", "where", "do"]
+                    .iter()
+                    .any(|w| tail.starts_with(w));
+            let named = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && !FUNCTION_KEYWORDS.contains(&name);
+            return (named && header_tail).then_some(name);
+        }
+        if !MODIFIERS.contains(&word) {
+            break;
+        }
+        rest = after.trim_start_matches([' ', '\t', '(', ')']);
+    }
+    // A shell function: `backup() {` or `backup () {`.
+    let (head, rest) = t.split_once('(')?;
+    let head = head.trim_end();
+    let is_name = !head.is_empty()
+        && head
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ':' | '.'));
+    let rest = rest.trim_start().strip_prefix(')')?;
+    (is_name && rest.trim_start().starts_with('{')).then_some(head)
+}
+
+/// One definition as the gates compare them: from a syntax tree where the language has a
+/// grammar that read the block cleanly, else from [`line_definition`] line by line.
+#[derive(Debug, Clone)]
+pub(super) struct Def {
+    pub name: String,
+    pub scope: String,
+    /// `None`: never clashes with another definition of its name (see
+    /// [`scan::Definition::key`]); line-found definitions clash only at the top level.
+    pub key: Option<String>,
+    /// Byte range in the file it was found in: the whole definition from a tree, its header
+    /// line from [`line_definition`].
+    pub bytes: std::ops::Range<usize>,
+    pub line: usize,
+    pub local: bool,
+    /// Whether `bytes` hold the whole definition (a tree's), so two can be compared as text.
+    pub whole: bool,
+}
+
+/// The definitions of a file before and after a rewrite, split by where they are.
+pub(super) struct Split {
+    /// In the original block.
+    pub before: Vec<Def>,
+    /// In the rewritten block.
+    pub after: Vec<Def>,
+    /// In the original file, outside the block (unchanged by the rewrite).
+    pub outside: Vec<Def>,
+}
+
+/// A rewrite's file and block, as the definition gates need them.
+pub(super) struct Rewrite<'a> {
+    pub language: &'a str,
+    pub path: &'a str,
+    pub content: &'a str,
+    pub new_content: &'a str,
+    /// The block's byte range in `content`.
+    pub old: std::ops::Range<usize>,
+    /// The new block's byte range in `new_content`.
+    pub new: std::ops::Range<usize>,
+}
+
+impl Rewrite<'_> {
+    /// Through tree-sitter when both files parse cleanly where the block is; otherwise line by
+    /// line, on both sides alike, so a grammar that failed on the answer cannot make a kept
+    /// definition look dropped.
+    pub(super) fn definitions(&self) -> Split {
+        let trees = scan::definitions(self.language, self.path, self.content, self.old.clone())
+            .filter(|d| d.focus_clean)
+            .zip(
+                scan::definitions(self.language, self.path, self.new_content, self.new.clone())
+                    .filter(|d| d.focus_clean),
+            );
+        let inside = |r: &std::ops::Range<usize>, d: &std::ops::Range<usize>| {
+            d.start >= r.start && d.start < r.end
+        };
+        if let Some((old, new)) = trees {
+            let conv = |d: scan::Definition| Def {
+                name: d.name,
+                scope: d.scope,
+                key: d.key,
+                bytes: d.bytes,
+                line: d.line,
+                local: d.local,
+                whole: true,
+            };
+            let (before, outside): (Vec<Def>, Vec<Def>) = old
+                .list
+                .into_iter()
+                .map(conv)
+                .partition(|d| inside(&self.old, &d.bytes));
+            let after = new
+                .list
+                .into_iter()
+                .map(conv)
+                .filter(|d| inside(&self.new, &d.bytes))
+                .collect();
+            return Split {
+                before,
+                after,
+                outside,
+            };
+        }
+        let (before, outside): (Vec<Def>, Vec<Def>) = line_defs(self.content)
+            .into_iter()
+            .partition(|d| inside(&self.old, &d.bytes));
+        let after = line_defs(self.new_content)
+            .into_iter()
+            .filter(|d| inside(&self.new, &d.bytes))
+            .collect();
+        Split {
+            before,
+            after,
+            outside,
+        }
+    }
+}
+
+/// [`line_definition`] over every line of `text`; a header at column 0 is top level (and
+/// clashes with another there), any other is scoped by what we cannot see: it never clashes.
+fn line_defs(text: &str) -> Vec<Def> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if let Some(name) = line_definition(line) {
+            let top = !line.starts_with([' ', '\t']);
+            out.push(Def {
+                name: name.to_string(),
+                scope: String::new(),
+                key: top.then(String::new),
+                bytes: at..at + line.len(),
+                line: i + 1,
+                local: false,
+                whole: false,
+            });
+        }
+        at += line.len();
+    }
+    out
+}
+
+/// Lines in a run the paste check compares: at least this many consecutive non-blank lines.
+const PASTE_RUN: usize = 4;
+
+/// A run of [`PASTE_RUN`] or more consecutive non-blank lines of the new block (compared
+/// trimmed, since a splice re-indents) that the file has outside the block and the original
+/// block did not have: the model pasted the file, or the context shown above the block, into
+/// its answer. Runs of closing braces and other short lines do not count: at least three lines
+/// of the run must carry some code; nor does a run made only of lines the block had. Returns the 1-based line outside where the run starts and
+/// the run's length.
+pub(super) fn pasted_run(
+    content: &str,
+    old: std::ops::Range<usize>,
+    new_block: &str,
+) -> Option<(usize, usize)> {
+    use std::collections::{HashMap, HashSet};
+    let lines = |text: &str, first_line: usize| -> Vec<(usize, String)> {
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| (first_line + i, l.trim().to_string()))
+            .filter(|(_, l)| !l.is_empty())
+            .collect()
+    };
+    let (before, block, after) = (
+        content.get(..old.start)?,
+        content.get(old.clone())?,
+        content.get(old.end..)?,
+    );
+    let after_line = before.lines().count() + block.lines().count() + 1;
+    let outside = [lines(before, 1), lines(after, after_line)];
+    let substantial = |w: &[(usize, String)]| {
+        w.iter()
+            .filter(|(_, l)| l.chars().filter(|c| c.is_alphanumeric()).count() >= 6)
+            .count()
+            >= 3
+    };
+    let key = |w: &[(usize, String)]| {
+        w.iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for side in &outside {
+        for w in side.windows(PASTE_RUN) {
+            seen.entry(key(w)).or_insert(w[0].0);
+        }
+    }
+    // Lines the block had, in any order: removing the TODO's line joins two runs of the
+    // block into one the file may have elsewhere, which is no paste.
+    let old_lines = lines(block, 1);
+    let had: HashSet<String> = old_lines.windows(PASTE_RUN).map(key).collect();
+    let had_line: HashSet<&str> = old_lines.iter().map(|(_, l)| l.as_str()).collect();
+    let new = lines(new_block, 1);
+    let mut i = 0;
+    while i + PASTE_RUN <= new.len() {
+        let w = &new[i..i + PASTE_RUN];
+        let k = key(w);
+        if substantial(w)
+            && !had.contains(&k)
+            && w.iter().any(|(_, l)| !had_line.contains(l.as_str()))
+            && let Some(&line) = seen.get(&k)
+        {
+            // Report the run as far as it goes on.
+            let mut len = PASTE_RUN;
+            while i + len < new.len()
+                && seen.contains_key(&key(&new[i + len + 1 - PASTE_RUN..=i + len]))
+            {
+                len += 1;
+            }
+            return Some((line, len));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The gates on definitions, in order: every definition the block had is still there (unless
+/// the TODO asks to remove it); the block does not repeat the file around it; and a new
+/// definition does not take a name the file defines elsewhere in the same scope.
+pub(super) fn check_definitions(
+    rw: &Rewrite<'_>,
+    todo_text: &str,
+    new_block: &str,
+) -> Result<(), Rejection> {
+    use std::collections::HashSet;
+    let Split {
+        before,
+        after,
+        outside,
+    } = rw.definitions();
+    // Local helpers (a closure, a nested def) are the function's own business: a rewrite may
+    // inline them.
+    let kept: HashSet<&str> = after.iter().map(|d| d.name.as_str()).collect();
+    if let Some(d) = before
+        .iter()
+        .filter(|d| !d.local)
+        .find(|d| !kept.contains(d.name.as_str()) && !asks_removal(todo_text, &d.name))
+    {
+        return Err(Rejection::DroppedSymbol {
+            name: d.name.clone(),
+        });
+    }
+    if let Some((line, lines)) = pasted_run(rw.content, rw.old.clone(), new_block) {
+        return Err(Rejection::PastedContext {
+            what: format!("{lines} lines"),
+            line,
+        });
+    }
+    let had: HashSet<&str> = before.iter().map(|d| d.name.as_str()).collect();
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A definition's node ends before the newline that ends the block.
+    let old_end = rw.old.start
+        + rw.content
+            .get(rw.old.clone())
+            .unwrap_or("")
+            .trim_end()
+            .len();
+    for d in after.iter().filter(|d| !had.contains(d.name.as_str())) {
+        // A definition of the name that holds the block, of the same kind (a Java constructor
+        // is named like its class): the model wrapped its rewrite in the class (or function)
+        // it was cut from.
+        if let Some(o) = outside.iter().find(|o| {
+            o.name == d.name
+                && o.key == d.key
+                && o.bytes.start <= rw.old.start
+                && o.bytes.end >= old_end
+        }) {
+            return Err(Rejection::PastedContext {
+                what: format!("the definition of `{}` around the block", d.name),
+                line: o.line,
+            });
+        }
+        if d.local || d.key.is_none() {
+            continue;
+        }
+        if let Some(o) = outside
+            .iter()
+            .find(|o| !o.local && o.key == d.key && o.scope == d.scope && o.name == d.name)
+        {
+            let copy =
+                |text: &str, r: &std::ops::Range<usize>| norm(text.get(r.clone()).unwrap_or(""));
+            // Word for word the one outside: a paste; anything else: a second definition.
+            return Err(
+                if d.whole && copy(rw.new_content, &d.bytes) == copy(rw.content, &o.bytes) {
+                    Rejection::PastedContext {
+                        what: format!("the definition of `{}`", d.name),
+                        line: o.line,
+                    }
+                } else {
+                    Rejection::Shadows {
+                        name: d.name.clone(),
+                        line: o.line,
+                    }
+                },
+            );
+        }
+    }
+    Ok(())
 }

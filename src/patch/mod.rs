@@ -45,9 +45,20 @@ pub enum Rejection {
     )]
     Stub { line: String },
     #[error(
-        "the rewritten block no longer defines `{name}`: the answer dropped the code around the TODO"
+        "the rewritten block no longer defines `{name}`: a rewrite must keep every definition \
+         of the block (the answer dropped code)"
     )]
     DroppedSymbol { name: String },
+    #[error(
+        "the rewritten block repeats {what} of the file outside it (line {line}): reply with \
+         the rewritten block alone, not the file or the context shown around the block"
+    )]
+    PastedContext { what: String, line: usize },
+    #[error(
+        "the rewritten block defines `{name}`, which the file already defines at line {line}: \
+         the new definition would shadow that one; give new code a name of its own"
+    )]
+    Shadows { name: String, line: usize },
     #[error(
         "the patched file does not parse as {language}: a new syntax error at line {line} \
          (the answer is not valid code)"
@@ -86,6 +97,8 @@ impl Rejection {
             Rejection::Elision { .. } => "elision",
             Rejection::Stub { .. } => "stub",
             Rejection::DroppedSymbol { .. } => "dropped_symbol",
+            Rejection::PastedContext { .. } => "pasted_context",
+            Rejection::Shadows { .. } => "shadows",
             Rejection::SyntaxError { .. } => "syntax_error",
             Rejection::DiffMismatch(_) => "diff_mismatch",
         }
@@ -198,6 +211,20 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
             line: after.first_line.unwrap_or(spec.line),
         });
     }
+    // Definitions: each one of the block kept, none pasted from the file around it or
+    // shadowing one there. After the syntax gate, so the trees compared are sound.
+    gates::check_definitions(
+        &gates::Rewrite {
+            language: &spec.language,
+            path: &spec.path,
+            content,
+            new_content: &new_content,
+            old: start..end,
+            new: start..start + new_block.len(),
+        },
+        &spec.text,
+        &new_block,
+    )?;
     let diff = unified_diff(&spec.path, content, &new_content);
     match apply_unified(content, &diff) {
         Ok(applied) if applied == new_content => {}

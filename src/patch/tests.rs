@@ -407,3 +407,238 @@ fn whole_file_spec(content: &str, path: &str, language: &str, text: &str) -> cra
     s.language = language.into();
     s
 }
+
+/// A task on the block `block` of `content`, in a file of another language.
+fn block_spec(
+    content: &str,
+    block: &str,
+    path: &str,
+    language: &str,
+    text: &str,
+) -> crate::task::TaskSpec {
+    let mut s = spec(content, block, text);
+    s.path = path.into();
+    s.language = language.into();
+    s
+}
+
+const QUEUE: &str = "struct Queue {\n    items: Vec<i32>,\n}\n\nimpl Queue {\n    pub fn new() -> Self {\n        Queue { items: Vec::new() }\n    }\n\n    pub fn push(&mut self, x: i32) {\n        // TODO: reject negative items\n        self.items.push(x);\n    }\n\n    pub fn len(&self) -> usize {\n        self.items.len()\n    }\n\n    pub fn is_empty(&self) -> bool {\n        self.items.is_empty()\n    }\n}\n";
+
+/// Issue 11: an `impl` answer that kept 1 of its 4 methods passed. Every definition of the
+/// block must still be there, by name, unless the TODO asks to remove it; a local helper may
+/// be inlined.
+#[test]
+fn every_definition_of_the_block_is_kept_by_name() {
+    let block = &QUEUE[QUEUE.find("impl Queue").unwrap()..];
+    let mut s = spec(QUEUE, block, "reject negative items");
+    s.symbol = Some("impl Queue {".into());
+    let push = "    pub fn push(&mut self, x: i32) {\n        if x >= 0 {\n            self.items.push(x);\n        }\n    }\n";
+    let one_of_four = format!("```rust\nimpl Queue {{\n{push}}}\n```");
+    assert_eq!(
+        make_patch(&s.target(QUEUE).unwrap(), &one_of_four),
+        Err(Rejection::DroppedSymbol { name: "new".into() })
+    );
+    let all = block.replace(
+        "        // TODO: reject negative items\n        self.items.push(x);\n",
+        "        if x >= 0 {\n            self.items.push(x);\n        }\n",
+    );
+    let p = make_patch(&s.target(QUEUE).unwrap(), &format!("```rust\n{all}```"));
+    assert!(p.is_ok(), "{p:?}");
+    // The TODO names what it removes: that one may go, no other.
+    let text_block = block.replace("reject negative items", "remove is_empty, nobody calls it");
+    let file = QUEUE.replace("reject negative items", "remove is_empty, nobody calls it");
+    let r = spec(&file, &text_block, "remove is_empty, nobody calls it");
+    let cut = &all[..all.find("\n    pub fn is_empty").unwrap()];
+    let without = format!("```rust\n{cut}\n}}\n```");
+    assert!(make_patch(&r.target(&file).unwrap(), &without).is_ok());
+    let cut = &all[..all.find("\n    pub fn len").unwrap()];
+    let without_len = format!("```rust\n{cut}\n}}\n```");
+    assert_eq!(
+        make_patch(&r.target(&file).unwrap(), &without_len),
+        Err(Rejection::DroppedSymbol { name: "len".into() })
+    );
+
+    // Python: a method of the class dropped; a nested helper inlined is fine.
+    let py = "class Cart:\n    def add(self, x):\n        # TODO: reject negative prices\n        self.items.append(x)\n\n    def total(self):\n        return sum(self.items)\n";
+    let c = whole_file_spec(py, "cart.py", "python", "reject negative prices");
+    let dropped = "```python\nclass Cart:\n    def add(self, x):\n        if x < 0:\n            raise ValueError(x)\n        self.items.append(x)\n```";
+    assert_eq!(
+        make_patch(&c.target(py).unwrap(), dropped),
+        Err(Rejection::DroppedSymbol {
+            name: "total".into()
+        })
+    );
+    let nested = "def f(xs):\n    def clean(x):\n        return x.strip()\n    # TODO: skip empty strings\n    return [clean(x) for x in xs]\n";
+    let n = whole_file_spec(nested, "f.py", "python", "skip empty strings");
+    let inlined = "```python\ndef f(xs):\n    return [x.strip() for x in xs if x.strip()]\n```";
+    let p = make_patch(&n.target(nested).unwrap(), inlined);
+    assert!(p.is_ok(), "{p:?}");
+
+    // No grammar (Ruby): the definitions come from the lines' keywords.
+    let rb = "class Cart\n  def add(x)\n    # TODO: reject negative prices\n    @items << x\n  end\n\n  def total\n    @items.sum\n  end\nend\n";
+    let c = whole_file_spec(rb, "cart.rb", "ruby", "reject negative prices");
+    let dropped = "```ruby\nclass Cart\n  def add(x)\n    raise ArgumentError if x.negative?\n    @items << x\n  end\nend\n```";
+    assert_eq!(
+        make_patch(&c.target(rb).unwrap(), dropped),
+        Err(Rejection::DroppedSymbol {
+            name: "total".into()
+        })
+    );
+    // A condition that calls a function defines nothing: changing it is no dropped definition.
+    assert_eq!(super::gates::line_definition("if check(x):"), None);
+    assert_eq!(
+        super::gates::line_definition("    def total"),
+        Some("total")
+    );
+    assert_eq!(super::gates::line_definition("backup() {"), Some("backup"));
+    assert_eq!(
+        super::gates::line_definition("function backup {"),
+        Some("backup")
+    );
+    assert_eq!(
+        super::gates::line_definition("pub(crate) async fn run(x: u8) {"),
+        Some("run")
+    );
+    assert_eq!(super::gates::line_definition("class attribute for x"), None);
+}
+
+const STORE: &str = "import os\n\n\ndef load(path):\n    with open(path) as f:\n        return f.read()\n\n\ndef save(path, text):\n    # TODO: write atomically\n    with open(path, \"w\") as f:\n        f.write(text)\n";
+
+/// A block that grows into the whole file: the model pasted the file (or the context shown
+/// above the block) into it, or wrapped its method in the class it was cut from ("it parses").
+/// A helper with a name of its own next to the edited function is a rewrite, not a paste.
+#[test]
+fn a_block_grown_into_the_file_around_it_is_rejected() {
+    let block = &STORE[STORE.find("def save").unwrap()..];
+    let s = block_spec(STORE, block, "store.py", "python", "write atomically");
+    let fixed_save = "def save(path, text):\n    tmp = path + \".tmp\"\n    with open(tmp, \"w\") as f:\n        f.write(text)\n    os.replace(tmp, path)\n";
+    let whole = format!(
+        "```python\n{}{fixed_save}```",
+        &STORE[..STORE.find("def save").unwrap()]
+    );
+    assert_eq!(
+        make_patch(&s.target(STORE).unwrap(), &whole),
+        Err(Rejection::PastedContext {
+            what: "4 lines".into(),
+            line: 1
+        })
+    );
+    let helper = "```python\ndef _write_atomically(path, text):\n    tmp = path + \".tmp\"\n    with open(tmp, \"w\") as f:\n        f.write(text)\n    os.replace(tmp, path)\n\n\ndef save(path, text):\n    _write_atomically(path, text)\n```";
+    let p = make_patch(&s.target(STORE).unwrap(), helper);
+    assert!(p.is_ok(), "{p:?}");
+    assert!(
+        make_patch(
+            &s.target(STORE).unwrap(),
+            &format!("```python\n{fixed_save}```")
+        )
+        .is_ok()
+    );
+
+    // The class spliced into one of its own methods: valid Python, and a copy of the file.
+    let py = "class Store:\n    def __init__(self):\n        self.items = {}\n\n    def get(self, key):\n        # TODO: raise KeyError with the key\n        return self.items[key]\n";
+    let block = &py[py.find("    def get").unwrap()..];
+    let s = block_spec(
+        py,
+        block,
+        "store.py",
+        "python",
+        "raise KeyError with the key",
+    );
+    let spliced = "```python\nclass Store:\n    def __init__(self):\n        self.items = {}\n\n    def get(self, key):\n        if key not in self.items:\n            raise KeyError(key)\n        return self.items[key]\n```";
+    assert_eq!(
+        make_patch(&s.target(py).unwrap(), spliced),
+        Err(Rejection::PastedContext {
+            what: "the definition of `Store` around the block".into(),
+            line: 1
+        })
+    );
+
+    // Rust: the whole file pasted into `add`; its `main` is a word-for-word copy.
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let whole = "```rust\nuse std::fmt;\n\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n\nfn main() {}\n```";
+    assert_eq!(
+        make_patch(&s.target(FILE).unwrap(), whole),
+        Err(Rejection::PastedContext {
+            what: "the definition of `main`".into(),
+            line: 8
+        })
+    );
+    let r = Rejection::PastedContext {
+        what: "4 lines".into(),
+        line: 1,
+    };
+    assert_eq!(r.kind(), "pasted_context");
+    assert!(r.to_string().contains("not the file"), "{r}");
+}
+
+/// Issue 11: in shell and Python, a second definition added next to the block shadowed code
+/// elsewhere in the file. A new definition may not take a name the file defines outside the
+/// block in the same scope; a method named like a function elsewhere is no shadow.
+#[test]
+fn a_new_definition_shadowing_one_elsewhere_is_rejected() {
+    let py = "import os\n\n\ndef log(msg):\n    print(msg)\n\n\ndef run(cmd):\n    # TODO: log the command\n    return os.system(cmd)\n";
+    let block = &py[py.find("def run").unwrap()..];
+    let s = block_spec(py, block, "run.py", "python", "log the command");
+    let shadow = "```python\ndef log(msg):\n    sys.stderr.write(msg + \"\\n\")\n\n\ndef run(cmd):\n    log(cmd)\n    return os.system(cmd)\n```";
+    assert_eq!(
+        make_patch(&s.target(py).unwrap(), shadow),
+        Err(Rejection::Shadows {
+            name: "log".into(),
+            line: 4
+        })
+    );
+    let calls = "```python\ndef run(cmd):\n    log(cmd)\n    return os.system(cmd)\n```";
+    assert!(make_patch(&s.target(py).unwrap(), calls).is_ok());
+    // A method named like the module's function lives in the class: no shadow.
+    let cls = "def log(msg):\n    print(msg)\n\n\nclass Job:\n    def run(self):\n        # TODO: log the start\n        return 1\n";
+    let block = &cls[cls.find("    def run").unwrap()..];
+    let s = block_spec(cls, block, "job.py", "python", "log the start");
+    let method = "```python\n    def log(self, msg):\n        print(\"job:\", msg)\n\n    def run(self):\n        self.log(\"start\")\n        return 1\n```";
+    let p = make_patch(&s.target(cls).unwrap(), method);
+    assert!(p.is_ok(), "{p:?}");
+
+    // Shell: no grammar; a top-level function from the lines.
+    let sh = "#!/bin/sh\nlog() {\n    echo \"$1\" >&2\n}\n\nbackup() {\n    # TODO: log what is copied\n    cp -r \"$1\" \"$2\"\n}\n";
+    let block = &sh[sh.find("backup()").unwrap()..];
+    let s = block_spec(sh, block, "backup.sh", "shell", "log what is copied");
+    let shadow = "```sh\nlog() {\n    printf '%s\\n' \"$1\"\n}\n\nbackup() {\n    log \"copying $1 to $2\"\n    cp -r \"$1\" \"$2\"\n}\n```";
+    assert_eq!(
+        make_patch(&s.target(sh).unwrap(), shadow),
+        Err(Rejection::Shadows {
+            name: "log".into(),
+            line: 2
+        })
+    );
+    let calls = "```sh\nbackup() {\n    log \"copying $1 to $2\"\n    cp -r \"$1\" \"$2\"\n}\n```";
+    assert!(make_patch(&s.target(sh).unwrap(), calls).is_ok());
+
+    // JavaScript `function` and Rust top-level `fn`, changed (not copied): a shadow.
+    let js = "function fmt(x) {\n  return String(x);\n}\n\nfunction show(x) {\n  // TODO: pad to 8\n  return fmt(x);\n}\n";
+    let block = &js[js.find("function show").unwrap()..];
+    let s = block_spec(js, block, "show.js", "javascript", "pad to 8");
+    let shadow = "```js\nfunction fmt(x) {\n  return `${x}`;\n}\n\nfunction show(x) {\n  return fmt(x).padStart(8);\n}\n```";
+    assert_eq!(
+        make_patch(&s.target(js).unwrap(), shadow),
+        Err(Rejection::Shadows {
+            name: "fmt".into(),
+            line: 1
+        })
+    );
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let main = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n\nfn main() {\n    println!(\"{}\", add(1, 2));\n}\n```";
+    assert_eq!(
+        make_patch(&s.target(FILE).unwrap(), main),
+        Err(Rejection::Shadows {
+            name: "main".into(),
+            line: 8
+        })
+    );
+    assert_eq!(
+        Rejection::Shadows {
+            name: "main".into(),
+            line: 8
+        }
+        .kind(),
+        "shadows"
+    );
+}

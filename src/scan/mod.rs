@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use syntax::{SyntaxErrors, has_grammar, syntax_errors};
+pub use syntax::{Definition, Definitions, SyntaxErrors, definitions, has_grammar, syntax_errors};
 
 pub use lang::{
     BlockComment, CommentRule, Escape, LANGUAGES, Language, LineComment, StringKind, StringLiteral,

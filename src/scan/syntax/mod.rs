@@ -10,8 +10,10 @@
 //! files with a tag and only when [`super::ScanOptions::syntax_context`] asks for it.
 //!
 //! `grammar` holds what each grammar calls a unit, `unit` finds a tag's block in a parsed
-//! tree, and `errors` counts a file's syntax errors for the patch gate.
+//! tree, `errors` counts a file's syntax errors for the patch gate, and `defs` lists a file's
+//! named definitions for the gates that check what a rewrite keeps and what it copies.
 
+mod defs;
 mod errors;
 mod grammar;
 mod unit;
@@ -25,6 +27,7 @@ use tree_sitter::{Parser, Tree};
 
 use grammar::{Grammar, grammars};
 
+pub use defs::{Definition, Definitions, definitions};
 pub use errors::{SyntaxErrors, syntax_errors};
 pub use grammar::has_grammar;
 
