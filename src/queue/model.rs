@@ -222,6 +222,8 @@ pub struct VerifyStatus {
     pub command: String,
     /// The unpatched tree's check: `passed` or `failed`; None until a verifier ran it.
     pub baseline: Option<String>,
+    /// How long that first check took: a cold build, the dearest check of the run.
+    pub baseline_ms: Option<u64>,
     pub passed: u64,
     pub failed: u64,
     pub baseline_failed: u64,

@@ -182,6 +182,7 @@ impl Queue {
                 .map(|command| VerifyStatus {
                     command: command.clone(),
                     baseline: h.get("verify_baseline").cloned(),
+                    baseline_ms: h.get("verify_baseline_ms").and_then(|v| v.parse().ok()),
                     passed: num("verified_passed"),
                     failed: num("verified_failed"),
                     baseline_failed: num("verified_baseline_failed"),
@@ -218,6 +219,7 @@ impl Queue {
         run: &str,
         passed: bool,
         output_tail: &str,
+        elapsed_ms: u64,
     ) -> Result<(), QueueError> {
         let mut c = self.conn();
         let word = if passed { "passed" } else { "failed" };
@@ -232,6 +234,8 @@ impl Queue {
                 .arg(keys::run(run))
                 .arg("verify_baseline_output")
                 .arg(output_tail)
+                .arg("verify_baseline_ms")
+                .arg(elapsed_ms)
                 .query_async(&mut c)
                 .await?;
         }

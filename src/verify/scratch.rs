@@ -47,6 +47,21 @@ pub struct Scratch {
 
 /// Written once the copy is complete: a tree without it is half made and is made again.
 const READY: &str = ".tars-scratch-ready";
+/// Beside the tree while a check runs on a patched file: that file's path.
+const PATCHED: &str = ".tars-scratch-patched";
+
+/// A regular file's bytes, not through a symbolic link at its name.
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
 
 impl Scratch {
     /// The scratch tree at `dir` for `repo`: reused when a complete one is there (a verifier
@@ -59,7 +74,9 @@ impl Scratch {
             source,
         };
         if dir.join(READY).is_file() && root.is_dir() {
-            return Ok(Scratch { root, files: 0 });
+            let s = Scratch { root, files: 0 };
+            s.recover(repo, dir)?;
+            return Ok(s);
         }
         if root.exists() {
             std::fs::remove_dir_all(&root).map_err(err)?;
@@ -72,6 +89,41 @@ impl Scratch {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The marker that names the file a check has patched, while it is patched.
+    fn marker(&self) -> PathBuf {
+        self.root.with_file_name(PATCHED)
+    }
+
+    /// Writes `content` (a patch applied to the scanned file) at `path`, noting first that the
+    /// file is patched, so that a verifier killed mid-check leaves a tree it can mend.
+    pub fn write_patched(&self, path: &str, content: &[u8]) -> Result<(), ScratchError> {
+        std::fs::write(self.marker(), path).map_err(|source| ScratchError::Write {
+            path: PATCHED.to_string(),
+            source,
+        })?;
+        self.write(path, content)
+    }
+
+    /// Puts the scanned `content` back at `path` after a check, and drops the marker.
+    pub fn restore(&self, path: &str, content: &[u8]) -> Result<(), ScratchError> {
+        self.write(path, content)?;
+        let _ = std::fs::remove_file(self.marker());
+        Ok(())
+    }
+
+    /// A tree reused after a verifier died mid-check still holds that check's patch: the file
+    /// the marker names is copied back from the repository (as the tree was made).
+    fn recover(&self, repo: &Path, _dir: &Path) -> Result<(), ScratchError> {
+        let Ok(path) = std::fs::read_to_string(self.marker()) else {
+            return Ok(());
+        };
+        let original = read_regular(&repo.join(&path)).map_err(|source| ScratchError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        self.restore(&path, &original)
     }
 
     /// Writes `content` at the repository-relative `path` (a task's path: `/`-separated,
@@ -192,6 +244,27 @@ mod tests {
         std::fs::create_dir_all(s.root().join("target")).unwrap();
         let again = Scratch::prepare(r, dir.path()).unwrap();
         assert!(again.root().join("target").is_dir());
+    }
+
+    #[test]
+    fn a_tree_left_patched_by_a_killed_verifier_is_mended_on_reuse() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join("a.py"), "scanned\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = Scratch::prepare(repo.path(), dir.path()).unwrap();
+        s.write_patched("a.py", b"patched\n").unwrap();
+        // The verifier dies here, before `restore`; a new one takes the same slot.
+        drop(s);
+        let again = Scratch::prepare(repo.path(), dir.path()).unwrap();
+        let text = std::fs::read_to_string(again.root().join("a.py")).unwrap();
+        assert_eq!(text, "scanned\n");
+        // After a clean check nothing is mended (the marker is gone).
+        again.write_patched("a.py", b"patched\n").unwrap();
+        again.restore("a.py", b"scanned\n").unwrap();
+        std::fs::write(repo.path().join("a.py"), "edited since\n").unwrap();
+        let third = Scratch::prepare(repo.path(), dir.path()).unwrap();
+        let text = std::fs::read_to_string(third.root().join("a.py")).unwrap();
+        assert_eq!(text, "scanned\n");
     }
 
     #[test]

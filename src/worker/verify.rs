@@ -157,7 +157,11 @@ impl VerifierState {
             tracing::warn!(run, outcome = %base.summary(), "the unpatched tree fails its check: this run's patches are recorded as unverified (baseline_failed)");
         }
         let tail = crate::verify::check::summary_tail(&base, self.output_bytes);
-        if let Err(e) = shared.queue.record_baseline(run, base.passed, &tail).await {
+        if let Err(e) = shared
+            .queue
+            .record_baseline(run, base.passed, &tail, base.elapsed.as_millis() as u64)
+            .await
+        {
             tracing::warn!(run, error = %e, "could not record the baseline on the run");
         }
         let rs = Arc::new(tokio::sync::Mutex::new(RunScratch {
@@ -353,14 +357,13 @@ pub(super) async fn process(
                 continue;
             }
         };
-        let write = |text: &str| rs.scratch.write(&spec.path, text.as_bytes());
-        if let Err(e) = write(&patched) {
+        if let Err(e) = rs.scratch.write_patched(&spec.path, patched.as_bytes()) {
             return fail(shared, d, Vec::new(), e.to_string(), "verify_error").await;
         }
         tracing::info!(task = %d.task, path = %spec.path, candidate = i + 1, of = candidates.len(), command, "checking a patch");
         let outcome = run_check(rs.scratch.root(), &command, &verifier.limits).await;
         // Put the scanned file back whatever happened, so the next check starts clean.
-        let reset = write(&content);
+        let reset = rs.scratch.restore(&spec.path, content.as_bytes());
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
