@@ -437,6 +437,111 @@ fn line_defs(text: &str) -> Vec<Def> {
     out
 }
 
+/// Whether a trimmed line is a file-level header: a package clause, an import, a `use`, an
+/// `#include`, a `require`. A file needs each once, at its top.
+fn header_line(l: &str) -> bool {
+    const STARTS: &[&str] = &[
+        "package ",
+        "import ",
+        "import(",
+        "from ",
+        "use ",
+        "pub use ",
+        "extern crate ",
+        "#include",
+        "#import",
+        "using ",
+        "require ",
+        "require(",
+        "const {",
+    ];
+    STARTS.iter().any(|p| l.starts_with(p))
+        && (!l.starts_with("from ") || l.contains(" import "))
+        && (!l.starts_with("const {") || l.contains("require("))
+}
+
+/// A file-level header line (package, import, use, #include) of the new block that the file
+/// already has outside the block, and the original block did not: the model pasted the top of
+/// the file (or the context shown above the block) into its answer. Returns that line, 1-based,
+/// outside the block. A header the file lacks is no paste: a rewrite may need a new import.
+pub(super) fn pasted_header(
+    content: &str,
+    old: std::ops::Range<usize>,
+    new_block: &str,
+) -> Option<(String, usize)> {
+    let (before, block, after) = (
+        content.get(..old.start)?,
+        content.get(old.clone())?,
+        content.get(old.end..)?,
+    );
+    let had: std::collections::HashSet<&str> = block.lines().map(str::trim).collect();
+    let after_line = before.lines().count() + block.lines().count() + 1;
+    let outside = before
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .chain(
+            after
+                .lines()
+                .enumerate()
+                .map(|(i, l)| (after_line + i, l.trim())),
+        );
+    let outside: Vec<(usize, &str)> = outside.filter(|(_, l)| header_line(l)).collect();
+    new_block
+        .lines()
+        .map(str::trim)
+        .filter(|l| header_line(l) && !had.contains(l))
+        .find_map(|l| {
+            outside
+                .iter()
+                .find(|(_, o)| *o == l)
+                .map(|(n, _)| (l.to_string(), *n))
+        })
+}
+
+/// Whether the rewrite only deleted the TODO: the new block's lines are the original's, less
+/// the comment lines that carry the TODO (its tag line and the continuation lines of its
+/// text), compared without any whitespace. Such a patch hides the TODO
+/// without doing it, and no check of existing behaviour can tell.
+pub(super) fn only_todo_deleted(original: &str, new_block: &str, tag: &str, text: &str) -> bool {
+    // Whitespace does not count at all: `a+b` for `a + b` is no change.
+    fn norm(l: &str) -> String {
+        l.split_whitespace().collect()
+    }
+    fn comment_body(l: &str) -> Option<&str> {
+        const MARKERS: &[&str] = &[
+            "///", "//!", "//", "#", "--", "/*", "*/", "*", ";;", ";", "%", "<!--", "'", "REM ",
+        ];
+        let t = l.trim();
+        MARKERS.iter().find_map(|m| t.strip_prefix(m)).map(|rest| {
+            rest.trim()
+                .trim_end_matches("*/")
+                .trim_end_matches("-->")
+                .trim()
+        })
+    }
+    let text = norm(text).to_lowercase();
+    let tag = tag.to_lowercase();
+    let todo_line = |l: &str| {
+        comment_body(l).is_some_and(|body| {
+            let body = norm(body).to_lowercase();
+            body.contains(&tag) || (!body.is_empty() && text.contains(&body))
+        })
+    };
+    let kept: Vec<String> = original
+        .lines()
+        .filter(|l| !todo_line(l))
+        .map(norm)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let new: Vec<String> = new_block
+        .lines()
+        .map(norm)
+        .filter(|l| !l.is_empty())
+        .collect();
+    kept.len() < original.lines().filter(|l| !l.trim().is_empty()).count() && new == kept
+}
+
 /// Lines in a run the paste check compares: at least this many consecutive non-blank lines.
 const PASTE_RUN: usize = 4;
 

@@ -45,6 +45,11 @@ pub enum Rejection {
     )]
     Stub { line: String },
     #[error(
+        "the rewrite only deletes the {tag} comment and leaves the code as it was: do what the \
+         TODO asks"
+    )]
+    OnlyTodoDeleted { tag: String },
+    #[error(
         "the rewritten block no longer defines `{name}`: a rewrite must keep every definition \
          of the block (the answer dropped code)"
     )]
@@ -98,6 +103,7 @@ impl Rejection {
             Rejection::Stub { .. } => "stub",
             Rejection::DroppedSymbol { .. } => "dropped_symbol",
             Rejection::PastedContext { .. } => "pasted_context",
+            Rejection::OnlyTodoDeleted { .. } => "only_todo_deleted",
             Rejection::Shadows { .. } => "shadows",
             Rejection::SyntaxError { .. } => "syntax_error",
             Rejection::DiffMismatch(_) => "diff_mismatch",
@@ -211,6 +217,11 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
             line: after.first_line.unwrap_or(spec.line),
         });
     }
+    if gates::only_todo_deleted(original, &new_block, &spec.tag, &spec.text) {
+        return Err(Rejection::OnlyTodoDeleted {
+            tag: spec.tag.clone(),
+        });
+    }
     // Definitions: each one of the block kept, none pasted from the file around it or
     // shadowing one there. After the syntax gate, so the trees compared are sound.
     gates::check_definitions(
@@ -225,6 +236,14 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
         &spec.text,
         &new_block,
     )?;
+    // A lone package clause or import pasted from the top of the file: too short for the
+    // runs above, and harmless-looking (the file still parses), but never needed twice.
+    if let Some((line_text, line)) = gates::pasted_header(content, start..end, &new_block) {
+        return Err(Rejection::PastedContext {
+            what: format!("the header line `{line_text}`"),
+            line,
+        });
+    }
     let diff = unified_diff(&spec.path, content, &new_content);
     match apply_unified(content, &diff) {
         Ok(applied) if applied == new_content => {}

@@ -642,3 +642,75 @@ fn a_new_definition_shadowing_one_elsewhere_is_rejected() {
         "shadows"
     );
 }
+
+#[test]
+fn a_rewrite_that_only_deletes_the_todo_is_rejected() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let t = s.target(FILE).unwrap();
+    // The TODO gone, the code as it was (re-indented, spaced differently): nothing was done.
+    for answer in [
+        "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n```",
+        "```rust\nfn add(a:i32,b:i32)->i32{\n  a+b\n}\n```",
+    ] {
+        assert_eq!(
+            make_patch(&t, answer),
+            Err(Rejection::OnlyTodoDeleted { tag: "TODO".into() }),
+            "{answer}"
+        );
+    }
+    // A multi-line TODO goes with all its lines; the code is still unchanged.
+    let file = "def mean(v):\n    # TODO: return 0.0 for an empty list\n    # instead of raising\n    return sum(v) / len(v)\n";
+    let mut p = spec(
+        file,
+        file,
+        "return 0.0 for an empty list instead of raising",
+    );
+    p.language = "python".into();
+    p.path = "stats.py".into();
+    assert_eq!(
+        make_patch(
+            &p.target(file).unwrap(),
+            "```python\ndef mean(v):\n    return sum(v) / len(v)\n```"
+        ),
+        Err(Rejection::OnlyTodoDeleted { tag: "TODO".into() })
+    );
+    // Doing it passes.
+    assert!(
+        make_patch(
+            &p.target(file).unwrap(),
+            "```python\ndef mean(v):\n    if not v:\n        return 0.0\n    return sum(v) / len(v)\n```"
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_header_line_pasted_from_the_top_of_the_file_is_rejected() {
+    // What SmolLM2 answered for the demo's Go TODO: the file's package clause and import
+    // pasted above the function, and the TODO merely deleted.
+    let file = "package main\n\nimport \"fmt\"\n\nfunc greet(name string) string {\n\t// TODO: greet \"world\" when name is empty\n\treturn fmt.Sprintf(\"hello %s\", name)\n}\n";
+    let block = "func greet(name string) string {\n\t// TODO: greet \"world\" when name is empty\n\treturn fmt.Sprintf(\"hello %s\", name)\n}\n";
+    let mut g = spec(file, block, "greet \"world\" when name is empty");
+    g.language = "go".into();
+    g.path = "main.go".into();
+    let t = g.target(file).unwrap();
+    let pasted = "```go\npackage main\n\nimport \"fmt\"\n\nfunc greet(name string) string {\n\tif name == \"\" {\n\t\tname = \"world\"\n\t}\n\treturn fmt.Sprintf(\"hello %s\", name)\n}\n```";
+    assert!(
+        matches!(
+            make_patch(&t, pasted),
+            Err(Rejection::PastedContext { line: 1, .. })
+        ),
+        "{:?}",
+        make_patch(&t, pasted)
+    );
+    // The same rewrite alone passes; a new import the file lacks is no paste.
+    let alone = "```go\nfunc greet(name string) string {\n\tif name == \"\" {\n\t\tname = \"world\"\n\t}\n\treturn fmt.Sprintf(\"hello %s\", name)\n}\n```";
+    assert!(make_patch(&t, alone).is_ok());
+    let py = "import os\n\ndef f(x):\n    # TODO: log x\n    return x\n";
+    let mut p = spec(py, "def f(x):\n    # TODO: log x\n    return x\n", "log x");
+    p.language = "python".into();
+    p.path = "m.py".into();
+    let new_import =
+        "```python\ndef f(x):\n    import logging\n    logging.info(x)\n    return x\n```";
+    assert!(make_patch(&p.target(py).unwrap(), new_import).is_ok());
+}

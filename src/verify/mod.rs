@@ -152,6 +152,17 @@ pub fn first_error(output: &str, budget: usize) -> String {
     out
 }
 
+/// The line of a check's output that says best what went wrong, for a one-line reason: the
+/// first that looks like an error, else the last non-blank one.
+pub fn error_line(output: &str) -> &str {
+    output
+        .lines()
+        .find(|l| ERROR_MARKERS.iter().any(|m| l.contains(m)))
+        .or_else(|| output.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("")
+        .trim()
+}
+
 /// The last `budget` bytes of `s`, starting at a line boundary when one is near.
 pub fn tail(s: &str, budget: usize) -> String {
     if s.len() <= budget {
@@ -201,6 +212,12 @@ mod tests {
         let rs = "   Compiling demo v0.1.0\nerror[E0308]: mismatched types\n --> src/lib.rs:3:5\n";
         let e = first_error(rs, 4096);
         assert!(e.contains("error[E0308]"), "{e}");
+        assert_eq!(error_line(rs), "error[E0308]: mismatched types");
+        assert_eq!(
+            error_line("make: *** [test] Error 2\n"),
+            "make: *** [test] Error 2"
+        );
+        assert_eq!(error_line("all quiet\nthe end\n\n"), "the end");
     }
 
     #[test]

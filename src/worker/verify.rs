@@ -21,7 +21,8 @@ use crate::config::VerifyConfig;
 use crate::patch::{apply_unified, check_single_file};
 use crate::queue::{Completion, Delivery, QueueError, RunVerify, TaskState};
 use crate::verify::{
-    AUTO_COMMANDS, Candidate, CheckLimits, Repair, Scratch, Verified, first_error, run_check,
+    AUTO_COMMANDS, Candidate, CheckLimits, Repair, Scratch, Verified, error_line, first_error,
+    run_check,
 };
 
 /// Bytes of a failed check's output that a repair prompt shows the model.
@@ -348,7 +349,9 @@ pub(super) async fn process(
         .await;
     }
     let mut total_ms = 0u64;
-    let mut first_failure: Option<(usize, String, String)> = None;
+    // The first failing candidate: its index, its error for the model, its output tail, and a
+    // one-line reason.
+    let mut first_failure: Option<(usize, String, String, String)> = None;
     for (i, cand) in candidates.iter().enumerate() {
         let patched = match candidate_file(&spec.path, &content, cand) {
             Ok(p) => p,
@@ -383,10 +386,11 @@ pub(super) async fn process(
         tracing::info!(task = %d.task, candidate = i + 1, outcome = %outcome.summary(), "the patch fails the check");
         if first_failure.is_none() {
             let error = first_error(&outcome.output, REPAIR_ERROR_BYTES);
-            first_failure = Some((i, format!("{}: {}", outcome.summary(), error), tail));
+            let line = format!("{}: {}", outcome.summary(), error_line(&outcome.output));
+            first_failure = Some((i, format!("{}: {}", outcome.summary(), error), tail, line));
         }
     }
-    let Some((i, error, tail)) = first_failure else {
+    let Some((i, error, tail, line)) = first_failure else {
         let reason =
             "no candidate's diff applies to the scanned file (the task in Redis is damaged)";
         return fail(shared, d, Vec::new(), reason.into(), "bad_task").await;
@@ -403,13 +407,11 @@ pub(super) async fn process(
         tracing::info!(task = %d.task, round = task.outcome.repairs + 1, of = repairs, "sending the failure back to the model");
         return persist("repair", || q.send_for_repair(d, &fields)).await;
     }
-    let first_line = error.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let reason = format!(
         "the patch fails the repository's check `{command}` ({} candidate(s), {} repair \
-         round(s)): {}",
+         round(s)): {line}",
         candidates.len(),
         task.outcome.repairs,
-        crate::report::shown(first_line.trim())
     );
     let mut fields: Vec<(&'static str, String)> = times.to_vec();
     fields.push(("verified", Verified::Failed.as_str().to_string()));
