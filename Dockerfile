@@ -1,13 +1,30 @@
-# tars-fleet: the worker and dispatcher binaries in a small, non-root runtime image.
+# tars-fleet: the worker and dispatcher binaries in a small, non-root runtime image, and the
+# verifier (the same `worker` binary, `--role verify`) on a toolchain image of your choice.
 #
 # The base images are build arguments so the same file builds from public images
 #   docker build -t tars-fleet .
+#   docker build --target verifier -t tars-fleet-verifier .
 # and on a machine that reaches no registry, from locally made bases (compose/build-offline):
-#   docker build --build-arg BUILDER_IMAGE=tars-builder:bookworm \
+#   docker build --target worker --build-arg BUILDER_IMAGE=tars-builder:bookworm \
 #                --build-arg RUNTIME_IMAGE=tars-runtime:bookworm -t tars-fleet .
-# Plain Dockerfile syntax (no BuildKit-only features), so the classic builder works too.
+# Plain Dockerfile syntax (no BuildKit-only features), so the classic builder works too. The
+# classic builder builds every stage before the one asked for: give it `--target worker` for the
+# worker image, or it also builds the verifier stage (and pulls VERIFY_BASE) on the way.
 ARG BUILDER_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+# The verifier runs the repository's own check (`cargo test`, `python3 -m pytest`, `npm test`,
+# `make test`...), so its image is the toolchain your repository builds with: pick any
+# glibc-based image with /bin/sh (Debian or Ubuntu based; not Alpine, whose musl cannot run
+# the worker binary), e.g.
+#   --build-arg VERIFY_BASE=rust:1-bookworm        (cargo test)
+#   --build-arg VERIFY_BASE=node:22-bookworm-slim  (npm test)
+#   --build-arg VERIFY_BASE=golang:1.22-bookworm   (go test ./...)
+# or your own image with your project's dependencies installed (a check has no network).
+# compose: TARS_VERIFY_BASE=... docker compose --profile verify build verifier.
+ARG VERIFY_BASE=python:3.12-slim-bookworm
+# Debian packages added to VERIFY_BASE with apt-get (`make` for `make test`); empty: none, for
+# a base that already has them or has no apt-get.
+ARG VERIFY_PACKAGES=make
 
 FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
@@ -26,7 +43,7 @@ RUN touch src/lib.rs src/bin/*.rs \
  && install -m 0755 target/release/dispatcher target/release/worker /usr/local/bin/ \
  && mkdir -p /empty
 
-FROM ${RUNTIME_IMAGE}
+FROM ${RUNTIME_IMAGE} AS worker
 COPY --from=build /usr/local/bin/dispatcher /usr/local/bin/worker /usr/local/bin/
 # /out: where the dispatcher writes results; a new named volume mounted there inherits the owner.
 COPY --from=build --chown=65532:65532 /empty /out
@@ -37,3 +54,44 @@ ENV TARS_HEALTH_FILE=/tmp/tars-worker.health
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/worker", "--health"]
 ENTRYPOINT ["/usr/local/bin/worker"]
+
+# The verifier: `worker --role verify --root /repo` on the toolchain image, as the same
+# unprivileged user (65532). It reads the repository at /repo (mounted read-only) and keeps
+# its scratch trees, with their build outputs, and its HOME (the toolchains' caches) under
+# /var/cache/tars: mount a volume there (a new named volume inherits the owner) so that checks
+# after the first are incremental. The checks run with `sh`, limited by `prlimit` (util-linux,
+# in every Debian image).
+FROM ${VERIFY_BASE} AS verifier
+ARG VERIFY_PACKAGES
+USER 0
+# The worker's TLS stack loads the system's CA certificates when it starts (a base without them
+# cannot start it): the build stage's bundle is installed where the base has none.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /usr/local/share/tars/ca-certificates.crt
+RUN set -e; \
+    if [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then \
+      mkdir -p /etc/ssl/certs; \
+      cp /usr/local/share/tars/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt; \
+    fi; \
+    if [ -n "$VERIFY_PACKAGES" ]; then \
+      apt-get update; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $VERIFY_PACKAGES; \
+      rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    grep -q '^[^:]*:[^:]*:65532:' /etc/passwd \
+      || echo 'tars:x:65532:65532:tars verifier:/var/cache/tars/home:/bin/sh' >> /etc/passwd; \
+    grep -q '^[^:]*:[^:]*:65532:' /etc/group || echo 'tars:x:65532:' >> /etc/group; \
+    mkdir -p /var/cache/tars/verify /var/cache/tars/home /repo; \
+    chown -R 65532:65532 /var/cache/tars
+COPY --from=build /usr/local/bin/worker /usr/local/bin/worker
+USER 65532:65532
+WORKDIR /var/cache/tars
+ENV HOME=/var/cache/tars/home \
+    TARS_VERIFY__DIR=/var/cache/tars/verify \
+    TARS_HEALTH_FILE=/tmp/tars-worker.health
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["/usr/local/bin/worker", "--health"]
+ENTRYPOINT ["/usr/local/bin/worker"]
+CMD ["--role", "verify", "--root", "/repo"]
+
+# The default target (last stage): the worker and dispatcher image.
+FROM worker

@@ -1,16 +1,21 @@
-//! On the real Docker engine: the compose file scaled to four resource-limited workers, and the
-//! fleet driven through Docker's API. Skipped (with a message) only where no engine answers,
-//! and never in CI (`CI=true`), where a missing engine fails them.
+//! On the real Docker engine: the compose file scaled to four resource-limited workers, its
+//! verify profile (verifiers that check patches with no network but Redis), and the fleet
+//! driven through Docker's API. Skipped (with a message) only where no engine answers, and
+//! never in CI (`CI=true`), where a missing engine fails them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
-use crate::util::{LlamaServer, cmd, demo_repo, free_port, repo_root, run, wait_until};
+use crate::util::{
+    LlamaServer, cmd, demo_repo, free_port, git, git_commit, repo_root, run, wait_until,
+};
 
-/// Both tests use the one `tars-network`: run them one at a time.
+/// The tests use the one `tars-network`: run them one at a time.
 static DOCKER: Mutex<()> = Mutex::new(());
 static IMAGES: OnceLock<Result<(), String>> = OnceLock::new();
 
@@ -302,6 +307,445 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
         "compose: run of 12 tasks on 4 workers in {:.1} s; image {} MB; worker memory idle {idle:?}, during the run {busy:?}",
         wall.as_secs_f64(),
         size.parse::<u64>().unwrap_or(0) / 1_000_000
+    );
+}
+
+/// Every file under `dir` (`.git` included) with its mode and content.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            let mode = std::os::unix::fs::PermissionsExt::mode(&m.permissions());
+            if m.is_dir() {
+                stack.push(e.path());
+                out.insert(e.path(), (mode, Vec::new()));
+            } else {
+                out.insert(e.path(), (mode, std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn project_containers(project: &str, service: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        &format!("label=com.docker.compose.service={service}"),
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// A check that reaches for the LLM's host: by the name the workers use, and by the address
+/// that name stands for. It passes only where neither answers.
+const NO_NETWORK_TEST_PY: &str = r#"import socket
+import unittest
+
+LLM = ("@GATEWAY@", @PORT@)
+
+
+class NoNetwork(unittest.TestCase):
+    def test_the_llm_host_has_no_name(self):
+        with self.assertRaises(OSError):
+            socket.getaddrinfo("host.docker.internal", LLM[1])
+
+    def test_the_llm_host_cannot_be_reached(self):
+        with self.assertRaises(OSError):
+            socket.create_connection(LLM, timeout=5).close()
+"#;
+
+/// Connects to `host:port` with `python3` in a container (`docker exec ID` or `docker run
+/// ... IMAGE`); true when it connected.
+fn connects(container_args: &[&str], host: &str, port: u16) -> bool {
+    let probe = format!("import socket; socket.create_connection(({host:?}, {port}), timeout=5)");
+    let mut args = container_args.to_vec();
+    args.extend(["python3", "-c", &probe]);
+    docker_ok(&args)
+}
+
+/// The compose file's verify profile: a worker and two verifiers on a Python repository whose
+/// own tests include the network probe above, a scripted LLM answering wrong then right. The
+/// task ends verified after one repair; the verifiers have their limits, no network (only
+/// Redis's socket), a read-only repository; `down -v` leaves nothing.
+#[test]
+fn compose_verifiers_check_patches_with_no_network_but_redis_socket() {
+    let _serial = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    if !engine_answers() {
+        return;
+    }
+    images();
+    let t0 = Instant::now();
+    // Wrong first (breaks the visible test), right after the repair prompt.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let llm = {
+        let calls = calls.clone();
+        FakeLlm::start_on("0.0.0.0", move |req, _| match req.path.as_str() {
+            "/v1/chat/completions" => {
+                let answer = match calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => "```python\ndef clamp(x, lo, hi):\n    return x + 1\n```",
+                    _ => "```python\ndef clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n```",
+                };
+                Reply::Json {
+                    status: 200,
+                    body: openai_completion(answer),
+                }
+            }
+            _ => models_reply(),
+        })
+    };
+    // host-gateway: the address host.docker.internal stands for in the workers.
+    let hosts = docker(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "host.docker.internal:host-gateway",
+        "tars-verify-base:bookworm",
+        "getent",
+        "hosts",
+        "host.docker.internal",
+    ]);
+    let gateway = hosts
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        gateway.parse::<std::net::IpAddr>().is_ok(),
+        "host-gateway's address: {hosts}"
+    );
+
+    let repo = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "calc.py",
+            "def clamp(x, lo, hi):\n    # TODO: clamp x into the range [lo, hi]\n    return x\n"
+                .to_string(),
+        ),
+        (
+            "test_calc.py",
+            "import unittest\nfrom calc import clamp\n\n\nclass T(unittest.TestCase):\n    def test_inside(self):\n        self.assertEqual(clamp(5, 0, 10), 5)\n"
+                .to_string(),
+        ),
+        (
+            "test_network.py",
+            NO_NETWORK_TEST_PY
+                .replace("@GATEWAY@", &gateway)
+                .replace("@PORT@", &llm.port.to_string()),
+        ),
+    ];
+    for (name, text) in &files {
+        std::fs::write(repo.path().join(name), text).unwrap();
+    }
+    git(repo.path(), &["init", "-q"]);
+    git(repo.path(), &["add", "-A"]);
+    git_commit(repo.path(), "start");
+    // Readable by the containers' user (65532); nothing in it writable but by its owner.
+    std::fs::set_permissions(
+        repo.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let before = snapshot(repo.path());
+    let out = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        out.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+
+    let check = "python3 -m unittest -q";
+    let project = format!("tarsverify{}", std::process::id());
+    let mut env = HashMap::new();
+    env.insert("TARS_LLM_API", "openai".to_string());
+    env.insert(
+        "TARS_LLM_URL",
+        format!("http://host.docker.internal:{}", llm.port),
+    );
+    env.insert("TARS_MODEL", "scripted".to_string());
+    env.insert("TARS_WORKER_MEMORY", "256m".to_string());
+    env.insert("TARS_VERIFIER_MEMORY", "512m".to_string());
+    env.insert("TARS_VERIFIER_CPUS", "0.5".to_string());
+    env.insert("TARS_VERIFY_COMMAND", check.to_string());
+    env.insert("TARS_REPO", repo.path().display().to_string());
+    env.insert("TARS_OUT", out.path().display().to_string());
+    let profiles = ["--profile", "cli", "--profile", "verify"];
+    let down = |env: &HashMap<&str, String>| {
+        let mut args = profiles.to_vec();
+        args.extend(["down", "-v", "--remove-orphans"]);
+        compose(&project, env, &args)
+    };
+    struct Down<'a>(&'a dyn Fn() -> std::process::Output);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)();
+        }
+    }
+    let down_env = env.clone();
+    let teardown = || down(&down_env);
+    let _guard = Down(&teardown);
+
+    let up = compose(
+        &project,
+        &env,
+        &[
+            "--profile",
+            "verify",
+            "up",
+            "-d",
+            "--scale",
+            "worker=1",
+            "--scale",
+            "verifier=2",
+        ],
+    );
+    assert!(
+        up.status.success(),
+        "compose up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let verifiers = project_containers(&project, "verifier");
+    assert_eq!(verifiers.len(), 2, "two verifier containers");
+    for v in &verifiers {
+        let c = inspect(v);
+        let hc = &c["HostConfig"];
+        assert_eq!(hc["Memory"], 512 << 20, "memory limit of {v}");
+        assert_eq!(hc["MemorySwap"], 512 << 20, "no swap beyond it: {v}");
+        assert_eq!(hc["NanoCpus"], 500_000_000i64, "cpu limit of {v}");
+        assert_eq!(hc["PidsLimit"], 512, "pids limit of {v}");
+        assert_eq!(hc["ReadonlyRootfs"], true, "{v}");
+        assert_eq!(hc["CapDrop"][0], "ALL", "{v}");
+        assert!(
+            hc["SecurityOpt"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o == "no-new-privileges:true")),
+            "{v}: {}",
+            hc["SecurityOpt"]
+        );
+        assert_eq!(c["Config"]["User"], "65532:65532", "{v} runs unprivileged");
+        assert_eq!(
+            c["Config"]["Cmd"],
+            serde_json::json!(["--role", "verify", "--root", "/repo"]),
+            "{v}"
+        );
+        let mounts = c["Mounts"].as_array().cloned().unwrap_or_default();
+        let repo_mount = mounts
+            .iter()
+            .find(|m| m["Destination"] == "/repo")
+            .unwrap_or_else(|| panic!("{v}: /repo not mounted: {mounts:?}"));
+        assert_eq!(repo_mount["RW"], false, "{v}: /repo read-only");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["Destination"] == "/var/cache/tars" && m["Type"] == "volume"),
+            "{v}: the scratch volume: {mounts:?}"
+        );
+        assert!(
+            !mounts.iter().any(|m| m["Source"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("docker.sock")),
+            "{v} must not see the Docker socket"
+        );
+        assert_eq!(hc["NetworkMode"], "none", "{v}: no network");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["Destination"] == "/run/redis" && m["RW"] == false),
+            "{v}: Redis's socket, read-only: {mounts:?}"
+        );
+    }
+    // No container of the project, workers included, gets the Docker socket.
+    for id in docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ])
+    .lines()
+    {
+        let mounts = inspect(id)["Mounts"].to_string();
+        assert!(!mounts.contains("docker.sock"), "{id}: {mounts}");
+    }
+    wait_until(
+        "two healthy verifiers and a healthy worker",
+        Duration::from_secs(120),
+        || {
+            std::thread::sleep(Duration::from_millis(500));
+            verifiers
+                .iter()
+                .chain(project_containers(&project, "worker").iter())
+                .all(|w| inspect(w)["State"]["Health"]["Status"] == "healthy")
+        },
+    );
+
+    // The network rule, from inside a verifier: a loopback and no route; neither Redis's nor
+    // the LLM host's name resolves, the LLM's address does not answer; the same probe from a
+    // container on tars-network (as a worker is) connects.
+    let v0 = verifiers[0].as_str();
+    assert_eq!(
+        docker(&["exec", v0, "ls", "/sys/class/net"]),
+        "lo",
+        "a verifier's interfaces"
+    );
+    assert!(!docker_ok(&["exec", v0, "getent", "hosts", "redis"]));
+    assert!(
+        !docker_ok(&["exec", v0, "getent", "hosts", "host.docker.internal"]),
+        "a verifier resolves the LLM's host name"
+    );
+    assert!(
+        !connects(&["exec", v0], &gateway, llm.port),
+        "a verifier reaches the LLM at {gateway}:{}",
+        llm.port
+    );
+    assert!(
+        connects(
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "tars-network",
+                "tars-verify-base:bookworm",
+            ],
+            &gateway,
+            llm.port
+        ),
+        "the probe connects from tars-network: the refusal above is the network's doing"
+    );
+
+    let t = Instant::now();
+    let r = compose(
+        &project,
+        &env,
+        &[
+            "run",
+            "--rm",
+            "dispatcher",
+            "run",
+            "/repo",
+            "--verify",
+            check,
+            "--wait",
+            "--timeout",
+            "600",
+            "--out",
+            "/out",
+        ],
+    );
+    let wall = t.elapsed();
+    let stderr = String::from_utf8_lossy(&r.stderr).to_string();
+    if r.status.code() != Some(0) {
+        let logs = compose(
+            &project,
+            &env,
+            &[
+                "--profile",
+                "verify",
+                "logs",
+                "--tail",
+                "60",
+                "worker",
+                "verifier",
+            ],
+        );
+        panic!(
+            "dispatcher run: {:?}\n{stderr}\n{}",
+            r.status.code(),
+            String::from_utf8_lossy(&logs.stdout)
+        );
+    }
+    assert!(
+        stderr.contains(&format!("verify: `{check}`")),
+        "the run names its check: {stderr}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap())
+            .unwrap();
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{summary:#}");
+    let task = &tasks[0];
+    assert_eq!(task["state"], "done", "{task:#}");
+    // Passed: with the patch, and with the network test in the same check run.
+    assert_eq!(task["verified"], "passed", "{task:#}");
+    assert_eq!(task["repairs"], 1, "{task:#}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one answer, one repair");
+    let patch = std::fs::read_to_string(
+        out.path()
+            .join(format!("{}.patch", task["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    assert!(patch.contains("+    return max(lo, min(x, hi))"), "{patch}");
+    // The repair prompt carried the failure the verifier saw.
+    let reqs = llm.requests.lock().unwrap().clone();
+    let repair = reqs
+        .iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .nth(1)
+        .expect("the repair request");
+    assert!(repair.body.contains("AssertionError"), "{}", repair.body);
+    // All three tests ran in that check, the two network ones passing (one failure).
+    assert!(
+        repair.body.contains("Ran 3 tests") && repair.body.contains("failures=1"),
+        "{}",
+        repair.body
+    );
+
+    // The repository mount stayed as it was: every file, mode and the git metadata.
+    assert!(
+        before == snapshot(repo.path()),
+        "the repository changed under the fleet"
+    );
+    assert!(
+        git(repo.path(), &["status", "--porcelain", "--ignored"])
+            .stdout
+            .is_empty()
+    );
+
+    let d = down(&env);
+    assert!(
+        d.status.success(),
+        "compose down: {}",
+        String::from_utf8_lossy(&d.stderr)
+    );
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    assert!(left.is_empty(), "containers left: {left}");
+    assert!(
+        !docker_ok(&["network", "inspect", "tars-network"]),
+        "tars-network left behind"
+    );
+    let vols = docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    assert!(vols.is_empty(), "volumes left: {vols}");
+    let size = |image: &str| {
+        docker(&["image", "inspect", image, "--format", "{{.Size}}"])
+            .parse::<u64>()
+            .unwrap_or(0)
+            / 1_000_000
+    };
+    eprintln!(
+        "compose verify: run of 1 task (answer, failed check, repair, passed check) on 1 worker \
+         and 2 verifiers in {:.1} s, {:.1} s with up and down; images: tars-fleet {} MB, \
+         tars-fleet-verifier {} MB",
+        wall.as_secs_f64(),
+        t0.elapsed().as_secs_f64(),
+        size("tars-fleet:latest"),
+        size("tars-fleet-verifier:latest")
     );
 }
 
