@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
 use super::lease::{Permit, renew_loop};
+use super::{Parts, Shared};
 use crate::failure::{Decision, decide};
+use crate::llm::LlmClient;
 use crate::patch;
 use crate::prompt;
 use crate::queue::{Completion, Delivery, QueueError, Start, TaskState};
@@ -58,9 +59,11 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
         lost.clone(),
     ));
     let work = async {
-        match &shared.verifier {
-            Some(v) => super::verify::process(&shared, &d, v).await,
-            None => process(&shared, &d, attempt).await,
+        match &shared.parts {
+            Parts::Verify(v) => super::verify::process(&shared, &d, v).await,
+            Parts::Llm { llm, diverse } => {
+                process(&shared, &d, attempt, llm, diverse.as_ref()).await
+            }
         }
     };
     let outcome = tokio::select! {
@@ -191,6 +194,8 @@ async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completio
 /// candidates' higher one), each under its own fleet-wide permit.
 async fn ask_candidates(
     shared: &Shared,
+    llm: &LlmClient,
+    diverse: Option<&LlmClient>,
     messages: &[crate::llm::Message],
     k: usize,
 ) -> Result<Vec<Result<crate::llm::Answer, crate::llm::LlmError>>, QueueError> {
@@ -199,9 +204,9 @@ async fn ask_candidates(
             Some(max) => Some(Permit::acquire(shared, max).await?),
             None => None,
         };
-        let client = match (&shared.diverse, i) {
+        let client = match (diverse, i) {
             (Some(d), 1..) => d,
-            _ => &shared.llm,
+            _ => llm,
         };
         // In-place retries of the call itself happen inside `chat`, through `decide`.
         Ok::<_, QueueError>(client.chat(messages).await)
@@ -210,7 +215,13 @@ async fn ask_candidates(
     all.into_iter().collect()
 }
 
-async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completion, QueueError> {
+async fn process(
+    shared: &Shared,
+    d: &Delivery,
+    attempt: u32,
+    llm: &LlmClient,
+    diverse: Option<&LlmClient>,
+) -> Result<Completion, QueueError> {
     let q = &shared.queue;
     // No cancellation check here: start.lua has just made it, atomically with the start.
     let task = match q.task(&d.run, &d.task).await {
@@ -269,7 +280,7 @@ async fn process(shared: &Shared, d: &Delivery, attempt: u32) -> Result<Completi
     loop {
         ask += 1;
         tracing::info!(task = %d.task, path = %spec.path, line = spec.line, attempt, ask, candidates = k, repair = task.outcome.repairs, "asking the LLM");
-        let results = ask_candidates(shared, &messages, k).await?;
+        let results = ask_candidates(shared, llm, diverse, &messages, k).await?;
         llm_calls += results.len() as u64;
         let mut answers = Vec::new();
         let mut first_error = None;

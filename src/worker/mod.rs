@@ -86,12 +86,8 @@ struct Shared {
     queue: Queue,
     /// The stage this process serves: its stream, its consumer group, its work.
     stage: Stage,
-    llm: LlmClient,
-    /// `llm.candidates > 1`: the client for the candidates after the first, at a temperature
-    /// high enough that they differ.
-    diverse: Option<LlmClient>,
-    /// The verify stage's state (`Stage::Verify` only).
-    verifier: Option<verify::VerifierState>,
+    /// What the stage works with.
+    parts: Parts,
     id: String,
     stats: std::sync::Mutex<WorkerStats>,
     in_flight: Mutex<Vec<String>>,
@@ -99,6 +95,17 @@ struct Shared {
     changed: Notify,
     /// Cancelled after the grace period: in-flight tasks stop and are handed back.
     hard_stop: CancellationToken,
+}
+
+/// A stage's own parts: an LLM stage needs clients and no toolchain, a verifier the reverse.
+enum Parts {
+    Llm {
+        llm: LlmClient,
+        /// `llm.candidates > 1`: the client for the candidates after the first, at a
+        /// temperature high enough that they differ.
+        diverse: Option<LlmClient>,
+    },
+    Verify(verify::VerifierState),
 }
 
 impl Shared {
@@ -123,28 +130,19 @@ impl Worker {
                 LlmClient::new(&c).ok()
             })
             .flatten();
-        Worker::with_stage(queue, llm, diverse, None, cfg)
+        Worker::with_parts(queue, Parts::Llm { llm, diverse }, cfg)
     }
 
-    fn with_stage(
-        queue: Queue,
-        llm: LlmClient,
-        diverse: Option<LlmClient>,
-        verifier: Option<verify::VerifierState>,
-        cfg: Config,
-    ) -> Worker {
+    fn with_parts(queue: Queue, parts: Parts, cfg: Config) -> Worker {
         Worker {
             shared: Arc::new(Shared {
                 cfg,
                 queue,
-                stage: if verifier.is_some() {
-                    Stage::Verify
-                } else {
-                    Stage::Llm
+                stage: match parts {
+                    Parts::Llm { .. } => Stage::Llm,
+                    Parts::Verify(_) => Stage::Verify,
                 },
-                llm,
-                diverse,
-                verifier,
+                parts,
                 id: worker_id(),
                 stats: Default::default(),
                 in_flight: Mutex::new(Vec::new()),
@@ -172,9 +170,7 @@ impl Worker {
         let queue = Queue::open(&cfg).await?;
         queue.ensure_group().await?;
         cfg.worker.concurrency = 1;
-        // Never called: the client only exists because the worker's parts are shared.
-        let llm = LlmClient::new(&cfg.llm)?;
-        Ok(Worker::with_stage(queue, llm, None, Some(verifier), cfg))
+        Ok(Worker::with_parts(queue, Parts::Verify(verifier), cfg))
     }
 
     /// This worker's id, as its heartbeat and the tasks it works on show it.
@@ -186,11 +182,11 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> WorkerStats {
         let shared = self.shared;
         let cfg = &shared.cfg;
-        match &shared.verifier {
-            None => {
+        match &shared.parts {
+            Parts::Llm { .. } => {
                 tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %cfg.llm.shown_url(), model = %cfg.llm.model, candidates = cfg.llm.candidates, "worker started")
             }
-            Some(v) => {
+            Parts::Verify(v) => {
                 let roots: Vec<String> =
                     v.roots().iter().map(|r| r.display().to_string()).collect();
                 tracing::info!(worker = %shared.id, roots = %roots.join(","), timeout_secs = cfg.verify.timeout_secs, network = cfg.verify.network, "verifier started")
