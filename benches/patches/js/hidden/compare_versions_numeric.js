@@ -7,6 +7,8 @@ test('numeric parts', () => {
   assert.equal(compareVersions('1.10', '1.9'), 1);
   assert.equal(compareVersions('1.9', '1.10'), -1);
   assert.equal(compareVersions('10.0.0', '9.9.9'), 1);
+  assert.equal(compareVersions('1.5', '1.2'), 1);
+  assert.equal(compareVersions('2.0', '4.0'), -1);
 });
 
 test('missing parts are 0', () => {
