@@ -1,0 +1,5 @@
+//! Small helpers over numbers and text.
+
+pub mod num;
+pub mod parse;
+pub mod text;
