@@ -454,6 +454,8 @@ fn header_line(l: &str) -> bool {
         "require ",
         "require(",
         "const {",
+        "'use strict'",
+        "\"use strict\"",
     ];
     STARTS.iter().any(|p| l.starts_with(p))
         && (!l.starts_with("from ") || l.contains(" import "))
@@ -499,47 +501,37 @@ pub(super) fn pasted_header(
         })
 }
 
-/// Whether the rewrite only deleted the TODO: the new block's lines are the original's, less
-/// the comment lines that carry the TODO (its tag line and the continuation lines of its
-/// text), compared without any whitespace. Such a patch hides the TODO
-/// without doing it, and no check of existing behaviour can tell.
-pub(super) fn only_todo_deleted(original: &str, new_block: &str, tag: &str, text: &str) -> bool {
-    // Whitespace does not count at all: `a+b` for `a + b` is no change.
-    fn norm(l: &str) -> String {
-        l.split_whitespace().collect()
+/// The comment markers a line-comment or a block comment's lines start with, by language,
+/// for telling comment-only lines apart (`#` is a comment in Python, a directive in C).
+fn comment_markers(language: &str) -> &'static [&'static str] {
+    match language {
+        "python" | "shell" | "ruby" | "perl" | "r" | "yaml" | "toml" | "make" | "cmake"
+        | "dockerfile" | "elixir" | "nim" | "powershell" | "julia" | "tcl" => &["#"],
+        "sql" | "lua" | "haskell" | "ada" | "elm" => &["--"],
+        "lisp" | "clojure" | "scheme" | "elisp" | "asm" | "ini" => &[";"],
+        "erlang" | "tex" | "latex" | "matlab" | "octave" | "prolog" => &["%"],
+        "html" | "xml" | "vue" | "svelte" | "markdown" => &["<!--", "-->"],
+        "vim" => &["\""],
+        "fortran" => &["!"],
+        _ => &["///", "//!", "//", "/*", "*/", "*"],
     }
-    fn comment_body(l: &str) -> Option<&str> {
-        const MARKERS: &[&str] = &[
-            "///", "//!", "//", "#", "--", "/*", "*/", "*", ";;", ";", "%", "<!--", "'", "REM ",
-        ];
-        let t = l.trim();
-        MARKERS.iter().find_map(|m| t.strip_prefix(m)).map(|rest| {
-            rest.trim()
-                .trim_end_matches("*/")
-                .trim_end_matches("-->")
-                .trim()
-        })
-    }
-    let text = norm(text).to_lowercase();
-    let tag = tag.to_lowercase();
-    let todo_line = |l: &str| {
-        comment_body(l).is_some_and(|body| {
-            let body = norm(body).to_lowercase();
-            body.contains(&tag) || (!body.is_empty() && text.contains(&body))
-        })
+}
+
+/// Whether a patch changes no code: the new block's lines that are not comment-only are the
+/// original's (compared without any whitespace). The TODO deleted, or reworded, or moved into
+/// a comment that says it is handled: the TODO is hidden, not done, and no check of
+/// existing behaviour can tell. A docstring counts as code here (it is a string).
+pub(super) fn only_comments_changed(original: &str, new_block: &str, language: &str) -> bool {
+    let markers = comment_markers(language);
+    let code = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !markers.iter().any(|m| l.starts_with(m)))
+            .map(|l| l.split_whitespace().collect())
+            .collect()
     };
-    let kept: Vec<String> = original
-        .lines()
-        .filter(|l| !todo_line(l))
-        .map(norm)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let new: Vec<String> = new_block
-        .lines()
-        .map(norm)
-        .filter(|l| !l.is_empty())
-        .collect();
-    kept.len() < original.lines().filter(|l| !l.trim().is_empty()).count() && new == kept
+    let before = code(original);
+    !before.is_empty() && code(new_block) == before
 }
 
 /// Lines in a run the paste check compares: at least this many consecutive non-blank lines.

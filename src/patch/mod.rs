@@ -45,10 +45,10 @@ pub enum Rejection {
     )]
     Stub { line: String },
     #[error(
-        "the rewrite only deletes the {tag} comment and leaves the code as it was: do what the \
-         TODO asks"
+        "the rewrite changes only comments (the {tag} deleted or reworded) and leaves the code \
+         as it was: do what the TODO asks"
     )]
-    OnlyTodoDeleted { tag: String },
+    OnlyComments { tag: String },
     #[error(
         "the rewritten block no longer defines `{name}`: a rewrite must keep every definition \
          of the block (the answer dropped code)"
@@ -103,7 +103,7 @@ impl Rejection {
             Rejection::Stub { .. } => "stub",
             Rejection::DroppedSymbol { .. } => "dropped_symbol",
             Rejection::PastedContext { .. } => "pasted_context",
-            Rejection::OnlyTodoDeleted { .. } => "only_todo_deleted",
+            Rejection::OnlyComments { .. } => "comments_only",
             Rejection::Shadows { .. } => "shadows",
             Rejection::SyntaxError { .. } => "syntax_error",
             Rejection::DiffMismatch(_) => "diff_mismatch",
@@ -139,6 +139,34 @@ fn tag_count(spec: &crate::task::TaskSpec, file: &str) -> usize {
         .count()
 }
 
+/// How many TODOs under any of the usual tags (and the task's own) the scanner finds in
+/// `file` whose text holds `text` (whitespace-normalised, case ignored): a rewrite that
+/// re-tags the TODO (`FIXME: same words`, `Todo: Same words`) keeps this count.
+fn tagged_with_text(spec: &crate::task::TaskSpec, file: &str, text: &str) -> usize {
+    let mut tags = scan::ScanOptions::default().tags;
+    if !tags.contains(&spec.tag) {
+        tags.push(spec.tag.clone());
+    }
+    let opts = scan::ScanOptions {
+        tags,
+        keep_content: false,
+        syntax_context: false,
+        ..scan::ScanOptions::default()
+    };
+    let text = text.to_lowercase();
+    scan::scan_source(&spec.path, file, &opts)
+        .iter()
+        .filter(|t| {
+            t.text
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase()
+                .contains(&text)
+        })
+        .count()
+}
+
 /// Turns an answer into a patch, or says which gate it failed.
 pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection> {
     let Target {
@@ -166,7 +194,13 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
         0 => count_tag(&new_block, &spec.tag) < count_tag(original, &spec.tag),
         before => tag_count(spec, &new_content) < before,
     };
-    let text_gone = text.len() < 8 || !norm(&new_block).contains(&text);
+    // The TODO's words may stay as a plain comment (a model often keeps them to explain the
+    // new code); not under another tag, which the next scan would report again.
+    let text_gone = text.len() < 8
+        || match tagged_with_text(spec, content, &text) {
+            0 => !norm(&new_block).contains(&text),
+            before => tagged_with_text(spec, &new_content, &text) < before,
+        };
     if !tag_gone || !text_gone {
         return Err(Rejection::TodoStillPresent {
             tag: spec.tag.clone(),
@@ -217,8 +251,8 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
             line: after.first_line.unwrap_or(spec.line),
         });
     }
-    if gates::only_todo_deleted(original, &new_block, &spec.tag, &spec.text) {
-        return Err(Rejection::OnlyTodoDeleted {
+    if gates::only_comments_changed(original, &new_block, &spec.language) {
+        return Err(Rejection::OnlyComments {
             tag: spec.tag.clone(),
         });
     }

@@ -644,7 +644,7 @@ fn a_new_definition_shadowing_one_elsewhere_is_rejected() {
 }
 
 #[test]
-fn a_rewrite_that_only_deletes_the_todo_is_rejected() {
+fn a_rewrite_that_changes_only_comments_is_rejected() {
     let s = spec(FILE, BLOCK, "handle overflow");
     let t = s.target(FILE).unwrap();
     // The TODO gone, the code as it was (re-indented, spaced differently): nothing was done.
@@ -654,7 +654,7 @@ fn a_rewrite_that_only_deletes_the_todo_is_rejected() {
     ] {
         assert_eq!(
             make_patch(&t, answer),
-            Err(Rejection::OnlyTodoDeleted { tag: "TODO".into() }),
+            Err(Rejection::OnlyComments { tag: "TODO".into() }),
             "{answer}"
         );
     }
@@ -672,7 +672,7 @@ fn a_rewrite_that_only_deletes_the_todo_is_rejected() {
             &p.target(file).unwrap(),
             "```python\ndef mean(v):\n    return sum(v) / len(v)\n```"
         ),
-        Err(Rejection::OnlyTodoDeleted { tag: "TODO".into() })
+        Err(Rejection::OnlyComments { tag: "TODO".into() })
     );
     // Doing it passes.
     assert!(
@@ -713,4 +713,44 @@ fn a_header_line_pasted_from_the_top_of_the_file_is_rejected() {
     let new_import =
         "```python\ndef f(x):\n    import logging\n    logging.info(x)\n    return x\n```";
     assert!(make_patch(&p.target(py).unwrap(), new_import).is_ok());
+}
+
+#[test]
+fn a_reworded_todo_is_no_change_but_its_words_may_stay_as_a_plain_comment() {
+    let s = spec(FILE, BLOCK, "handle overflow of the sum");
+    let file = FILE.replace("handle overflow", "handle overflow of the sum");
+    let block = BLOCK.replace("handle overflow", "handle overflow of the sum");
+    let s = crate::task::test_spec(&file, &block, &s.text);
+    let t = s.target(&file).unwrap();
+    // The TODO reworded into a note: still no code changed.
+    assert_eq!(
+        make_patch(
+            &t,
+            "```rust\nfn add(a: i32, b: i32) -> i32 {\n    // Overflow is handled by the caller.\n    a + b\n}\n```"
+        ),
+        Err(Rejection::OnlyComments { tag: "TODO".into() })
+    );
+    // The code done, the TODO's words kept as a plain comment: accepted (the next scan finds
+    // nothing), where the old text check rejected it.
+    assert!(
+        make_patch(
+            &t,
+            "```rust\nfn add(a: i32, b: i32) -> i32 {\n    // handle overflow of the sum\n    a.saturating_add(b)\n}\n```"
+        )
+        .is_ok()
+    );
+    // Re-tagged, in any case the scanner reads as a tag: still there.
+    for retag in [
+        "// FIXME: handle overflow of the sum",
+        "// todo: Handle overflow of the sum",
+    ] {
+        let answer = format!(
+            "```rust\nfn add(a: i32, b: i32) -> i32 {{\n    {retag}\n    a.saturating_add(b)\n}}\n```"
+        );
+        assert_eq!(
+            make_patch(&t, &answer),
+            Err(Rejection::TodoStillPresent { tag: "TODO".into() }),
+            "{retag}"
+        );
+    }
 }
