@@ -462,6 +462,41 @@ fn header_line(l: &str) -> bool {
         && (!l.starts_with("const {") || l.contains("require("))
 }
 
+/// The new block without the header lines (package, import, use, `'use strict'`) it starts
+/// with that the file already has outside the block and the original block did not: a model
+/// often repeats the top of the file above its rewrite, and dropping those lines leaves the
+/// rewrite it meant (the file keeps its own). Blank lines among them go too.
+pub(super) fn strip_leading_headers(
+    content: &str,
+    old: std::ops::Range<usize>,
+    new_block: &str,
+) -> Option<String> {
+    let (before, block, after) = (
+        content.get(..old.start)?,
+        content.get(old.clone())?,
+        content.get(old.end..)?,
+    );
+    let had: std::collections::HashSet<&str> = block.lines().map(str::trim).collect();
+    let outside: std::collections::HashSet<&str> = before
+        .lines()
+        .chain(after.lines())
+        .map(str::trim)
+        .filter(|l| header_line(l))
+        .collect();
+    let mut cut = 0;
+    let mut stripped = false;
+    for line in new_block.split_inclusive('\n') {
+        let t = line.trim();
+        if t.is_empty() || (header_line(t) && outside.contains(t) && !had.contains(t)) {
+            stripped |= !t.is_empty();
+            cut += line.len();
+        } else {
+            break;
+        }
+    }
+    (stripped && cut < new_block.len()).then(|| new_block[cut..].to_string())
+}
+
 /// A file-level header line (package, import, use, #include) of the new block that the file
 /// already has outside the block, and the original block did not: the model pasted the top of
 /// the file (or the context shown above the block) into its answer. Returns that line, 1-based,

@@ -182,6 +182,11 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
         return Err(Rejection::Empty);
     }
     let new_block = conform(original, &code);
+    // The top of the file repeated above the rewrite (`'use strict';`, `package main`, an
+    // import the file has): dropped, not held against an otherwise good answer.
+    let new_block = gates::strip_leading_headers(content, start..end, &new_block)
+        .map(|b| conform(original, &b))
+        .unwrap_or(new_block);
     if new_block == original {
         return Err(Rejection::Unchanged);
     }
