@@ -14,7 +14,7 @@ use crate::failure::{Decision, decide};
 use crate::llm::LlmClient;
 use crate::patch;
 use crate::prompt;
-use crate::queue::{Completion, Delivery, QueueError, Start, TaskState};
+use crate::queue::{Completion, Delivery, QueueError, Release, Start, TaskState};
 use crate::verify::{Candidate, Repair, Verified};
 
 /// How one delivery ended for this worker.
@@ -74,10 +74,14 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
     renew_stop.cancel();
     let _ = renewer.await;
     match outcome {
-        Outcome::Shutdown => match shared.queue.release(&d).await {
-            Ok(_) => {
+        Outcome::Shutdown => match shared.queue.release(&d, &shared.id).await {
+            Ok(Release::HandedBack | Release::Skipped) => {
                 shared.count(|s| s.handed_back += 1);
                 tracing::info!(task = %d.task, "handed the task back to the queue");
+            }
+            Ok(Release::NotOwner) => {
+                shared.count(|s| s.stale_results += 1);
+                tracing::warn!(task = %d.task, "lease lost: another worker has the task; not handing it back");
             }
             Err(e) => {
                 tracing::warn!(task = %d.task, error = %e, "could not hand back; it returns after its lease")
@@ -95,6 +99,10 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
             Completion::Retrying => s.retried += 1,
             Completion::Dead => s.dead += 1,
             Completion::HandedToVerify | Completion::Repairing => {}
+            Completion::NotOwner => {
+                s.stale_results += 1;
+                tracing::warn!(task = %d.task, "lease lost: another worker has the task; dropping this result");
+            }
         }),
     }
     shared.in_flight.lock().await.retain(|t| t != &d.task);
@@ -134,7 +142,9 @@ pub(super) async fn fail(
     fields.push(("reason", reason));
     fields.push(("reason_kind", kind.to_string()));
     let c = persist("fail", || {
-        shared.queue.complete(d, TaskState::Failed, &fields)
+        shared
+            .queue
+            .complete(d, &shared.id, TaskState::Failed, &fields)
     })
     .await?;
     if c == Completion::Recorded {
@@ -162,6 +172,7 @@ async fn retry_later(
     let c = persist("retry", || {
         shared.queue.retry_later(
             d,
+            &shared.id,
             shared.cfg.queue.max_attempts,
             delay,
             &error,
@@ -184,7 +195,9 @@ async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completio
         ("reason_kind", "cancelled".to_string()),
     ];
     persist("cancel", || {
-        shared.queue.complete(d, TaskState::Cancelled, &fields)
+        shared
+            .queue
+            .complete(d, &shared.id, TaskState::Cancelled, &fields)
     })
     .await
     .map(Some)
@@ -351,8 +364,10 @@ async fn process(
                     "candidates",
                     serde_json::to_string(&passed).unwrap_or_default(),
                 ));
-                let c = persist("verify", || q.hand_to_verify(d, &fields)).await?;
-                tracing::info!(task = %d.task, candidates = passed.len(), "patch gated; handed to the verify stage");
+                let c = persist("verify", || q.hand_to_verify(d, &shared.id, &fields)).await?;
+                if c == Completion::HandedToVerify {
+                    tracing::info!(task = %d.task, candidates = passed.len(), "patch gated; handed to the verify stage");
+                }
                 return Ok(c);
             }
             fields.push(("patch", first.diff));
@@ -361,11 +376,14 @@ async fn process(
             fields.push(("candidate", "1".to_string()));
             fields.push(("verified", Verified::Skipped.as_str().to_string()));
             fields.push(("reason", String::new()));
-            let c = persist("done", || q.complete(d, TaskState::Done, &fields)).await?;
+            let c = persist("done", || {
+                q.complete(d, &shared.id, TaskState::Done, &fields)
+            })
+            .await?;
             if c == Completion::Recorded {
                 shared.count(|s| s.done += 1);
+                tracing::info!(task = %d.task, "patch recorded");
             }
-            tracing::info!(task = %d.task, "patch recorded");
             return Ok(c);
         }
         let Some(rejection) = rejection else {

@@ -405,7 +405,7 @@ pub(super) async fn process(
         let mut fields: Vec<(&str, String)> = times.to_vec();
         fields.push(("repair", serde_json::to_string(&repair).unwrap_or_default()));
         tracing::info!(task = %d.task, round = task.outcome.repairs + 1, of = repairs, "sending the failure back to the model");
-        return persist("repair", || q.send_for_repair(d, &fields)).await;
+        return persist("repair", || q.send_for_repair(d, &shared.id, &fields)).await;
     }
     let reason = format!(
         "the patch fails the repository's check `{command}` ({} candidate(s), {} repair \
@@ -440,7 +440,9 @@ async fn record_done(
         ("reason", String::new()),
     ];
     let c = persist("done", || {
-        shared.queue.complete(d, TaskState::Done, &fields)
+        shared
+            .queue
+            .complete(d, &shared.id, TaskState::Done, &fields)
     })
     .await?;
     if c == Completion::Recorded {

@@ -404,3 +404,124 @@ fn chaos_killed_workers_restarted_redis_and_a_faulty_llm_lose_nothing() {
         counter(&h, "duplicates"),
     );
 }
+
+fn task_field(redis: &RedisServer, run_id: &str, field: &str) -> Option<String> {
+    let ts = tasks(redis, run_id);
+    let (_, t) = ts.iter().next()?;
+    t.get(field).cloned()
+}
+
+fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Issue 12, item 1. Worker A's Redis user may not XCLAIM, so its lease renewals fail (as in a
+/// partition between it and Redis); B reclaims the task after the lease and asks the LLM
+/// itself. A's answer arrives while B still works: A must record nothing, and the task ends
+/// with B's patch, B as its worker, and A's result counted as stale.
+#[test]
+fn a_worker_whose_lease_lapsed_records_nothing_over_the_new_owner() {
+    let redis = RedisServer::start();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER", "a", "on", ">pw-a", "~*", "&*", "+@all", "-xclaim",
+        ])
+        .query(&mut redis.conn())
+        .unwrap();
+    let chats = Arc::new(AtomicUsize::new(0));
+    let a_finished = Arc::new(AtomicBool::new(false));
+    let (n, a_done) = (chats.clone(), a_finished.clone());
+    let wait_for = |what: &AtomicBool| {
+        let start = Instant::now();
+        while !what.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    };
+    let b_asked = Arc::new(AtomicBool::new(false));
+    let fake = FakeLlm::start(move |req, _| match req.path.as_str() {
+        CHAT => {
+            let answer = resolving_answer(&req.body);
+            let answer = if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                // A's call: answers once its lease lapsed and B took the task and asked too.
+                wait_for(&b_asked);
+                answer.replace("_ = 0", "_ = 1")
+            } else {
+                // B's call: answers once A has tried to record its result.
+                b_asked.store(true, Ordering::SeqCst);
+                wait_for(&a_done);
+                answer
+            };
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&answer),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 1);
+    let run_id = enqueue(&redis, repo.path());
+    let logs = tempfile::tempdir().unwrap();
+    let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
+    let a_url = format!("redis://a:pw-a@127.0.0.1:{}", redis.port);
+    let _a = spawn_worker(
+        &redis,
+        &fake.url(),
+        &[
+            ("TARS_REDIS__URL", a_url.as_str()),
+            ("TARS_QUEUE__LEASE_SECS", "3"),
+            ("TARS_WORKER_NAME", "worker-a"),
+        ],
+        &a_log,
+    );
+    wait_until("A asks the LLM", Duration::from_secs(30), || {
+        chats.load(Ordering::SeqCst) >= 1
+    });
+    let _b = spawn_worker(
+        &redis,
+        &fake.url(),
+        &[
+            ("TARS_QUEUE__LEASE_SECS", "3"),
+            ("TARS_WORKER_NAME", "worker-b"),
+        ],
+        &b_log,
+    );
+    wait_until(
+        "B reclaims and asks the LLM",
+        Duration::from_secs(30),
+        || chats.load(Ordering::SeqCst) >= 2,
+    );
+    wait_until("A tries to record", Duration::from_secs(30), || {
+        let log = log_of(&a_log);
+        log.contains("lease lost") || log.contains("patch recorded")
+    });
+    a_finished.store(true, Ordering::SeqCst);
+    wait_complete(&redis, &run_id, Duration::from_secs(60));
+
+    let (a_text, b_text) = (log_of(&a_log), log_of(&b_log));
+    let explain = format!("--- A ---\n{a_text}\n--- B ---\n{b_text}");
+    let worker = task_field(&redis, &run_id, "worker").unwrap_or_default();
+    let patch = task_field(&redis, &run_id, "patch").unwrap_or_default();
+    assert_eq!(
+        task_field(&redis, &run_id, "state").as_deref(),
+        Some("done")
+    );
+    assert!(
+        worker.starts_with("worker-b-"),
+        "worker {worker}\n{explain}"
+    );
+    assert!(
+        patch.contains("_ = 0") && !patch.contains("_ = 1"),
+        "the patch must be B's:\n{patch}\n{explain}"
+    );
+    assert!(
+        a_text.contains("lease lost: another worker has the task; dropping this result"),
+        "{explain}"
+    );
+    assert!(!a_text.contains("patch recorded"), "{explain}");
+    assert!(b_text.contains("patch recorded"), "{explain}");
+    let h = run_hash(&redis, &run_id);
+    assert_eq!(counter(&h, "stale_results"), 1, "{h:?}");
+    assert_eq!(counter(&h, "duplicates"), 0, "{h:?}");
+    assert!(results_per_task(&redis).values().all(|&n| n == 1));
+    assert_eq!(pending(&redis), 0);
+}

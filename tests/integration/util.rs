@@ -253,7 +253,11 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A command for one of our binaries with a clean TARS_* environment.
 pub fn cmd(name: &str) -> Command {
-    let mut c = Command::new(bin(name));
+    clean_env(Command::new(bin(name)))
+}
+
+/// `c` without the test's own TARS_* variables, logging at info.
+fn clean_env(mut c: Command) -> Command {
     // vars_os: a variable that is not UTF-8 in the test's own environment must not panic here.
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("TARS_") {
@@ -267,7 +271,16 @@ pub fn cmd(name: &str) -> Command {
 /// A worker process on `redis` using the OpenAI-compatible LLM at `llm`, with extra
 /// `TARS_*` settings; its log goes to `stderr`.
 pub fn spawn_worker(redis: &RedisServer, llm: &str, extra: &[(&str, &str)], stderr: Stdio) -> Proc {
-    let mut w = cmd("worker");
+    worker_process(cmd("worker"), redis, llm, extra, stderr)
+}
+
+fn worker_process(
+    mut w: Command,
+    redis: &RedisServer,
+    llm: &str,
+    extra: &[(&str, &str)],
+    stderr: Stdio,
+) -> Proc {
     w.env("TARS_REDIS__URL", redis.url())
         .env("TARS_LLM__API", "openai")
         .env("TARS_LLM__URL", llm)
