@@ -109,8 +109,9 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
     shared.changed.notify_one();
 }
 
-/// Retries a Redis write through a short outage (a restart, a failover) so that a finished
-/// task's result is not thrown away for a blip. Only transient errors are retried: a script
+/// Retries a Redis step through a short outage (a restart, a failover) so that a finished
+/// task's result, or an answer the LLM already gave, is not thrown away for a blip: every
+/// read and write of an attempt goes through it. Only transient errors are retried: a script
 /// error or a wrong type fails the same way every time.
 pub(super) async fn persist<T, F, Fut>(what: &str, f: F) -> Result<T, QueueError>
 where
@@ -186,7 +187,7 @@ async fn retry_later(
 }
 
 async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completion>, QueueError> {
-    if !shared.queue.run_cancelled(&d.run).await? {
+    if !persist("read the run", || shared.queue.run_cancelled(&d.run)).await? {
         return Ok(None);
     }
     tracing::info!(task = %d.task, run = %d.run, "run cancelled: abandoning the task");
@@ -237,7 +238,7 @@ async fn process(
 ) -> Result<Completion, QueueError> {
     let q = &shared.queue;
     // No cancellation check here: start.lua has just made it, atomically with the start.
-    let task = match q.task(&d.run, &d.task).await {
+    let task = match persist("read the task", || q.task(&d.run, &d.task)).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             let reason = "the task's hash is gone from Redis (purged?)".to_string();
@@ -250,7 +251,7 @@ async fn process(
         Err(e) => return Err(e),
     };
     let spec = &task.spec;
-    let Some(content) = q.get_blob(&spec.content_hash).await? else {
+    let Some(content) = persist("read the file", || q.get_blob(&spec.content_hash)).await? else {
         let reason = "the file's content is no longer in Redis (its blob expired); scan again";
         return fail(shared, d, Vec::new(), reason.into(), "blob_missing").await;
     };
@@ -262,7 +263,9 @@ async fn process(
             return fail(shared, d, Vec::new(), defect.to_string(), kind).await;
         }
     };
-    let verifying = q.run_verify(&d.run).await?.is_some();
+    let verifying = persist("read the run", || q.run_verify(&d.run))
+        .await?
+        .is_some();
     // A repair round: the model sees its last answer and the check's first error.
     let repair = task
         .repair

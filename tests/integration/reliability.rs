@@ -525,3 +525,56 @@ fn a_worker_whose_lease_lapsed_records_nothing_over_the_new_owner() {
     assert!(results_per_task(&redis).values().all(|&n| n == 1));
     assert_eq!(pending(&redis), 0);
 }
+
+/// Issue 12, item 5. Redis goes down while the LLM works and the answer arrives during the
+/// outage: every Redis step after it (the cancellation check, the result) rides the outage
+/// out, so the answer is recorded, not asked again after the lease.
+#[test]
+fn an_answer_that_arrives_while_redis_restarts_is_recorded_not_asked_again() {
+    let mut redis = RedisServer::start();
+    let down = Arc::new(AtomicBool::new(false));
+    let is_down = down.clone();
+    let fake = FakeLlm::start(move |req, _| match req.path.as_str() {
+        CHAT => {
+            let start = Instant::now();
+            while !is_down.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 1);
+    let run_id = enqueue(&redis, repo.path());
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("w.log");
+    let _w = spawn_worker(
+        &redis,
+        &fake.url(),
+        &[("TARS_QUEUE__LEASE_SECS", "5")],
+        &log,
+    );
+    wait_until("the LLM is asked", Duration::from_secs(30), || {
+        fake.count(CHAT) >= 1
+    });
+    redis.stop();
+    down.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(3));
+    redis.start_again();
+    wait_complete(&redis, &run_id, Duration::from_secs(60));
+    let text = log_of(&log);
+    assert_eq!(
+        task_field(&redis, &run_id, "state").as_deref(),
+        Some("done"),
+        "{text}"
+    );
+    assert_eq!(fake.count(CHAT), 1, "the answer was asked again:\n{text}");
+    assert_eq!(
+        task_field(&redis, &run_id, "attempts").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+}

@@ -136,12 +136,25 @@ impl RedisServer {
     /// Stops the server gracefully (it writes its append-only file) and starts it again on the
     /// same port and directory, as an operator's restart would.
     pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The first half of [`RedisServer::restart`]: stopped gracefully, down until
+    /// [`RedisServer::start_again`].
+    pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.signal("TERM");
             p.wait_timeout(Duration::from_secs(20))
                 .expect("redis-server stops on SIGTERM");
         }
-        self.spawn();
+    }
+
+    /// Starts a stopped server again on its port and directory (its append-only file).
+    pub fn start_again(&mut self) {
+        if self.proc.is_none() {
+            self.spawn();
+        }
     }
 
     pub fn conn(&self) -> redis::Connection {
