@@ -260,7 +260,9 @@ impl Queue {
     }
 
     /// Records a retryable failure: the task waits out `backoff` in the delayed set, or is
-    /// dead-lettered when this was its last attempt. `consumer` must still own the delivery.
+    /// dead-lettered when this was its last attempt. The due time is Redis's clock plus
+    /// `backoff`, computed in the script: this host's clock plays no part. `consumer` must
+    /// still own the delivery.
     #[allow(clippy::too_many_arguments)]
     pub async fn retry_later(
         &self,
@@ -273,7 +275,6 @@ impl Queue {
         reason_kind: &str,
     ) -> Result<Completion, QueueError> {
         let mut c = self.conn();
-        let now = now_ms();
         let r: String = scripts::RETRY
             .key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
@@ -285,8 +286,8 @@ impl Queue {
             .arg(&d.entry)
             .arg(d.stage.group())
             .arg(consumer)
-            .arg(now)
-            .arg(now + backoff.as_millis() as u64)
+            .arg(now_ms())
+            .arg(u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX))
             .arg(max_attempts)
             .arg(error.to_string())
             .arg(reason)
@@ -303,13 +304,12 @@ impl Queue {
         })
     }
 
-    /// Moves retries whose backoff has elapsed back onto the task stream.
+    /// Moves retries whose backoff has elapsed, by Redis's clock, back onto the task stream.
     pub async fn promote_due(&self, limit: usize) -> Result<u64, QueueError> {
         let mut c = self.conn();
         Ok(scripts::PROMOTE
             .key(keys::delayed())
             .key(keys::tasks_stream())
-            .arg(now_ms())
             .arg(limit)
             .invoke_async(&mut c)
             .await?)

@@ -578,3 +578,117 @@ fn an_answer_that_arrives_while_redis_restarts_is_recorded_not_asked_again() {
         "{text}"
     );
 }
+
+/// A run of one task whose LLM is always busy, served by a worker whose clock runs an hour
+/// fast, stopped once the task waits out its first backoff: returns the run and the task's
+/// member of the delayed set.
+fn retrying_behind_a_fast_clock(
+    redis: &RedisServer,
+    llm: &FakeLlm,
+    logs: &Path,
+) -> (String, String) {
+    let repo = many_todos_repo(1, 1);
+    let run_id = enqueue(redis, repo.path());
+    let mut w = crate::util::spawn_worker_with_clock(
+        redis,
+        &llm.url(),
+        "+1h",
+        &[("TARS_LLM__RETRIES", "0")],
+        log_file(&logs.join("fast1.log")),
+    );
+    wait_until("the task retrying", Duration::from_secs(30), || {
+        counter(&run_hash(redis, &run_id), "retrying") == 1
+    });
+    w.signal("KILL");
+    let _ = w.wait_timeout(Duration::from_secs(10));
+    let id = tasks(redis, &run_id).into_keys().next().unwrap();
+    (run_id.clone(), format!("{run_id}:{id}"))
+}
+
+fn log_file(path: &Path) -> Stdio {
+    Stdio::from(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("log"),
+    )
+}
+
+fn busy_llm() -> FakeLlm {
+    FakeLlm::start(|req, _| match req.path.as_str() {
+        CHAT => Reply::Json {
+            status: 503,
+            body: r#"{"error":"server busy"}"#.into(),
+        },
+        _ => models_reply(),
+    })
+}
+
+fn delayed_score(redis: &RedisServer, member: &str) -> Option<u64> {
+    redis::cmd("ZSCORE")
+        .arg("{tars}:delayed")
+        .arg(member)
+        .query::<Option<f64>>(&mut redis.conn())
+        .unwrap()
+        .map(|s| s as u64)
+}
+
+/// Issue 12, item 6: a retry is due its backoff after now by Redis's clock, whatever the
+/// clock of the worker that scheduled it says (here an hour fast).
+#[test]
+fn a_retry_from_a_worker_with_a_fast_clock_is_due_by_redis_clock() {
+    let redis = RedisServer::start();
+    let llm = busy_llm();
+    let logs = tempfile::tempdir().unwrap();
+    let (_, member) = retrying_behind_a_fast_clock(&redis, &llm, logs.path());
+    let due = delayed_score(&redis, &member).expect("in the delayed set");
+    let now = redis.time_ms();
+    // The first attempt's backoff is 1-2 s (failure::backoff).
+    assert!(
+        due <= now + 2_500,
+        "due {} s after Redis's now: the worker's clock was used",
+        (due as i64 - now as i64) / 1000
+    );
+}
+
+/// Issue 12, item 6: a worker whose clock runs an hour fast promotes no retry before it is
+/// due by Redis's clock, and promotes it once it is.
+#[test]
+fn a_worker_with_a_fast_clock_promotes_retries_by_redis_clock() {
+    let redis = RedisServer::start();
+    let llm = busy_llm();
+    let logs = tempfile::tempdir().unwrap();
+    let (run_id, member) = retrying_behind_a_fast_clock(&redis, &llm, logs.path());
+    let set_due = |at: u64| {
+        let _: () = redis::cmd("ZADD")
+            .arg("{tars}:delayed")
+            .arg(at)
+            .arg(&member)
+            .query(&mut redis.conn())
+            .unwrap();
+    };
+    // Ten minutes from now by Redis's clock: an hour ago by the worker's.
+    set_due(redis.time_ms() + 600_000);
+    let _w = crate::util::spawn_worker_with_clock(
+        &redis,
+        &llm.url(),
+        "+1h",
+        &[("TARS_LLM__RETRIES", "0")],
+        log_file(&logs.path().join("fast2.log")),
+    );
+    // The worker promotes due retries every second.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = log_of(&logs.path().join("fast2.log"));
+    assert_eq!(
+        task_field(&redis, &run_id, "state").as_deref(),
+        Some("retrying"),
+        "promoted early:\n{log}"
+    );
+    assert_eq!(llm.count(CHAT), 1, "asked again before the retry was due");
+    // Due now by Redis's clock: promoted, and asked again.
+    set_due(redis.time_ms().saturating_sub(1));
+    wait_until("the retry promoted", Duration::from_secs(30), || {
+        llm.count(CHAT) >= 2
+    });
+}

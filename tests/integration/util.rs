@@ -157,6 +157,12 @@ impl RedisServer {
         }
     }
 
+    /// Redis's clock (`TIME`) in ms.
+    pub fn time_ms(&self) -> u64 {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut self.conn()).expect("TIME");
+        secs * 1000 + micros / 1000
+    }
+
     pub fn conn(&self) -> redis::Connection {
         redis::Client::open(self.url().as_str())
             .and_then(|c| c.get_connection())
@@ -285,6 +291,34 @@ fn clean_env(mut c: Command) -> Command {
 /// `TARS_*` settings; its log goes to `stderr`.
 pub fn spawn_worker(redis: &RedisServer, llm: &str, extra: &[(&str, &str)], stderr: Stdio) -> Proc {
     worker_process(cmd("worker"), redis, llm, extra, stderr)
+}
+
+/// [`spawn_worker`] on a host whose wall clock is off by `offset` (libfaketime's `faketime -f`
+/// syntax: `+1h`, `-90s`); its monotonic clock (timers, backoffs) is left alone.
+pub fn spawn_worker_with_clock(
+    redis: &RedisServer,
+    llm: &str,
+    offset: &str,
+    extra: &[(&str, &str)],
+    stderr: Stdio,
+) -> Proc {
+    // libfaketime preloaded into the worker itself: the `faketime` wrapper would fork, and
+    // killing it would leave the worker running.
+    let lib = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
+        .find(|p| p.exists())
+        .expect(
+            "libfaketime must be installed (Debian package faketime): run scripts/setup-test-deps",
+        );
+    let mut c = cmd("worker");
+    c.env("LD_PRELOAD", lib)
+        .env("FAKETIME", offset)
+        .env("DONT_FAKE_MONOTONIC", "1");
+    worker_process(c, redis, llm, extra, stderr)
 }
 
 fn worker_process(

@@ -25,6 +25,12 @@ local function ack(stream, group, entry)
   redis.call('XACK', stream, group, entry)
   redis.call('XDEL', stream, entry)
 end
+-- Redis's own clock in ms: deadlines several hosts must agree on (retries, leases, permits)
+-- never come from a worker's clock.
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 -- Whether `consumer` owns `entry` in the group's pending list (its lease is still its own).
 local function owns(stream, group, entry, consumer)
   local p = redis.call('XPENDING', stream, group, entry, entry, 1)
