@@ -150,7 +150,7 @@ async fn worker_loop(url: String, run: String, id: usize) -> WorkerReport {
                 ("llm_ms", "0".to_string()),
             ];
             let t = Instant::now();
-            q.complete(&d, TaskState::Done, &fields)
+            q.complete(&d, &consumer, TaskState::Done, &fields)
                 .await
                 .expect("complete");
             let done = Instant::now();

@@ -115,7 +115,7 @@ fn main() {
                     ("completion_tokens", "250".to_string()),
                     ("llm_ms", "8123".to_string()),
                 ];
-                q.complete(&d, TaskState::Done, &fields).await.expect("complete");
+                q.complete(&d, "bench", TaskState::Done, &fields).await.expect("complete");
             }
         }
         let after_done = used_memory(&url);

@@ -654,6 +654,7 @@ mod tests {
             total: 6,
             counts,
             duplicates: 0,
+            stale_results: 0,
             skipped_done: Some(1),
             verify: None,
         }

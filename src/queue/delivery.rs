@@ -7,6 +7,11 @@
 //! renews the lease while it works (`XCLAIM ... JUSTID`, only while it still owns the entry), so
 //! a long LLM call is not mistaken for a dead worker. Acknowledged entries are deleted, so the
 //! stream holds only queued and in-flight work.
+//!
+//! Every transition that records a result or a retry takes the caller's consumer name and
+//! refuses, in the same script, when that consumer no longer owns the delivery in the group's
+//! pending list ([`Completion::NotOwner`], [`Release::NotOwner`]): a worker whose lease lapsed
+//! while another took the task writes nothing over the new owner's work.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,7 +20,7 @@ use redis::Value;
 use redis::aio::MultiplexedConnection;
 
 use super::keys;
-use super::model::{Completion, Delivery, Stage, Start, TaskRecord, TaskState};
+use super::model::{Completion, Delivery, Release, Stage, Start, TaskRecord, TaskState};
 use super::wire::{self, hgetall, value_string};
 use super::{BATCH, Queue, QueueError, scripts};
 use crate::task::TaskSpec;
@@ -212,10 +217,12 @@ impl Queue {
 
     /// Records a final state (`done`, `failed` or `cancelled`) with its fields. `reason` and
     /// `reason_kind` among them are the ending's (both empty when absent, which a done task
-    /// wants: an earlier attempt's reason no longer applies).
+    /// wants: an earlier attempt's reason no longer applies). `consumer` must still own the
+    /// delivery.
     pub async fn complete(
         &self,
         d: &Delivery,
+        consumer: &str,
         state: TaskState,
         fields: &[(&str, String)],
     ) -> Result<Completion, QueueError> {
@@ -235,6 +242,7 @@ impl Queue {
             .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
             .arg(d.stage.group())
+            .arg(consumer)
             .arg(state.as_str())
             .arg(now_ms())
             .arg(self.retention_secs)
@@ -248,18 +256,18 @@ impl Queue {
             }
         }
         let r: String = inv.invoke_async(&mut c).await?;
-        Ok(if r == "duplicate" {
-            Completion::Duplicate
-        } else {
-            Completion::Recorded
-        })
+        Ok(refusal(&r).unwrap_or(Completion::Recorded))
     }
 
     /// Records a retryable failure: the task waits out `backoff` in the delayed set, or is
-    /// dead-lettered when this was its last attempt.
+    /// dead-lettered when this was its last attempt. The due time is Redis's clock plus
+    /// `backoff`, computed in the script: this host's clock plays no part. `consumer` must
+    /// still own the delivery.
+    #[allow(clippy::too_many_arguments)]
     pub async fn retry_later(
         &self,
         d: &Delivery,
+        consumer: &str,
         max_attempts: u32,
         backoff: Duration,
         error: &serde_json::Value,
@@ -267,7 +275,6 @@ impl Queue {
         reason_kind: &str,
     ) -> Result<Completion, QueueError> {
         let mut c = self.conn();
-        let now = now_ms();
         let r: String = scripts::RETRY
             .key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
@@ -278,8 +285,9 @@ impl Queue {
             .key(keys::run_tasks(&d.run))
             .arg(&d.entry)
             .arg(d.stage.group())
-            .arg(now)
-            .arg(now + backoff.as_millis() as u64)
+            .arg(consumer)
+            .arg(now_ms())
+            .arg(u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX))
             .arg(max_attempts)
             .arg(error.to_string())
             .arg(reason)
@@ -292,46 +300,53 @@ impl Queue {
         Ok(match r.as_str() {
             "dead" => Completion::Dead,
             "retrying" => Completion::Retrying,
-            _ => Completion::Duplicate,
+            other => refusal(other).unwrap_or(Completion::Duplicate),
         })
     }
 
-    /// Moves retries whose backoff has elapsed back onto the task stream.
+    /// Moves retries whose backoff has elapsed, by Redis's clock, back onto the task stream.
     pub async fn promote_due(&self, limit: usize) -> Result<u64, QueueError> {
         let mut c = self.conn();
         Ok(scripts::PROMOTE
             .key(keys::delayed())
             .key(keys::tasks_stream())
-            .arg(now_ms())
             .arg(limit)
             .invoke_async(&mut c)
             .await?)
     }
 
-    /// Hands an in-flight task back at once (shutdown), without counting the attempt.
-    pub async fn release(&self, d: &Delivery) -> Result<bool, QueueError> {
+    /// Hands an in-flight task back at once (shutdown), without counting the attempt, if
+    /// `consumer` still owns the delivery.
+    pub async fn release(&self, d: &Delivery, consumer: &str) -> Result<Release, QueueError> {
         let mut c = self.conn();
         let (state, attempts, _, _) = stage_fields(d.stage);
-        let n: i64 = scripts::RELEASE
+        let r: String = scripts::RELEASE
             .key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
             .key(d.stage.stream())
             .arg(&d.entry)
             .arg(d.stage.group())
+            .arg(consumer)
             .arg(&d.run)
             .arg(&d.task)
             .arg(state)
             .arg(attempts)
             .invoke_async(&mut c)
             .await?;
-        Ok(n == 1)
+        Ok(match r.as_str() {
+            "released" => Release::HandedBack,
+            "not_owner" => Release::NotOwner,
+            _ => Release::Skipped,
+        })
     }
 
     /// Hands a gated patch to the verify stage: `fields` (the candidates, the model, the
     /// tokens...) go on the task, which becomes `verifying` and is delivered to a verifier.
+    /// `consumer` must still own the LLM stage's delivery.
     pub async fn hand_to_verify(
         &self,
         d: &Delivery,
+        consumer: &str,
         fields: &[(&str, String)],
     ) -> Result<Completion, QueueError> {
         let mut c = self.conn();
@@ -342,24 +357,23 @@ impl Queue {
             .key(keys::verify_stream())
             .arg(&d.entry)
             .arg(d.stage.group())
+            .arg(consumer)
             .arg(&d.run)
             .arg(&d.task);
         for (k, v) in fields {
             inv.arg(*k).arg(v);
         }
         let r: String = inv.invoke_async(&mut c).await?;
-        Ok(if r == "duplicate" {
-            Completion::Duplicate
-        } else {
-            Completion::HandedToVerify
-        })
+        Ok(refusal(&r).unwrap_or(Completion::HandedToVerify))
     }
 
     /// Sends a task whose verification failed back to the LLM stage, with `fields` (the
-    /// failure the model is to repair) on the task.
+    /// failure the model is to repair) on the task. `consumer` must still own the verify
+    /// stage's delivery.
     pub async fn send_for_repair(
         &self,
         d: &Delivery,
+        consumer: &str,
         fields: &[(&str, String)],
     ) -> Result<Completion, QueueError> {
         let mut c = self.conn();
@@ -370,17 +384,23 @@ impl Queue {
             .key(keys::tasks_stream())
             .arg(&d.entry)
             .arg(d.stage.group())
+            .arg(consumer)
             .arg(&d.run)
             .arg(&d.task);
         for (k, v) in fields {
             inv.arg(*k).arg(v);
         }
         let r: String = inv.invoke_async(&mut c).await?;
-        Ok(if r == "duplicate" {
-            Completion::Duplicate
-        } else {
-            Completion::Repairing
-        })
+        Ok(refusal(&r).unwrap_or(Completion::Repairing))
+    }
+}
+
+/// The refusals every result script may answer (see `take_for_result` in the prelude).
+fn refusal(reply: &str) -> Option<Completion> {
+    match reply {
+        "duplicate" => Some(Completion::Duplicate),
+        "not_owner" => Some(Completion::NotOwner),
+        _ => None,
     }
 }
 

@@ -28,8 +28,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RetryMethod};
 
 pub use model::{
-    Completion, Delivery, RunStatus, RunVerify, Stage, Start, StateCounts, TaskOutcome, TaskRecord,
-    TaskState, VerifyStatus,
+    Completion, Delivery, Release, RunStatus, RunVerify, Stage, Start, StateCounts, TaskOutcome,
+    TaskRecord, TaskState, VerifyStatus,
 };
 
 use crate::config::{Config, RedisConfig};

@@ -196,6 +196,9 @@ pub struct RunStatus {
     pub counts: StateCounts,
     /// Completions dropped because the task had already finished (it was delivered twice).
     pub duplicates: u64,
+    /// Results, retries and hand-backs refused because their worker no longer owned the
+    /// delivery (its lease lapsed and another worker took the unfinished task).
+    pub stale_results: u64,
     /// `dispatcher run --only-new`: TODOs of the scan left out because an earlier run of the
     /// same repository has them done. None for a run made without the flag.
     pub skipped_done: Option<u64>,
@@ -317,6 +320,21 @@ pub enum Completion {
     HandedToVerify,
     /// Verification failed and the task went back to the LLM stage for a repair.
     Repairing,
+    /// The caller no longer owns the delivery (its lease lapsed and another worker took the
+    /// task, which has not finished): nothing was written; the run counts it in
+    /// `stale_results`.
+    NotOwner,
+}
+
+/// What handing a delivery back (shutdown) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Back on its stage's stream, the attempt not counted.
+    HandedBack,
+    /// The task had moved on (finished, purged, or at the other stage): only acknowledged.
+    Skipped,
+    /// Another worker owns the delivery now: left to it, nothing written.
+    NotOwner,
 }
 
 #[cfg(test)]

@@ -175,6 +175,7 @@ impl Queue {
             total: num("total"),
             counts,
             duplicates: num("duplicates"),
+            stale_results: num("stale_results"),
             skipped_done: h.get("skipped_done").and_then(|v| v.parse().ok()),
             verify: h
                 .get("verify_command")

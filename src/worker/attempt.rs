@@ -14,7 +14,7 @@ use crate::failure::{Decision, decide};
 use crate::llm::LlmClient;
 use crate::patch;
 use crate::prompt;
-use crate::queue::{Completion, Delivery, QueueError, Start, TaskState};
+use crate::queue::{Completion, Delivery, QueueError, Release, Start, TaskState};
 use crate::verify::{Candidate, Repair, Verified};
 
 /// How one delivery ended for this worker.
@@ -74,10 +74,14 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
     renew_stop.cancel();
     let _ = renewer.await;
     match outcome {
-        Outcome::Shutdown => match shared.queue.release(&d).await {
-            Ok(_) => {
+        Outcome::Shutdown => match shared.queue.release(&d, &shared.id).await {
+            Ok(Release::HandedBack | Release::Skipped) => {
                 shared.count(|s| s.handed_back += 1);
                 tracing::info!(task = %d.task, "handed the task back to the queue");
+            }
+            Ok(Release::NotOwner) => {
+                shared.count(|s| s.stale_results += 1);
+                tracing::warn!(task = %d.task, "lease lost: another worker has the task; not handing it back");
             }
             Err(e) => {
                 tracing::warn!(task = %d.task, error = %e, "could not hand back; it returns after its lease")
@@ -95,14 +99,19 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
             Completion::Retrying => s.retried += 1,
             Completion::Dead => s.dead += 1,
             Completion::HandedToVerify | Completion::Repairing => {}
+            Completion::NotOwner => {
+                s.stale_results += 1;
+                tracing::warn!(task = %d.task, "lease lost: another worker has the task; dropping this result");
+            }
         }),
     }
     shared.in_flight.lock().await.retain(|t| t != &d.task);
     shared.changed.notify_one();
 }
 
-/// Retries a Redis write through a short outage (a restart, a failover) so that a finished
-/// task's result is not thrown away for a blip. Only transient errors are retried: a script
+/// Retries a Redis step through a short outage (a restart, a failover) so that a finished
+/// task's result, or an answer the LLM already gave, is not thrown away for a blip: every
+/// read and write of an attempt goes through it. Only transient errors are retried: a script
 /// error or a wrong type fails the same way every time.
 pub(super) async fn persist<T, F, Fut>(what: &str, f: F) -> Result<T, QueueError>
 where
@@ -134,7 +143,9 @@ pub(super) async fn fail(
     fields.push(("reason", reason));
     fields.push(("reason_kind", kind.to_string()));
     let c = persist("fail", || {
-        shared.queue.complete(d, TaskState::Failed, &fields)
+        shared
+            .queue
+            .complete(d, &shared.id, TaskState::Failed, &fields)
     })
     .await?;
     if c == Completion::Recorded {
@@ -162,6 +173,7 @@ async fn retry_later(
     let c = persist("retry", || {
         shared.queue.retry_later(
             d,
+            &shared.id,
             shared.cfg.queue.max_attempts,
             delay,
             &error,
@@ -175,7 +187,7 @@ async fn retry_later(
 }
 
 async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completion>, QueueError> {
-    if !shared.queue.run_cancelled(&d.run).await? {
+    if !persist("read the run", || shared.queue.run_cancelled(&d.run)).await? {
         return Ok(None);
     }
     tracing::info!(task = %d.task, run = %d.run, "run cancelled: abandoning the task");
@@ -184,7 +196,9 @@ async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completio
         ("reason_kind", "cancelled".to_string()),
     ];
     persist("cancel", || {
-        shared.queue.complete(d, TaskState::Cancelled, &fields)
+        shared
+            .queue
+            .complete(d, &shared.id, TaskState::Cancelled, &fields)
     })
     .await
     .map(Some)
@@ -224,7 +238,7 @@ async fn process(
 ) -> Result<Completion, QueueError> {
     let q = &shared.queue;
     // No cancellation check here: start.lua has just made it, atomically with the start.
-    let task = match q.task(&d.run, &d.task).await {
+    let task = match persist("read the task", || q.task(&d.run, &d.task)).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             let reason = "the task's hash is gone from Redis (purged?)".to_string();
@@ -237,7 +251,7 @@ async fn process(
         Err(e) => return Err(e),
     };
     let spec = &task.spec;
-    let Some(content) = q.get_blob(&spec.content_hash).await? else {
+    let Some(content) = persist("read the file", || q.get_blob(&spec.content_hash)).await? else {
         let reason = "the file's content is no longer in Redis (its blob expired); scan again";
         return fail(shared, d, Vec::new(), reason.into(), "blob_missing").await;
     };
@@ -249,7 +263,9 @@ async fn process(
             return fail(shared, d, Vec::new(), defect.to_string(), kind).await;
         }
     };
-    let verifying = q.run_verify(&d.run).await?.is_some();
+    let verifying = persist("read the run", || q.run_verify(&d.run))
+        .await?
+        .is_some();
     // A repair round: the model sees its last answer and the check's first error.
     let repair = task
         .repair
@@ -351,8 +367,10 @@ async fn process(
                     "candidates",
                     serde_json::to_string(&passed).unwrap_or_default(),
                 ));
-                let c = persist("verify", || q.hand_to_verify(d, &fields)).await?;
-                tracing::info!(task = %d.task, candidates = passed.len(), "patch gated; handed to the verify stage");
+                let c = persist("verify", || q.hand_to_verify(d, &shared.id, &fields)).await?;
+                if c == Completion::HandedToVerify {
+                    tracing::info!(task = %d.task, candidates = passed.len(), "patch gated; handed to the verify stage");
+                }
                 return Ok(c);
             }
             fields.push(("patch", first.diff));
@@ -361,11 +379,14 @@ async fn process(
             fields.push(("candidate", "1".to_string()));
             fields.push(("verified", Verified::Skipped.as_str().to_string()));
             fields.push(("reason", String::new()));
-            let c = persist("done", || q.complete(d, TaskState::Done, &fields)).await?;
+            let c = persist("done", || {
+                q.complete(d, &shared.id, TaskState::Done, &fields)
+            })
+            .await?;
             if c == Completion::Recorded {
                 shared.count(|s| s.done += 1);
+                tracing::info!(task = %d.task, "patch recorded");
             }
-            tracing::info!(task = %d.task, "patch recorded");
             return Ok(c);
         }
         let Some(rejection) = rejection else {

@@ -51,6 +51,9 @@ pub struct WorkerStats {
     pub dead: u64,
     pub duplicates: u64,
     pub handed_back: u64,
+    /// Results (or retries, or hand-backs) refused because another worker had taken the task
+    /// after this one's lease lapsed.
+    pub stale_results: u64,
 }
 
 /// A worker's identity: readable in Redis, unique across restarts of the same container.

@@ -259,7 +259,7 @@ pub(super) async fn process(
     verifier: &VerifierState,
 ) -> Result<Completion, QueueError> {
     let q = &shared.queue;
-    let task = match q.task(&d.run, &d.task).await {
+    let task = match persist("read the task", || q.task(&d.run, &d.task)).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             let reason = "the task's hash is gone from Redis (purged?)".to_string();
@@ -290,7 +290,7 @@ pub(super) async fn process(
         );
         return fail(shared, d, Vec::new(), reason, "bad_task").await;
     }
-    let Some(rv) = q.run_verify(&d.run).await? else {
+    let Some(rv) = persist("read the run", || q.run_verify(&d.run)).await? else {
         // The run does not verify (a hand-over someone else wrote): record the first patch.
         return record_done(shared, d, &candidates[0], 1, Verified::Skipped, 0, "").await;
     };
@@ -321,7 +321,7 @@ pub(super) async fn process(
         return fail(shared, d, Vec::new(), reason, "verify_refused").await;
     };
     let spec = &task.spec;
-    let Some(content) = q.get_blob(&spec.content_hash).await? else {
+    let Some(content) = persist("read the file", || q.get_blob(&spec.content_hash)).await? else {
         let reason = "the file's content is no longer in Redis (its blob expired); scan again";
         return fail(shared, d, Vec::new(), reason.into(), "blob_missing").await;
     };
@@ -405,7 +405,7 @@ pub(super) async fn process(
         let mut fields: Vec<(&str, String)> = times.to_vec();
         fields.push(("repair", serde_json::to_string(&repair).unwrap_or_default()));
         tracing::info!(task = %d.task, round = task.outcome.repairs + 1, of = repairs, "sending the failure back to the model");
-        return persist("repair", || q.send_for_repair(d, &fields)).await;
+        return persist("repair", || q.send_for_repair(d, &shared.id, &fields)).await;
     }
     let reason = format!(
         "the patch fails the repository's check `{command}` ({} candidate(s), {} repair \
@@ -440,7 +440,9 @@ async fn record_done(
         ("reason", String::new()),
     ];
     let c = persist("done", || {
-        shared.queue.complete(d, TaskState::Done, &fields)
+        shared
+            .queue
+            .complete(d, &shared.id, TaskState::Done, &fields)
     })
     .await?;
     if c == Completion::Recorded {

@@ -69,18 +69,18 @@ async fn finish(q: &Queue, run_id: &str, plan: &HashMap<String, TaskState>) {
             );
             match state {
                 TaskState::Done => {
-                    q.complete(&d, state, &[("patch", "diff".into())])
+                    q.complete(&d, "t", state, &[("patch", "diff".into())])
                         .await
                         .unwrap();
                 }
                 TaskState::Failed => {
-                    q.complete(&d, state, &[("reason", "no code block".into())])
+                    q.complete(&d, "t", state, &[("reason", "no code block".into())])
                         .await
                         .unwrap();
                 }
                 TaskState::Dead => {
                     let err = serde_json::json!({"kind": "busy"});
-                    q.retry_later(&d, 1, Duration::ZERO, &err, "LLM busy", "busy")
+                    q.retry_later(&d, "t", 1, Duration::ZERO, &err, "LLM busy", "busy")
                         .await
                         .unwrap();
                 }

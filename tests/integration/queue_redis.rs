@@ -70,12 +70,17 @@ async fn a_task_completes_once_and_a_second_completion_is_dropped() {
         1
     );
     let c = q
-        .complete(&ds[0], TaskState::Done, &[("patch", "diff".into())])
+        .complete(&ds[0], "w1", TaskState::Done, &[("patch", "diff".into())])
         .await
         .unwrap();
     assert_eq!(c, Completion::Recorded);
     let again = q
-        .complete(&ds[0], TaskState::Failed, &[("reason", "late".into())])
+        .complete(
+            &ds[0],
+            "w1",
+            TaskState::Failed,
+            &[("reason", "late".into())],
+        )
         .await
         .unwrap();
     assert_eq!(again, Completion::Duplicate);
@@ -121,7 +126,7 @@ async fn retryable_failures_back_off_then_dead_letter_with_every_error() {
         );
         let err = serde_json::json!({"attempt": attempt, "kind": "busy"});
         let c = q
-            .retry_later(&ds[0], 2, Duration::ZERO, &err, "LLM busy", "busy")
+            .retry_later(&ds[0], "w1", 2, Duration::ZERO, &err, "LLM busy", "busy")
             .await
             .unwrap();
         if attempt == 1 {

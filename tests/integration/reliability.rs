@@ -404,3 +404,291 @@ fn chaos_killed_workers_restarted_redis_and_a_faulty_llm_lose_nothing() {
         counter(&h, "duplicates"),
     );
 }
+
+fn task_field(redis: &RedisServer, run_id: &str, field: &str) -> Option<String> {
+    let ts = tasks(redis, run_id);
+    let (_, t) = ts.iter().next()?;
+    t.get(field).cloned()
+}
+
+fn log_of(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Issue 12, item 1. Worker A's Redis user may not XCLAIM, so its lease renewals fail (as in a
+/// partition between it and Redis); B reclaims the task after the lease and asks the LLM
+/// itself. A's answer arrives while B still works: A must record nothing, and the task ends
+/// with B's patch, B as its worker, and A's result counted as stale.
+#[test]
+fn a_worker_whose_lease_lapsed_records_nothing_over_the_new_owner() {
+    let redis = RedisServer::start();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER", "a", "on", ">pw-a", "~*", "&*", "+@all", "-xclaim",
+        ])
+        .query(&mut redis.conn())
+        .unwrap();
+    let chats = Arc::new(AtomicUsize::new(0));
+    let a_finished = Arc::new(AtomicBool::new(false));
+    let (n, a_done) = (chats.clone(), a_finished.clone());
+    let wait_for = |what: &AtomicBool| {
+        let start = Instant::now();
+        while !what.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    };
+    let b_asked = Arc::new(AtomicBool::new(false));
+    let fake = FakeLlm::start(move |req, _| match req.path.as_str() {
+        CHAT => {
+            let answer = resolving_answer(&req.body);
+            let answer = if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                // A's call: answers once its lease lapsed and B took the task and asked too.
+                wait_for(&b_asked);
+                answer.replace("_ = 0", "_ = 1")
+            } else {
+                // B's call: answers once A has tried to record its result.
+                b_asked.store(true, Ordering::SeqCst);
+                wait_for(&a_done);
+                answer
+            };
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&answer),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 1);
+    let run_id = enqueue(&redis, repo.path());
+    let logs = tempfile::tempdir().unwrap();
+    let (a_log, b_log) = (logs.path().join("a.log"), logs.path().join("b.log"));
+    let a_url = format!("redis://a:pw-a@127.0.0.1:{}", redis.port);
+    let _a = spawn_worker(
+        &redis,
+        &fake.url(),
+        &[
+            ("TARS_REDIS__URL", a_url.as_str()),
+            ("TARS_QUEUE__LEASE_SECS", "3"),
+            ("TARS_WORKER_NAME", "worker-a"),
+        ],
+        &a_log,
+    );
+    wait_until("A asks the LLM", Duration::from_secs(30), || {
+        chats.load(Ordering::SeqCst) >= 1
+    });
+    let _b = spawn_worker(
+        &redis,
+        &fake.url(),
+        &[
+            ("TARS_QUEUE__LEASE_SECS", "3"),
+            ("TARS_WORKER_NAME", "worker-b"),
+        ],
+        &b_log,
+    );
+    wait_until(
+        "B reclaims and asks the LLM",
+        Duration::from_secs(30),
+        || chats.load(Ordering::SeqCst) >= 2,
+    );
+    wait_until("A tries to record", Duration::from_secs(30), || {
+        let log = log_of(&a_log);
+        log.contains("lease lost") || log.contains("patch recorded")
+    });
+    a_finished.store(true, Ordering::SeqCst);
+    wait_complete(&redis, &run_id, Duration::from_secs(60));
+
+    let (a_text, b_text) = (log_of(&a_log), log_of(&b_log));
+    let explain = format!("--- A ---\n{a_text}\n--- B ---\n{b_text}");
+    let worker = task_field(&redis, &run_id, "worker").unwrap_or_default();
+    let patch = task_field(&redis, &run_id, "patch").unwrap_or_default();
+    assert_eq!(
+        task_field(&redis, &run_id, "state").as_deref(),
+        Some("done")
+    );
+    assert!(
+        worker.starts_with("worker-b-"),
+        "worker {worker}\n{explain}"
+    );
+    assert!(
+        patch.contains("_ = 0") && !patch.contains("_ = 1"),
+        "the patch must be B's:\n{patch}\n{explain}"
+    );
+    assert!(
+        a_text.contains("lease lost: another worker has the task; dropping this result"),
+        "{explain}"
+    );
+    assert!(!a_text.contains("patch recorded"), "{explain}");
+    assert!(b_text.contains("patch recorded"), "{explain}");
+    let h = run_hash(&redis, &run_id);
+    assert_eq!(counter(&h, "stale_results"), 1, "{h:?}");
+    assert_eq!(counter(&h, "duplicates"), 0, "{h:?}");
+    assert!(results_per_task(&redis).values().all(|&n| n == 1));
+    assert_eq!(pending(&redis), 0);
+}
+
+/// Issue 12, item 5. Redis goes down while the LLM works and the answer arrives during the
+/// outage: every Redis step after it (the cancellation check, the result) rides the outage
+/// out, so the answer is recorded, not asked again after the lease.
+#[test]
+fn an_answer_that_arrives_while_redis_restarts_is_recorded_not_asked_again() {
+    let mut redis = RedisServer::start();
+    let down = Arc::new(AtomicBool::new(false));
+    let is_down = down.clone();
+    let fake = FakeLlm::start(move |req, _| match req.path.as_str() {
+        CHAT => {
+            let start = Instant::now();
+            while !is_down.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 1);
+    let run_id = enqueue(&redis, repo.path());
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("w.log");
+    let _w = spawn_worker(
+        &redis,
+        &fake.url(),
+        &[("TARS_QUEUE__LEASE_SECS", "5")],
+        &log,
+    );
+    wait_until("the LLM is asked", Duration::from_secs(30), || {
+        fake.count(CHAT) >= 1
+    });
+    redis.stop();
+    down.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(3));
+    redis.start_again();
+    wait_complete(&redis, &run_id, Duration::from_secs(60));
+    let text = log_of(&log);
+    assert_eq!(
+        task_field(&redis, &run_id, "state").as_deref(),
+        Some("done"),
+        "{text}"
+    );
+    assert_eq!(fake.count(CHAT), 1, "the answer was asked again:\n{text}");
+    assert_eq!(
+        task_field(&redis, &run_id, "attempts").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+}
+
+/// A run of one task whose LLM is always busy, served by a worker whose clock runs an hour
+/// fast, stopped once the task waits out its first backoff: returns the run and the task's
+/// member of the delayed set.
+fn retrying_behind_a_fast_clock(
+    redis: &RedisServer,
+    llm: &FakeLlm,
+    logs: &Path,
+) -> (String, String) {
+    let repo = many_todos_repo(1, 1);
+    let run_id = enqueue(redis, repo.path());
+    let mut w = crate::util::spawn_worker_with_clock(
+        redis,
+        &llm.url(),
+        "+1h",
+        &[("TARS_LLM__RETRIES", "0")],
+        log_file(&logs.join("fast1.log")),
+    );
+    wait_until("the task retrying", Duration::from_secs(30), || {
+        counter(&run_hash(redis, &run_id), "retrying") == 1
+    });
+    w.signal("KILL");
+    let _ = w.wait_timeout(Duration::from_secs(10));
+    let id = tasks(redis, &run_id).into_keys().next().unwrap();
+    (run_id.clone(), format!("{run_id}:{id}"))
+}
+
+fn log_file(path: &Path) -> Stdio {
+    Stdio::from(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("log"),
+    )
+}
+
+fn busy_llm() -> FakeLlm {
+    FakeLlm::start(|req, _| match req.path.as_str() {
+        CHAT => Reply::Json {
+            status: 503,
+            body: r#"{"error":"server busy"}"#.into(),
+        },
+        _ => models_reply(),
+    })
+}
+
+fn delayed_score(redis: &RedisServer, member: &str) -> Option<u64> {
+    redis::cmd("ZSCORE")
+        .arg("{tars}:delayed")
+        .arg(member)
+        .query::<Option<f64>>(&mut redis.conn())
+        .unwrap()
+        .map(|s| s as u64)
+}
+
+/// Issue 12, item 6: a retry is due its backoff after now by Redis's clock, whatever the
+/// clock of the worker that scheduled it says (here an hour fast).
+#[test]
+fn a_retry_from_a_worker_with_a_fast_clock_is_due_by_redis_clock() {
+    let redis = RedisServer::start();
+    let llm = busy_llm();
+    let logs = tempfile::tempdir().unwrap();
+    let (_, member) = retrying_behind_a_fast_clock(&redis, &llm, logs.path());
+    let due = delayed_score(&redis, &member).expect("in the delayed set");
+    let now = redis.time_ms();
+    // The first attempt's backoff is 1-2 s (failure::backoff).
+    assert!(
+        due <= now + 2_500,
+        "due {} s after Redis's now: the worker's clock was used",
+        (due as i64 - now as i64) / 1000
+    );
+}
+
+/// Issue 12, item 6: a worker whose clock runs an hour fast promotes no retry before it is
+/// due by Redis's clock, and promotes it once it is.
+#[test]
+fn a_worker_with_a_fast_clock_promotes_retries_by_redis_clock() {
+    let redis = RedisServer::start();
+    let llm = busy_llm();
+    let logs = tempfile::tempdir().unwrap();
+    let (run_id, member) = retrying_behind_a_fast_clock(&redis, &llm, logs.path());
+    let set_due = |at: u64| {
+        let _: () = redis::cmd("ZADD")
+            .arg("{tars}:delayed")
+            .arg(at)
+            .arg(&member)
+            .query(&mut redis.conn())
+            .unwrap();
+    };
+    // Ten minutes from now by Redis's clock: an hour ago by the worker's.
+    set_due(redis.time_ms() + 600_000);
+    let _w = crate::util::spawn_worker_with_clock(
+        &redis,
+        &llm.url(),
+        "+1h",
+        &[("TARS_LLM__RETRIES", "0")],
+        log_file(&logs.path().join("fast2.log")),
+    );
+    // The worker promotes due retries every second.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = log_of(&logs.path().join("fast2.log"));
+    assert_eq!(
+        task_field(&redis, &run_id, "state").as_deref(),
+        Some("retrying"),
+        "promoted early:\n{log}"
+    );
+    assert_eq!(llm.count(CHAT), 1, "asked again before the retry was due");
+    // Due now by Redis's clock: promoted, and asked again.
+    set_due(redis.time_ms().saturating_sub(1));
+    wait_until("the retry promoted", Duration::from_secs(30), || {
+        llm.count(CHAT) >= 2
+    });
+}

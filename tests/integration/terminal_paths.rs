@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::queue_redis::{queue, spec};
 use crate::util::RedisServer;
-use tars_fleet::queue::{Completion, Delivery, Queue, Stage, Start, TaskState, keys};
+use tars_fleet::queue::{Completion, Delivery, Queue, Release, Stage, Start, TaskState, keys};
 
 /// The entries of a stream, oldest first, as field maps.
 fn entries(r: &RedisServer, stream: &str) -> Vec<HashMap<String, String>> {
@@ -90,6 +90,7 @@ async fn cancelling_a_run_records_every_queued_and_retrying_task() {
     let c = q
         .retry_later(
             &ds[0],
+            "w1",
             5,
             Duration::from_secs(600),
             &err,
@@ -120,7 +121,7 @@ async fn cancelling_a_run_records_every_queued_and_retrying_task() {
             q.start(d, "w2", 5).await.unwrap(),
             Start::Skip("cancelled".into())
         );
-        let c = q.complete(d, TaskState::Done, &[]).await.unwrap();
+        let c = q.complete(d, "w2", TaskState::Done, &[]).await.unwrap();
         assert_eq!(c, Completion::Duplicate);
     }
     for id in ["t1", "t2", "t3"] {
@@ -176,7 +177,7 @@ async fn a_delivery_started_past_max_attempts_is_dead_and_recorded_once() {
     assert!(dead[0]["reason"].contains("attempts exhausted"), "{dead:?}");
 
     // The second worker was only slow: its completion arrives after the task died.
-    let c = q.complete(&d, TaskState::Done, &[]).await.unwrap();
+    let c = q.complete(&d, "w2", TaskState::Done, &[]).await.unwrap();
     assert_eq!(c, Completion::Duplicate);
     assert_ended(
         &r,
@@ -216,7 +217,7 @@ async fn a_task_cancelled_when_a_worker_starts_it_is_recorded() {
     assert_ended(&r, &q, &run, "t1", TaskState::Cancelled, Some("cancelled")).await;
     assert_run_finished(&q, &run, &[(TaskState::Cancelled, 1)]).await;
 
-    let c = q.complete(&d, TaskState::Failed, &[]).await.unwrap();
+    let c = q.complete(&d, "w2", TaskState::Failed, &[]).await.unwrap();
     assert_eq!(c, Completion::Duplicate);
     assert_ended(&r, &q, &run, "t1", TaskState::Cancelled, Some("cancelled")).await;
 }
@@ -261,13 +262,21 @@ async fn every_ending_is_one_results_entry_whatever_completions_follow() {
             ("reason", reason.to_string()),
             ("reason_kind", kind.to_string()),
         ];
-        let c = q.complete(&by_id[id], state, &fields).await.unwrap();
+        let c = q.complete(&by_id[id], "w1", state, &fields).await.unwrap();
         assert_eq!(c, Completion::Recorded, "{id}");
     }
     // The last retry dead-letters (retry.lua).
     let busy = serde_json::json!({"kind": "busy"});
     let c = q
-        .retry_later(&by_id["dead"], 1, Duration::ZERO, &busy, "LLM busy", "busy")
+        .retry_later(
+            &by_id["dead"],
+            "w1",
+            1,
+            Duration::ZERO,
+            &busy,
+            "LLM busy",
+            "busy",
+        )
         .await
         .unwrap();
     assert_eq!(c, Completion::Dead);
@@ -292,11 +301,11 @@ async fn every_ending_is_one_results_entry_whatever_completions_follow() {
     // Each delivery completed again, in every final state and as a retry: all dropped.
     for d in &ds {
         for state in [TaskState::Done, TaskState::Failed, TaskState::Cancelled] {
-            let c = q.complete(d, state, &[]).await.unwrap();
+            let c = q.complete(d, "w1", state, &[]).await.unwrap();
             assert_eq!(c, Completion::Duplicate, "{} as {state}", d.task);
         }
         let c = q
-            .retry_later(d, 1, Duration::ZERO, &busy, "LLM busy", "busy")
+            .retry_later(d, "w1", 1, Duration::ZERO, &busy, "LLM busy", "busy")
             .await
             .unwrap();
         assert_eq!(c, Completion::Duplicate, "{} retried", d.task);
@@ -336,7 +345,7 @@ async fn a_task_done_after_a_retry_keeps_no_reason_of_the_failed_attempt() {
     q.start(&d, "w1", 3).await.unwrap();
     let busy = serde_json::json!({"kind": "busy"});
     let c = q
-        .retry_later(&d, 3, Duration::ZERO, &busy, "LLM busy", "busy")
+        .retry_later(&d, "w1", 3, Duration::ZERO, &busy, "LLM busy", "busy")
         .await
         .unwrap();
     assert_eq!(c, Completion::Retrying);
@@ -346,7 +355,7 @@ async fn a_task_done_after_a_retry_keeps_no_reason_of_the_failed_attempt() {
         q.start(&d, "w1", 3).await.unwrap(),
         Start::Running { attempt: 2 }
     );
-    let c = q.complete(&d, TaskState::Done, &[]).await.unwrap();
+    let c = q.complete(&d, "w1", TaskState::Done, &[]).await.unwrap();
     assert_eq!(c, Completion::Recorded);
     assert_ended(&r, &q, &run, "t1", TaskState::Done, None).await;
     let t = q.task(&run, "t1").await.unwrap().unwrap();
@@ -368,13 +377,97 @@ async fn completing_with_a_state_that_is_not_final_is_refused_and_changes_nothin
     let d = fetch(&q, "w1", 1).await.remove(0);
     q.start(&d, "w1", 3).await.unwrap();
     for state in [TaskState::Queued, TaskState::Running, TaskState::Retrying] {
-        assert!(q.complete(&d, state, &[]).await.is_err(), "{state}");
+        assert!(q.complete(&d, "w1", state, &[]).await.is_err(), "{state}");
     }
     let t = q.task(&run, "t1").await.unwrap().unwrap();
     assert_eq!(t.state, TaskState::Running);
     assert!(entries(&r, &keys::results_stream()).is_empty());
     // The delivery is still this worker's to complete.
-    let c = q.complete(&d, TaskState::Done, &[]).await.unwrap();
+    let c = q.complete(&d, "w1", TaskState::Done, &[]).await.unwrap();
     assert_eq!(c, Completion::Recorded);
     assert_ended(&r, &q, &run, "t1", TaskState::Done, None).await;
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_delivery_records_nothing_at_either_stage() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    let run = q.create_run("/repo").await.unwrap();
+    q.enqueue(&run, &spec("t1")).await.unwrap();
+    let d = fetch(&q, "w1", 1).await.remove(0);
+    q.start(&d, "w1", 5).await.unwrap();
+    // w1's lease lapses; w2 takes the task and works on it.
+    let d2 = q
+        .reclaim(Stage::Llm, "w2", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        q.start(&d2, "w2", 5).await.unwrap(),
+        Start::Running { attempt: 2 }
+    );
+    // Every transition w1 tries is refused and writes nothing.
+    let patch = [("patch", "w1's diff".to_string())];
+    for state in [TaskState::Done, TaskState::Failed, TaskState::Cancelled] {
+        let c = q.complete(&d, "w1", state, &patch).await.unwrap();
+        assert_eq!(c, Completion::NotOwner, "{state}");
+    }
+    let busy = serde_json::json!({"kind": "busy"});
+    let c = q
+        .retry_later(&d, "w1", 5, Duration::ZERO, &busy, "LLM busy", "busy")
+        .await
+        .unwrap();
+    assert_eq!(c, Completion::NotOwner);
+    let c = q.hand_to_verify(&d, "w1", &patch).await.unwrap();
+    assert_eq!(c, Completion::NotOwner);
+    assert_eq!(q.release(&d, "w1").await.unwrap(), Release::NotOwner);
+    let t = q.task(&run, "t1").await.unwrap().unwrap();
+    assert_eq!(t.state, TaskState::Running);
+    assert_eq!(t.outcome.worker.as_deref(), Some("w2"));
+    assert_eq!(t.patch, None);
+    assert!(t.outcome.errors.is_empty(), "{:?}", t.outcome.errors);
+    assert!(entries(&r, &keys::results_stream()).is_empty());
+    let st = q.run_status(&run).await.unwrap();
+    assert_eq!((st.stale_results, st.duplicates), (6, 0));
+    assert_eq!(st.count(TaskState::Running), 1, "{st:?}");
+
+    // w2, the owner, hands the patch on; the verify stage's delivery goes the same way.
+    let c = q.hand_to_verify(&d2, "w2", &[]).await.unwrap();
+    assert_eq!(c, Completion::HandedToVerify);
+    // w1 again, now that the delivery is acknowledged: still nothing.
+    let c = q.complete(&d, "w1", TaskState::Done, &patch).await.unwrap();
+    assert_eq!(c, Completion::NotOwner);
+    let mut b = q.blocking_connection().await.unwrap();
+    let v = q
+        .fetch(&mut b, Stage::Verify, "v1", 1, Duration::from_millis(100))
+        .await
+        .unwrap()
+        .remove(0);
+    q.start(&v, "v1", 5).await.unwrap();
+    let v2 = q
+        .reclaim(Stage::Verify, "v2", Duration::ZERO, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    q.start(&v2, "v2", 5).await.unwrap();
+    let repair = [("repair", "{}".to_string())];
+    assert_eq!(
+        q.send_for_repair(&v, "v1", &repair).await.unwrap(),
+        Completion::NotOwner
+    );
+    assert_eq!(
+        q.complete(&v, "v1", TaskState::Failed, &[]).await.unwrap(),
+        Completion::NotOwner
+    );
+    assert_eq!(q.release(&v, "v1").await.unwrap(), Release::NotOwner);
+    let c = q
+        .complete(&v2, "v2", TaskState::Done, &[("patch", "v2's".into())])
+        .await
+        .unwrap();
+    assert_eq!(c, Completion::Recorded);
+    assert_ended(&r, &q, &run, "t1", TaskState::Done, None).await;
+    let t = q.task(&run, "t1").await.unwrap().unwrap();
+    assert_eq!(t.patch.as_deref(), Some("v2's"));
+    assert_eq!(q.run_status(&run).await.unwrap().stale_results, 10);
+    assert_run_finished(&q, &run, &[(TaskState::Done, 1)]).await;
 }

@@ -136,12 +136,31 @@ impl RedisServer {
     /// Stops the server gracefully (it writes its append-only file) and starts it again on the
     /// same port and directory, as an operator's restart would.
     pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The first half of [`RedisServer::restart`]: stopped gracefully, down until
+    /// [`RedisServer::start_again`].
+    pub fn stop(&mut self) {
         if let Some(mut p) = self.proc.take() {
             p.signal("TERM");
             p.wait_timeout(Duration::from_secs(20))
                 .expect("redis-server stops on SIGTERM");
         }
-        self.spawn();
+    }
+
+    /// Starts a stopped server again on its port and directory (its append-only file).
+    pub fn start_again(&mut self) {
+        if self.proc.is_none() {
+            self.spawn();
+        }
+    }
+
+    /// Redis's clock (`TIME`) in ms.
+    pub fn time_ms(&self) -> u64 {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut self.conn()).expect("TIME");
+        secs * 1000 + micros / 1000
     }
 
     pub fn conn(&self) -> redis::Connection {
@@ -253,7 +272,11 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// A command for one of our binaries with a clean TARS_* environment.
 pub fn cmd(name: &str) -> Command {
-    let mut c = Command::new(bin(name));
+    clean_env(Command::new(bin(name)))
+}
+
+/// `c` without the test's own TARS_* variables, logging at info.
+fn clean_env(mut c: Command) -> Command {
     // vars_os: a variable that is not UTF-8 in the test's own environment must not panic here.
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("TARS_") {
@@ -267,7 +290,44 @@ pub fn cmd(name: &str) -> Command {
 /// A worker process on `redis` using the OpenAI-compatible LLM at `llm`, with extra
 /// `TARS_*` settings; its log goes to `stderr`.
 pub fn spawn_worker(redis: &RedisServer, llm: &str, extra: &[(&str, &str)], stderr: Stdio) -> Proc {
-    let mut w = cmd("worker");
+    worker_process(cmd("worker"), redis, llm, extra, stderr)
+}
+
+/// [`spawn_worker`] on a host whose wall clock is off by `offset` (libfaketime's `faketime -f`
+/// syntax: `+1h`, `-90s`); its monotonic clock (timers, backoffs) is left alone.
+pub fn spawn_worker_with_clock(
+    redis: &RedisServer,
+    llm: &str,
+    offset: &str,
+    extra: &[(&str, &str)],
+    stderr: Stdio,
+) -> Proc {
+    // libfaketime preloaded into the worker itself: the `faketime` wrapper would fork, and
+    // killing it would leave the worker running.
+    let lib = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketime.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")])
+        .find(|p| p.exists())
+        .expect(
+            "libfaketime must be installed (Debian package faketime): run scripts/setup-test-deps",
+        );
+    let mut c = cmd("worker");
+    c.env("LD_PRELOAD", lib)
+        .env("FAKETIME", offset)
+        .env("DONT_FAKE_MONOTONIC", "1");
+    worker_process(c, redis, llm, extra, stderr)
+}
+
+fn worker_process(
+    mut w: Command,
+    redis: &RedisServer,
+    llm: &str,
+    extra: &[(&str, &str)],
+    stderr: Stdio,
+) -> Proc {
     w.env("TARS_REDIS__URL", redis.url())
         .env("TARS_LLM__API", "openai")
         .env("TARS_LLM__URL", llm)

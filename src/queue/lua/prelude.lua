@@ -25,16 +25,34 @@ local function ack(stream, group, entry)
   redis.call('XACK', stream, group, entry)
   redis.call('XDEL', stream, entry)
 end
--- For scripts that record a result: acknowledges the delivery and returns the task's state,
--- or nil when the task already finished (a second delivery's result: counted, then dropped)
--- or was purged.
-local function take_for_result(task_key, run_key, stream, group, entry)
+-- Redis's own clock in ms: deadlines several hosts must agree on (retries, leases, permits)
+-- never come from a worker's clock.
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Whether `consumer` owns `entry` in the group's pending list (its lease is still its own).
+local function owns(stream, group, entry, consumer)
+  local p = redis.call('XPENDING', stream, group, entry, entry, 1)
+  return #p > 0 and p[1][2] == consumer
+end
+-- For scripts that record a result or a retry: acknowledges the delivery and returns the task's
+-- state; or nil and why not: 'duplicate' when the task already finished (a second delivery's
+-- result: counted in `duplicates`, then dropped) or was purged, 'not_owner' when `consumer` no
+-- longer owns the delivery (its lease lapsed and another worker took the task, or the entry was
+-- acknowledged): counted in `stale_results`, nothing written, the entry left to its owner.
+local function take_for_result(task_key, run_key, stream, group, entry, consumer)
   local st = redis.call('HGET', task_key, 'state')
-  ack(stream, group, entry)
   if not st or terminal(st) then
+    ack(stream, group, entry)
     if st then redis.call('HINCRBY', run_key, 'duplicates', 1) end
-    return nil
+    return nil, 'duplicate'
   end
+  if not owns(stream, group, entry, consumer) then
+    redis.call('HINCRBY', run_key, 'stale_results', 1)
+    return nil, 'not_owner'
+  end
+  ack(stream, group, entry)
   return st
 end
 -- The reason a task cancelled with its run is given.

@@ -1,7 +1,8 @@
--- Moves retries whose backoff has elapsed back onto the task stream.
+-- Moves retries whose backoff has elapsed by Redis's clock (never the calling worker's, which
+-- may run fast) back onto the task stream.
 local delayed, tasks_stream = KEYS[1], KEYS[2]
-local now, limit = ARGV[1], tonumber(ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, limit)
+local limit = tonumber(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', server_ms(), 'LIMIT', 0, limit)
 local n = 0
 for _, member in ipairs(due) do
   redis.call('ZREM', delayed, member)
