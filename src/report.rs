@@ -507,13 +507,16 @@ impl Progress {
     }
 }
 
-/// `run --only-new` with nothing left: no run was created.
+/// `run` with nothing to do (no TODO, or with `--only-new` none left): no run was created.
 pub fn nothing_to_do(started: &Started) -> String {
+    let skipped = match started.tasks {
+        0 => String::new(),
+        _ => format!(", {}", skipped_done_line(started.skipped_done as u64)),
+    };
     format!(
-        "nothing to do: {} TODOs found in {} files, {}; no run created{}",
+        "nothing to do: {} TODOs found in {} files{skipped}; no run created{}",
         started.tasks,
         started.report.files.len(),
-        skipped_done_line(started.skipped_done as u64),
         match started.earlier_runs.last() {
             Some(r) => format!(" (latest run of this repository: {})", shown(r)),
             None => String::new(),

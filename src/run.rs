@@ -48,8 +48,8 @@ pub struct RunOptions {
 /// What `start_run` did.
 #[derive(Debug)]
 pub struct Started {
-    /// The run created and filled. None only with `only_new` when nothing was left to do: no
-    /// run is created then, so `status`, `results` and `apply` keep defaulting to the latest
+    /// The run created and filled. None when nothing was left to do (the scan found no TODO,
+    /// or with `only_new` every one was done before): no run is created then, so `status`, `results` and `apply` keep defaulting to the latest
     /// run that has work in it.
     pub run: Option<String>,
     /// TODOs the scan found.
@@ -100,24 +100,57 @@ pub async fn start_run(
         let done = queue.done_among(&earlier_runs, &candidates).await?;
         specs.retain(|s| !done.contains(&s.id));
         skipped_done = tasks - specs.len();
-        if specs.is_empty() {
-            return Ok(Started {
-                run: None,
-                tasks,
-                added: 0,
-                skipped_done,
-                earlier_runs,
-                report,
-            });
-        }
     }
+    if specs.is_empty() {
+        // Nothing to do (no TODO at all, or with `only_new` none left): no run, which would
+        // only shadow the latest real one for `status`, `results` and `apply`.
+        return Ok(Started {
+            run: None,
+            tasks,
+            added: 0,
+            skipped_done,
+            earlier_runs,
+            report,
+        });
+    }
+    // The run's hash is created unlisted and listed only once every blob and task is stored:
+    // a run that fails half-way (Redis full, an expiry Redis refuses) is removed again and
+    // never becomes the latest run, shown empty and "complete".
     let run = queue
-        .create_run_with(
+        .create_unlisted_run(
             &repo,
             opts.only_new.then_some(skipped_done as u64),
             opts.verify.as_ref(),
         )
         .await?;
+    let added = match fill_run(queue, &run, &report, &specs).await {
+        Ok(added) => added,
+        Err(e) => {
+            // Deleting is allowed even in a full Redis; if this fails too, every key of the
+            // run expires after the retention.
+            if let Err(purge) = queue.purge_run(&run).await {
+                tracing::warn!(%run, error = %purge, "could not remove the half-made run; it expires after queue.retention_days");
+            }
+            return Err(e.into());
+        }
+    };
+    Ok(Started {
+        run: Some(run),
+        tasks,
+        added,
+        skipped_done,
+        earlier_runs,
+        report,
+    })
+}
+
+/// Stores the blobs of the files with a task to do, enqueues the tasks and lists the run.
+async fn fill_run(
+    queue: &Queue,
+    run: &str,
+    report: &ScanReport,
+    specs: &[TaskSpec],
+) -> Result<usize, QueueError> {
     // Only the files that still have a task to do are stored.
     let wanted: HashSet<&str> = specs.iter().map(|s| s.content_hash.as_str()).collect();
     let blobs: Vec<(&str, &str)> = report
@@ -127,15 +160,9 @@ pub async fn start_run(
         .map(|f| (f.content_hash.as_str(), f.content.as_str()))
         .collect();
     queue.put_blobs(&blobs).await?;
-    let added = queue.enqueue_batch(&run, &specs).await?;
-    Ok(Started {
-        run: Some(run),
-        tasks,
-        added,
-        skipped_done,
-        earlier_runs,
-        report,
-    })
+    let added = queue.enqueue_batch(run, specs).await?;
+    queue.list_run(run).await?;
+    Ok(added)
 }
 
 /// Polls the run's counters until every task has finished, calling `progress` with each

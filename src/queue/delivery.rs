@@ -26,7 +26,12 @@ use super::{BATCH, Queue, QueueError, scripts};
 use crate::task::TaskSpec;
 use crate::time::now_ms;
 
-fn enqueue_invocation<'a>(run: &str, spec: &TaskSpec, now: u64) -> redis::ScriptInvocation<'a> {
+fn enqueue_invocation<'a>(
+    run: &str,
+    spec: &TaskSpec,
+    now: u64,
+    ttl_secs: u64,
+) -> redis::ScriptInvocation<'a> {
     let mut inv = scripts::ENQUEUE.prepare_invoke();
     inv.key(keys::task(run, &spec.id))
         .key(keys::run(run))
@@ -34,7 +39,8 @@ fn enqueue_invocation<'a>(run: &str, spec: &TaskSpec, now: u64) -> redis::Script
         .key(keys::tasks_stream())
         .arg(run)
         .arg(&spec.id)
-        .arg(now);
+        .arg(now)
+        .arg(ttl_secs);
     for (k, v) in wire::spec_fields(spec) {
         inv.arg(k).arg(v);
     }
@@ -67,7 +73,7 @@ impl Queue {
     /// scan twice adds nothing).
     pub async fn enqueue(&self, run: &str, spec: &TaskSpec) -> Result<bool, QueueError> {
         let mut c = self.conn();
-        let added: i64 = enqueue_invocation(run, spec, now_ms())
+        let added: i64 = enqueue_invocation(run, spec, now_ms(), self.retention_secs)
             .invoke_async(&mut c)
             .await?;
         Ok(added == 1)
@@ -85,7 +91,7 @@ impl Queue {
             let now = now_ms();
             let invocations: Vec<_> = chunk
                 .iter()
-                .map(|spec| enqueue_invocation(run, spec, now))
+                .map(|spec| enqueue_invocation(run, spec, now, self.retention_secs))
                 .collect();
             let mut p = redis::pipe();
             for inv in &invocations {

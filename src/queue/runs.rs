@@ -16,14 +16,32 @@ const RUN_ID_ATTEMPTS: usize = 16;
 pub const STATE_BATCH: usize = 2_000;
 
 impl Queue {
-    /// Records a new run. Run ids sort by creation time and stay readable in a dashboard.
+    /// Records a new run and lists it at once (an empty run: for tests and tools; `dispatcher
+    /// run` lists its run only once the tasks are in, see [`Queue::create_unlisted_run`]).
+    /// Run ids sort by creation time and stay readable in a dashboard.
     pub async fn create_run(&self, repo: &str) -> Result<String, QueueError> {
         self.create_run_with(repo, None, None).await
     }
 
-    /// Records a new run; `skipped_done` (set by `dispatcher run --only-new`) is how many TODOs
-    /// of the scan were left out because an earlier run of the repository had them done.
+    /// [`Queue::create_unlisted_run`] then [`Queue::list_run`].
     pub async fn create_run_with(
+        &self,
+        repo: &str,
+        skipped_done: Option<u64>,
+        verify: Option<&RunVerify>,
+    ) -> Result<String, QueueError> {
+        let run = self.create_unlisted_run(repo, skipped_done, verify).await?;
+        self.list_run(&run).await?;
+        Ok(run)
+    }
+
+    /// Records a new run's hash, not yet listed in `{tars}:runs`: no command sees it as the
+    /// latest run until [`Queue::list_run`], so a run whose tasks could not all be stored
+    /// never shows. The hash expires after the retention (enqueueing and every task's ending
+    /// refresh it), so an abandoned run does not stay forever. `skipped_done` (set by
+    /// `dispatcher run --only-new`) is how many TODOs of the scan were left out because an
+    /// earlier run of the repository had them done.
+    pub async fn create_unlisted_run(
         &self,
         repo: &str,
         skipped_done: Option<u64>,
@@ -52,7 +70,7 @@ impl Queue {
                 fields.push(("verify_repairs", v.repairs.to_string()));
             }
             let mut inv = scripts::CREATE_RUN.key(keys::run(&run));
-            inv.key(keys::runs()).arg(self.retention_secs * 1000);
+            inv.arg(self.retention_ms());
             for (field, value) in &fields {
                 inv.arg(*field).arg(value);
             }
@@ -64,6 +82,26 @@ impl Queue {
         Err(QueueError::RunIdTaken {
             attempts: RUN_ID_ATTEMPTS,
         })
+    }
+
+    /// Lists a run created by [`Queue::create_unlisted_run`] in `{tars}:runs`, as the latest.
+    pub async fn list_run(&self, run: &str) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        let listed: i64 = scripts::LIST_RUN
+            .key(keys::run(run))
+            .key(keys::runs())
+            .arg(run)
+            .arg(self.retention_ms())
+            .invoke_async(&mut c)
+            .await?;
+        match listed {
+            1 => Ok(()),
+            _ => Err(QueueError::NoSuchRun(run.to_string())),
+        }
+    }
+
+    fn retention_ms(&self) -> u64 {
+        self.retention_secs.saturating_mul(1000)
     }
 
     pub async fn latest_run(&self) -> Result<String, QueueError> {
@@ -336,6 +374,7 @@ impl Queue {
             .key(keys::tasks_stream())
             .arg(run)
             .arg(state.as_str())
+            .arg(self.retention_secs)
             .invoke_async(&mut c)
             .await?;
         u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))

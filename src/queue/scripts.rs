@@ -63,8 +63,10 @@ macro_rules! scripts {
 scripts! {
     /// Adds a task to a run (idempotent on the task id).
     ENQUEUE = "enqueue.lua";
-    /// Creates a run's hash under a fresh id and lists it.
+    /// Creates a run's hash under a fresh id, unlisted, expiring after the retention.
     CREATE_RUN = "create_run.lua";
+    /// Lists a created run in `{tars}:runs` (once its tasks are in).
+    LIST_RUN = "list_run.lua";
     /// A worker takes a delivered task (or skips, or dead-letters it).
     START = "start.lua";
     /// Records a final state with its fields.

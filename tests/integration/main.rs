@@ -14,6 +14,7 @@ mod queue_redis;
 mod redis_tls;
 mod reliability;
 mod run_control;
+mod run_lifecycle;
 mod scan_cli;
 mod scan_corpus;
 mod scan_hostile;

@@ -9,7 +9,8 @@ local function terminal(st)
   end
   return false
 end
--- Once every task of a run has finished, stamp the run and let it expire after the retention.
+-- Once every task of a run has finished, stamp the run. (Its hash and task set expire after
+-- the retention from the last task's ending: finish() refreshes their expiry.)
 local function maybe_finish(run_key, tasks_key, now, ttl)
   local fin = 0
   for _, t in ipairs(TERMINAL_STATES) do
@@ -17,8 +18,6 @@ local function maybe_finish(run_key, tasks_key, now, ttl)
   end
   if fin >= (tonumber(redis.call('HGET', run_key, 'total')) or 0) then
     redis.call('HSET', run_key, 'finished_at', now)
-    redis.call('EXPIRE', run_key, ttl)
-    redis.call('EXPIRE', tasks_key, ttl)
   end
 end
 local function ack(stream, group, entry)
@@ -60,7 +59,7 @@ local RUN_CANCELLED = 'the run was cancelled'
 -- Every ending of a task, whichever script ends it, records the same things: the run's counters
 -- move from `from_state` to `state`; the task's hash gets `state`, `finished_at`, `reason` and
 -- `reason_kind` (empty for done, which clears an earlier attempt's) and the extra field, value
--- pairs, and expires after the retention; ONE entry (`run`, `task`, `state`) goes on the results
+-- pairs, and expires after the retention, as do (again) the run's hash and task set; ONE entry (`run`, `task`, `state`) goes on the results
 -- stream; and the run is stamped finished if this was its last task. The caller has checked
 -- that the task was not already in a terminal state, so a task ends once.
 local function finish(task_key, run_key, run_tasks, results_stream, run, task, from_state, state,
@@ -70,6 +69,8 @@ local function finish(task_key, run_key, run_tasks, results_stream, run, task, f
   redis.call('HSET', task_key, 'state', state, 'finished_at', now, 'reason', reason,
     'reason_kind', reason_kind, ...)
   redis.call('EXPIRE', task_key, ttl)
+  redis.call('EXPIRE', run_key, ttl)
+  redis.call('EXPIRE', run_tasks, ttl)
   redis.call('XADD', results_stream, 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', run, 'task', task,
     'state', state)
   maybe_finish(run_key, run_tasks, now, ttl)

@@ -1,7 +1,8 @@
 -- Requeues a run's tasks in `state` (failed, dead or cancelled) with a fresh attempt budget;
--- their error history is kept.
+-- their error history is kept. The tasks, the run and its task set expire after the retention
+-- (`ttl`, seconds) from now, as at enqueue.
 local run_key, run_tasks, tasks_stream = KEYS[1], KEYS[2], KEYS[3]
-local run, state = ARGV[1], ARGV[2]
+local run, state, ttl = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', run_key) == 0 then return -1 end
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', run_tasks)) do
@@ -16,14 +17,14 @@ for _, id in ipairs(redis.call('SMEMBERS', run_tasks)) do
     redis.call('HSET', task_key, 'state', 'queued', 'attempts', 0)
     redis.call('HDEL', task_key, 'finished_at', 'reason', 'reason_kind', 'patch', 'verified',
       'verify_output', 'verify_ms', 'repair', 'repairs', 'candidates', 'candidates_count', 'candidate')
-    redis.call('PERSIST', task_key)
+    redis.call('EXPIRE', task_key, ttl)
     redis.call('XADD', tasks_stream, '*', 'run', run, 'task', id)
     n = n + 1
   end
 end
 if n > 0 then
   redis.call('HDEL', run_key, 'finished_at', 'cancelled_at')
-  redis.call('PERSIST', run_key)
-  redis.call('PERSIST', run_tasks)
+  redis.call('EXPIRE', run_key, ttl)
+  redis.call('EXPIRE', run_tasks, ttl)
 end
 return n
