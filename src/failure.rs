@@ -8,10 +8,14 @@ use std::time::Duration;
 /// What kind of failure an error is, as far as retrying goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
-    /// The server or the network had trouble (unreachable, timeout, 5xx, 503, a broken
-    /// stream): the same request may pass in a moment. Retried in place, then as a new
-    /// attempt after a backoff.
+    /// The server or the network had trouble (unreachable, timeout, 5xx, a broken stream):
+    /// the same request may pass in a moment. Retried in place, then as a new attempt after a
+    /// backoff.
     Transient,
+    /// The server is up and asks to be asked later (HTTP 429, 503): backpressure, not a
+    /// refusal. Decided as [`FailureKind::Transient`]; the LLM client also waits out a
+    /// `Retry-After` in place without counting it as a retry (see `LlmClient::chat`).
+    Backpressure,
     /// Sending the same request at once cannot help, but later may (a truncated prompt: the
     /// server may reload the model with the full context): a new attempt after a backoff.
     Later,
@@ -37,10 +41,16 @@ pub enum Decision {
 /// place (LLM retries or answers left); `attempt` (1-based) sizes the backoff.
 pub fn decide(kind: FailureKind, in_place_left: bool, attempt: u32) -> Decision {
     match kind {
-        FailureKind::Transient | FailureKind::Answer if in_place_left => Decision::RetryInPlace,
-        FailureKind::Transient | FailureKind::Later => Decision::RetryLater {
-            delay: backoff(attempt),
-        },
+        FailureKind::Transient | FailureKind::Backpressure | FailureKind::Answer
+            if in_place_left =>
+        {
+            Decision::RetryInPlace
+        }
+        FailureKind::Transient | FailureKind::Backpressure | FailureKind::Later => {
+            Decision::RetryLater {
+                delay: backoff(attempt),
+            }
+        }
         FailureKind::Answer | FailureKind::Permanent => Decision::Fail,
     }
 }
@@ -62,6 +72,11 @@ mod tests {
     fn each_kind_leads_where_it_says() {
         use FailureKind::*;
         assert_eq!(decide(Transient, true, 1), Decision::RetryInPlace);
+        assert_eq!(decide(Backpressure, true, 1), Decision::RetryInPlace);
+        assert!(matches!(
+            decide(Backpressure, false, 1),
+            Decision::RetryLater { .. }
+        ));
         assert!(matches!(
             decide(Transient, false, 1),
             Decision::RetryLater { .. }

@@ -20,7 +20,6 @@ pub use openai::{OpenAiCompletion, decode_completion};
 
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{LlmApi, LlmConfig};
@@ -34,8 +33,15 @@ pub enum LlmError {
     Unreachable { url: String, detail: String },
     #[error("the LLM at {url} did not answer within {secs} s (llm.timeout_secs)")]
     Timeout { url: String, secs: u64 },
-    #[error("the LLM at {url} is busy (HTTP 503): {body}")]
-    Busy { url: String, body: String },
+    /// HTTP 429 or 503: the server is up and asks to be asked later, maybe saying when
+    /// (`Retry-After`, already bounded by [`MAX_RETRY_AFTER`]).
+    #[error("the LLM at {url} is busy (HTTP {status}{}): {body}", retry_after_note(*retry_after))]
+    Busy {
+        url: String,
+        status: u16,
+        retry_after: Option<Duration>,
+        body: String,
+    },
     #[error("the LLM at {url} failed with HTTP {status}: {body}")]
     Server {
         url: String,
@@ -164,6 +170,41 @@ impl BoundedBody {
     }
 }
 
+/// The longest a worker waits on one `Retry-After`: a server asking for more is asked again
+/// after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// A `Retry-After` header's wait (delay-seconds or an HTTP date, RFC 9110 10.2.3) from `now`,
+/// at most [`MAX_RETRY_AFTER`]; None when the value is neither.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+fn retry_after_note(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(d) => format!(", retry after {} s", d.as_secs()),
+        None => String::new(),
+    }
+}
+
+/// The in-place retry delay after the `n`th failure (1-based): 200 ms doubling, at most 10 s,
+/// with jitter (between half and all of it).
+fn in_place_backoff(n: u32) -> Duration {
+    let base = 200u64
+        .saturating_mul(1 << n.saturating_sub(1).min(6))
+        .min(10_000);
+    let jitter: u64 = rand::random::<u64>() % (base / 2 + 1);
+    Duration::from_millis(base / 2 + jitter)
+}
+
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 fn clip(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -182,9 +223,9 @@ impl LlmError {
     /// the model with a smaller context than asked.
     pub fn failure_kind(&self) -> FailureKind {
         match self {
+            LlmError::Busy { .. } => FailureKind::Backpressure,
             LlmError::Unreachable { .. }
             | LlmError::Timeout { .. }
-            | LlmError::Busy { .. }
             | LlmError::Server { .. }
             | LlmError::Stream { .. } => FailureKind::Transient,
             LlmError::Truncated { .. } => FailureKind::Later,
@@ -337,11 +378,33 @@ impl LlmClient {
         String::from_utf8_lossy(&body).into_owned()
     }
 
-    fn status_error(&self, status: u16, body: String) -> LlmError {
+    /// The `Retry-After` of an error response (429, 503), read before its body.
+    fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+        resp.headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()))
+    }
+
+    /// The error for a response that is not 200: its status, `Retry-After` and body.
+    async fn response_error(&self, resp: reqwest::Response) -> LlmError {
+        let status = resp.status().as_u16();
+        let retry_after = Self::retry_after(&resp);
+        let body = self.error_body(resp).await;
+        self.status_error(status, retry_after, body)
+    }
+
+    fn status_error(&self, status: u16, retry_after: Option<Duration>, body: String) -> LlmError {
         let url = self.cfg.shown_url();
         let body: String = body.chars().take(500).collect();
         match status {
-            503 => LlmError::Busy { url, body },
+            // Backpressure (rate limited, overloaded): the same request passes later.
+            429 | 503 => LlmError::Busy {
+                url,
+                status,
+                retry_after,
+                body,
+            },
             404 if body.contains("model") || self.cfg.api == LlmApi::Ollama => {
                 LlmError::ModelMissing {
                     url,
@@ -397,10 +460,8 @@ impl LlmClient {
             .send()
             .await
             .map_err(|e| self.send_error(e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            let body = self.error_body(resp).await;
-            return Err(self.status_error(status, body));
+        if resp.status().as_u16() != 200 {
+            return Err(self.response_error(resp).await);
         }
         let body = self
             .bounded_body(resp, StreamLimits::MAX_BODY_BYTES)
@@ -434,21 +495,55 @@ impl LlmClient {
         }
     }
 
-    /// Sends one chat request, retrying in place with exponential backoff and jitter while
-    /// [`decide`] says so and `llm.retries` allows.
+    /// Sends one chat request, retrying in place while [`decide`] says so and `llm.retries`
+    /// allows (exponential backoff with jitter). A busy server (HTTP 429 or 503) that says when
+    /// to come back (`Retry-After`, at most [`MAX_RETRY_AFTER`] a time) is waited for and asked
+    /// again without spending one of `llm.retries`, for up to `llm.timeout_secs` of waiting in
+    /// all; a busy server that does not say when is retried with the backoff like any
+    /// transient error. No wait spends an attempt of the task.
     pub async fn chat(&self, messages: &[Message]) -> Result<Answer, LlmError> {
-        let attempt = || async { self.chat_once(messages).await };
-        attempt
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(10))
-                    .with_max_times(self.cfg.retries as usize)
-                    .with_jitter(),
-            )
-            .when(|e: &LlmError| decide(e.failure_kind(), true, 1) == Decision::RetryInPlace)
-            .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "LLM call failed, retrying"))
-            .await
+        let budget = Duration::from_secs(self.cfg.timeout_secs);
+        let mut waited = Duration::ZERO;
+        let mut retries = 0u32;
+        loop {
+            let e = match self.chat_once(messages).await {
+                Ok(a) => return Ok(a),
+                Err(e) => e,
+            };
+            if let LlmError::Busy {
+                status,
+                retry_after: Some(wait),
+                ..
+            } = &e
+                && waited + *wait <= budget
+            {
+                waited += *wait;
+                tracing::warn!(
+                    error = %e,
+                    status,
+                    wait = ?wait,
+                    "the LLM server is busy; waiting as its Retry-After says, then asking again (no attempt spent)"
+                );
+                tokio::time::sleep(*wait).await;
+                continue;
+            }
+            let left = retries < self.cfg.retries;
+            if decide(e.failure_kind(), left, 1) != Decision::RetryInPlace {
+                return Err(e);
+            }
+            retries += 1;
+            let delay = in_place_backoff(retries);
+            match &e {
+                LlmError::Busy { status, .. } => tracing::warn!(
+                    error = %e,
+                    status,
+                    retry_in = ?delay,
+                    "the LLM server is busy; waiting, then asking again (no attempt spent)"
+                ),
+                _ => tracing::warn!(error = %e, retry_in = ?delay, "LLM call failed, retrying"),
+            }
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// One chat request, no retries.
@@ -466,4 +561,32 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::*;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date_and_bounded() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_445_412_480); // Wed, 21 Oct 2015 07:28:00 GMT
+        assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        // A date in the past: ask again at once.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", SystemTime::now()), None);
+    }
 }

@@ -32,8 +32,9 @@ impl LlmClient {
             .map_err(|e| self.send_error(e))?;
         let status = resp.status().as_u16();
         if status != 200 {
+            let retry_after = Self::retry_after(&resp);
             let body = self.error_body(resp).await;
-            let mut err = self.status_error(status, body.clone());
+            let mut err = self.status_error(status, retry_after, body.clone());
             if status == 404 && !body.contains("model") {
                 err = LlmError::Rejected {
                     url: self.cfg.shown_url(),

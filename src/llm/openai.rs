@@ -23,10 +23,8 @@ impl LlmClient {
             .send()
             .await
             .map_err(|e| self.send_error(e))?;
-        let status = resp.status().as_u16();
-        if status != 200 {
-            let body = self.error_body(resp).await;
-            return Err(self.status_error(status, body));
+        if resp.status().as_u16() != 200 {
+            return Err(self.response_error(resp).await);
         }
         let body = self.bounded_body(resp, self.limits.max_body_bytes).await?;
         let c = decode_completion(&self.cfg.shown_url(), &body, &self.limits)?;

@@ -461,6 +461,8 @@ mod tests {
         use crate::llm::LlmError;
         let busy = LlmError::Busy {
             url: "u".into(),
+            status: 429,
+            retry_after: None,
             body: String::new(),
         };
         assert!(matches!(

@@ -23,6 +23,12 @@ pub enum Reply {
         status: u16,
         body: String,
     },
+    /// [`Reply::Json`] with extra response headers (`Retry-After`...).
+    JsonWithHeaders {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
     /// NDJSON lines sent as HTTP chunks; `cut` drops the connection after them without the
     /// terminating chunk.
     Ndjson {
@@ -142,6 +148,21 @@ fn serve(stream: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
                 let _ = write!(
                     out,
                     "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+            Reply::JsonWithHeaders {
+                status,
+                headers,
+                body,
+            } => {
+                let extra: String = headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}\r\n"))
+                    .collect();
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
                     body.len()
                 );
             }

@@ -8,6 +8,7 @@ mod crash_safety;
 mod docker;
 mod e2e;
 mod fake_llm;
+mod llm_backpressure;
 mod llm_ollama;
 mod only_new;
 mod queue_redis;
