@@ -15,19 +15,23 @@ pub fn extract_code_block(answer: &str) -> Result<String, Rejection> {
 /// calls `add()` replace the function `add`.
 pub fn extract_rewrite(answer: &str, name: Option<&str>) -> Result<String, Rejection> {
     let mut blocks: Vec<String> = Vec::new();
-    let mut open: Option<(usize, Vec<&str>)> = None;
+    // The open fence: its backticks, its indentation (in characters) and the lines so far.
+    let mut open: Option<(usize, usize, Vec<&str>)> = None;
     for line in answer.lines() {
         let t = line.trim_start();
         let ticks = t.chars().take_while(|&c| c == '`').count();
         match &mut open {
-            None if ticks >= 3 => open = Some((ticks, Vec::new())),
+            None if ticks >= 3 => open = Some((ticks, line.len() - t.len(), Vec::new())),
             None => {}
-            Some((n, body)) => {
+            Some((n, indent, body)) => {
                 if ticks >= *n && t[ticks..].trim().is_empty() {
                     blocks.push(body.join("\n"));
                     open = None;
                 } else {
-                    body.push(line);
+                    // A fence indented by N (in a list item, say) indents its code by N too:
+                    // up to N of each line's indentation is the fence's, not the code's
+                    // (CommonMark).
+                    body.push(strip_indent(line, *indent));
                 }
             }
         }
@@ -45,12 +49,36 @@ pub fn extract_rewrite(answer: &str, name: Option<&str>) -> Result<String, Rejec
     Err(Rejection::NoCodeBlock)
 }
 
+/// `line` without up to `n` characters of its leading whitespace.
+fn strip_indent(line: &str, n: usize) -> &str {
+    let cut = line
+        .char_indices()
+        .take(n)
+        .take_while(|(_, c)| c.is_whitespace())
+        .map(|(i, c)| i + c.len_utf8())
+        .last()
+        .unwrap_or(0);
+    &line[cut..]
+}
+
 fn leading_ws(s: &str) -> &str {
     &s[..s.len() - s.trim_start().len()]
 }
 
-/// Puts the block's indentation back when the model dropped it, and its final newline.
-pub(super) fn conform(original: &str, code: &str) -> String {
+/// The line ending of the block: its own first one, or, for a one-line block without one (the
+/// file's last line), the file's (`content`).
+fn line_ending(original: &str, content: &str) -> &'static str {
+    let of = |s: &str| {
+        s.find('\n')
+            .map(|i| if s[..i].ends_with('\r') { "\r\n" } else { "\n" })
+    };
+    of(original).or_else(|| of(content)).unwrap_or("\n")
+}
+
+/// Puts the block's indentation back when the model dropped it, its line endings (those of
+/// the block, else of the file `content`) and its final newline, if it had one.
+pub(super) fn conform(original: &str, code: &str, content: &str) -> String {
+    let eol = line_ending(original, content);
     let base = original
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -66,7 +94,7 @@ pub(super) fn conform(original: &str, code: &str) -> String {
     let reindent = !base.is_empty() && first.is_empty();
     for (i, l) in code_lines.iter().enumerate() {
         if i > 0 {
-            out.push('\n');
+            out.push_str(eol);
         }
         if reindent && !l.trim().is_empty() {
             out.push_str(base);
@@ -74,14 +102,11 @@ pub(super) fn conform(original: &str, code: &str) -> String {
         out.push_str(l.trim_end_matches('\r'));
     }
     // Trailing blank lines of the answer carry no meaning; the original's ending decides.
-    while out.ends_with('\n') {
+    while out.ends_with('\n') || out.ends_with('\r') {
         out.pop();
     }
-    if original.ends_with("\r\n") {
-        out = out.replace('\n', "\r\n");
-        out.push_str("\r\n");
-    } else if original.ends_with('\n') {
-        out.push('\n');
+    if original.ends_with('\n') {
+        out.push_str(eol);
     }
     out
 }

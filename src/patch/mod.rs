@@ -181,11 +181,11 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
     if code.trim().is_empty() {
         return Err(Rejection::Empty);
     }
-    let new_block = conform(original, &code);
+    let new_block = conform(original, &code, content);
     // The top of the file repeated above the rewrite (`'use strict';`, `package main`, an
     // import the file has): dropped, not held against an otherwise good answer.
     let new_block = gates::strip_leading_headers(content, start..end, &new_block)
-        .map(|b| conform(original, &b))
+        .map(|b| conform(original, &b, content))
         .unwrap_or(new_block);
     if new_block == original {
         return Err(Rejection::Unchanged);

@@ -774,3 +774,52 @@ fn a_reworded_todo_is_no_change_but_its_words_may_stay_as_a_plain_comment() {
         );
     }
 }
+
+/// Issue 12, item 10: a CRLF file whose block is its last lines, without a final newline,
+/// gets a CRLF block (no LF-only lines in a CRLF file after apply).
+#[test]
+fn a_crlf_block_at_the_end_of_a_file_without_final_newline_keeps_crlf() {
+    let content = "fn a() {}\r\n\r\nfn add(a: i32, b: i32) -> i32 {\r\n    // TODO: handle overflow\r\n    a + b\r\n}";
+    let block = "fn add(a: i32, b: i32) -> i32 {\r\n    // TODO: handle overflow\r\n    a + b\r\n}";
+    let s = spec(content, block, "handle overflow");
+    let answer = "```rust\nfn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n```";
+    let p = make_patch(&s.target(content).unwrap(), answer).unwrap();
+    assert_eq!(
+        p.new_block,
+        "fn add(a: i32, b: i32) -> i32 {\r\n    a.saturating_add(b)\r\n}"
+    );
+    let applied = apply_unified(content, &p.diff).unwrap();
+    assert_eq!(
+        applied,
+        "fn a() {}\r\n\r\nfn add(a: i32, b: i32) -> i32 {\r\n    a.saturating_add(b)\r\n}"
+    );
+    // A one-line block on the last line says nothing of its own: the file's ending decides.
+    assert_eq!(
+        conform("    a + b", "a.saturating_add(b)\nb", "x\r\n    a + b"),
+        "    a.saturating_add(b)\r\n    b"
+    );
+    assert_eq!(conform("a\nb", "c\nd\n", "x\na\nb"), "c\nd");
+}
+
+/// Issue 12, item 10: a code fence indented by N spaces (a fence in a list item) does not
+/// shift the code by N: up to the fence's indentation is removed from each line, as
+/// CommonMark says.
+#[test]
+fn an_indented_fence_does_not_shift_the_code() {
+    let answer = "1. Use saturating arithmetic:\n\n   ```rust\n   fn add(a: i32, b: i32) -> i32 {\n       a.saturating_add(b)\n   }\n   ```\n";
+    assert_eq!(
+        extract_code_block(answer).unwrap(),
+        "fn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}"
+    );
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let p = make_patch(&s.target(FILE).unwrap(), answer).unwrap();
+    assert_eq!(
+        p.new_block,
+        "fn add(a: i32, b: i32) -> i32 {\n    a.saturating_add(b)\n}\n"
+    );
+    // A line indented less than the fence loses only what it has.
+    assert_eq!(
+        extract_code_block("  ```\n  a\n b\n    c\n  ```").unwrap(),
+        "a\nb\n  c"
+    );
+}
