@@ -30,6 +30,28 @@ pub enum RunError {
         finished: u64,
         total: u64,
     },
+    /// The run was there and is gone while we waited, with the consumer groups: Redis
+    /// restarted without persistence, or was flushed.
+    #[error(
+        "Redis lost the data of run {run} while it ran ({finished} of {total} tasks had \
+         finished): it restarted without persistence, or was flushed, and the run's queued \
+         tasks are gone. Make Redis durable (`appendonly yes` in redis.conf, or `CONFIG SET \
+         appendonly yes`), then start the run again with `dispatcher run`"
+    )]
+    DataLost {
+        run: String,
+        finished: u64,
+        total: u64,
+    },
+    /// Redis refuses every write: the run cannot move until memory is freed.
+    #[error("run {run} cannot progress ({finished} of {total} tasks finished): {source}")]
+    Stuck {
+        run: String,
+        finished: u64,
+        total: u64,
+        #[source]
+        source: QueueError,
+    },
 }
 
 /// How `start_run` picks the TODOs to enqueue.
@@ -80,6 +102,9 @@ pub async fn start_run(
     report: ScanReport,
     opts: RunOptions,
 ) -> Result<Started, RunError> {
+    // A Redis at maxmemory with noeviction refuses every write: say so before creating
+    // anything, rather than leave a run no worker can start.
+    queue.check_memory().await?;
     queue.ensure_group().await?;
     let repo = repo_key(root);
     let mut specs: Vec<TaskSpec> = report
@@ -126,8 +151,21 @@ pub async fn start_run(
         .filter(|f| wanted.contains(f.content_hash.as_str()))
         .map(|f| (f.content_hash.as_str(), f.content.as_str()))
         .collect();
-    queue.put_blobs(&blobs).await?;
-    let added = queue.enqueue_batch(&run, &specs).await?;
+    let filled = async {
+        queue.put_blobs(&blobs).await?;
+        queue.enqueue_batch(&run, &specs).await
+    };
+    let added = match filled.await {
+        Ok(n) => n,
+        Err(e) => {
+            // A half-made run would become the latest and never finish: remove it (deleting
+            // is allowed even at maxmemory).
+            if let Err(c) = queue.remove_run(&run).await {
+                tracing::warn!(run = %run, error = %c, "could not remove the half-made run");
+            }
+            return Err(e.into());
+        }
+    };
     Ok(Started {
         run: Some(run),
         tasks,
@@ -149,11 +187,23 @@ pub async fn wait_run(
 ) -> Result<RunStatus, RunError> {
     let started = Instant::now();
     let mut failures = 0u32;
+    let mut last: Option<RunStatus> = None;
+    let mut polls = 0u64;
     loop {
         let st = match queue.run_status(run).await {
             Ok(st) => {
                 failures = 0;
                 st
+            }
+            // It was there a moment ago: Redis lost it (purge also removes a run, but says so
+            // to whoever purges; a waiting dispatcher should not block on it either way).
+            Err(QueueError::NoSuchRun(_)) if last.is_some() => {
+                let (finished, total) = last.map_or((0, 0), |l| (l.finished(), l.total));
+                return Err(RunError::DataLost {
+                    run: run.into(),
+                    finished,
+                    total,
+                });
             }
             Err(e) if e.is_transient() && failures < 30 => {
                 failures += 1;
@@ -167,6 +217,20 @@ pub async fn wait_run(
         if st.is_complete() {
             return Ok(st);
         }
+        // Every few seconds: a Redis at maxmemory with noeviction refuses every start and
+        // result, and the run would never move.
+        polls += 1;
+        if polls.is_multiple_of(6)
+            && let Err(e @ QueueError::OutOfMemory { .. }) = queue.check_memory().await
+        {
+            return Err(RunError::Stuck {
+                run: run.into(),
+                finished: st.finished(),
+                total: st.total,
+                source: e,
+            });
+        }
+        last = Some(st.clone());
         if let Some(t) = timeout
             && started.elapsed() > t
         {
