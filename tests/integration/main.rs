@@ -11,6 +11,7 @@ mod fake_llm;
 mod llm_ollama;
 mod only_new;
 mod queue_redis;
+mod redis_faults;
 mod redis_tls;
 mod reliability;
 mod run_control;
