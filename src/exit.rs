@@ -50,7 +50,9 @@ impl ExitCode {
         match e.downcast_ref::<RunError>() {
             Some(RunError::Queue(q)) => return ExitCode::of(q),
             Some(RunError::WaitTimeout { .. }) => return Some(ExitCode::Timeout),
-            Some(RunError::DataLost { .. }) => return Some(ExitCode::RedisDataLost),
+            Some(RunError::DataLost { .. } | RunError::LostInRestart { .. }) => {
+                return Some(ExitCode::RedisDataLost);
+            }
             Some(RunError::Stuck { .. }) => return Some(ExitCode::Unavailable),
             Some(RunError::BadRunId(_)) => return Some(ExitCode::Failure),
             None => {}

@@ -43,6 +43,14 @@ pub enum RunError {
         finished: u64,
         total: u64,
     },
+    /// A run asked for by name is missing, and Redis restarted after it was created.
+    #[error(
+        "run {run} does not exist, and Redis restarted at {restarted} UTC, after the run was \
+         created: Redis lost its data (a restart without persistence; or the run was purged). \
+         Make Redis durable (`appendonly yes` in redis.conf, or `CONFIG SET appendonly yes`), \
+         then start the run again with `dispatcher run`"
+    )]
+    LostInRestart { run: String, restarted: String },
     /// Redis refuses every write: the run cannot move until memory is freed.
     #[error("run {run} cannot progress ({finished} of {total} tasks finished): {source}")]
     Stuck {
@@ -242,6 +250,35 @@ pub async fn wait_run(
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A run's status for `dispatcher status`: a missing run that was created before Redis last
+/// started (and is younger than `retention_days`, so it did not expire) is reported as lost by
+/// Redis, not as a run that never existed.
+pub async fn run_status(
+    queue: &Queue,
+    run: &str,
+    retention_days: u64,
+) -> Result<RunStatus, RunError> {
+    match queue.run_status(run).await {
+        Err(QueueError::NoSuchRun(_)) if crate::task::is_run_id(run) => {
+            let created = &run[..15];
+            let Ok(Some(started)) = queue.server_started_secs().await else {
+                return Err(QueueError::NoSuchRun(run.into()).into());
+            };
+            let now = crate::time::now_secs();
+            let oldest = crate::time::format_utc(now.saturating_sub(retention_days * 86_400));
+            let restarted = crate::time::format_utc(started);
+            if created < restarted.as_str() && created > oldest.as_str() {
+                return Err(RunError::LostInRestart {
+                    run: run.into(),
+                    restarted,
+                });
+            }
+            Err(QueueError::NoSuchRun(run.into()).into())
+        }
+        r => Ok(r?),
     }
 }
 

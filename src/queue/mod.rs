@@ -384,6 +384,24 @@ impl Queue {
         self.conn.clone()
     }
 
+    /// When Redis (re)started, in seconds since the epoch on its clock (`TIME` minus
+    /// `INFO server`'s `uptime_in_seconds`); None when it does not tell.
+    pub async fn server_started_secs(&self) -> Result<Option<u64>, QueueError> {
+        let mut c = self.conn();
+        let info: String = match redis::cmd("INFO").arg("server").query_async(&mut c).await {
+            Ok(i) => i,
+            Err(e) if no_permission(&e).is_some() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(uptime) =
+            info_field(&info, "uptime_in_seconds").and_then(|v| v.parse::<u64>().ok())
+        else {
+            return Ok(None);
+        };
+        let (now, _): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await?;
+        Ok(Some(now.saturating_sub(uptime)))
+    }
+
     /// [`QueueError::OutOfMemory`] when Redis has reached `maxmemory` under `noeviction` (it
     /// refuses every write then); Ok when it has room, evicts, or does not let us read `INFO`.
     pub async fn check_memory(&self) -> Result<(), QueueError> {

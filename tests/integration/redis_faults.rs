@@ -165,6 +165,41 @@ fn redis_that_lost_its_data_is_named_and_the_groups_come_back() {
     }
 }
 
+/// Issue 12, item 2, `status`: a run asked for by name that Redis lost in a restart without
+/// persistence is reported as lost (exit 7), not as a run that never existed.
+#[test]
+fn status_of_a_run_lost_in_a_restart_without_persistence_says_so() {
+    let mut redis = RedisServer::start_with(&["--appendonly", "no"]);
+    let repo = one_todo_repo();
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .arg("run")
+        .arg(repo.path());
+    let run_id = run(d).success().stdout.trim().to_string();
+    // Run ids have whole seconds: restart in a later second than the run's.
+    std::thread::sleep(Duration::from_millis(1100));
+    redis.restart();
+    assert_eq!(zcard_runs(&redis), 0, "the restart kept the data");
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .arg("status")
+        .arg(&run_id);
+    let out = run(d).code_is(7);
+    for part in ["Redis lost its data", "appendonly yes", run_id.as_str()] {
+        assert!(out.stderr.contains(part), "{}", out.explain(part));
+    }
+    // A run id Redis never had, made after the restart: still "does not exist".
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["status", "20991231-235959-abcd"]);
+    let out = run(d).code_is(1);
+    assert!(
+        out.stderr.contains("does not exist"),
+        "{}",
+        out.explain("does not exist")
+    );
+}
+
 /// A fake Redis 6.0 speaking just enough RESP for a client to connect: every command is OK,
 /// `INFO` says `redis_version:6.0.16`.
 fn fake_old_redis() -> u16 {
