@@ -149,8 +149,8 @@ impl QueueError {
     pub fn is_rejection(&self) -> bool {
         match self {
             QueueError::Redis(e) => e.code().is_some(),
-            QueueError::Unreachable { .. } => false,
-            _ => true,
+            QueueError::OutOfMemory { .. } | QueueError::NoPermission { .. } => true,
+            _ => false,
         }
     }
 }
