@@ -29,6 +29,9 @@ pub enum ExitCode {
     RunFailed = 5,
     /// `run --wait --timeout` gave up before the run finished (the run goes on).
     Timeout = 6,
+    /// Redis lost a run's data while `run --wait` waited: it restarted without persistence,
+    /// or was flushed. Make it durable (`appendonly yes`) and run again.
+    RedisDataLost = 7,
 }
 
 impl ExitCode {
@@ -47,6 +50,10 @@ impl ExitCode {
         match e.downcast_ref::<RunError>() {
             Some(RunError::Queue(q)) => return ExitCode::of(q),
             Some(RunError::WaitTimeout { .. }) => return Some(ExitCode::Timeout),
+            Some(RunError::DataLost { .. } | RunError::LostInRestart { .. }) => {
+                return Some(ExitCode::RedisDataLost);
+            }
+            Some(RunError::Stuck { .. }) => return Some(ExitCode::Unavailable),
             Some(RunError::BadRunId(_)) => return Some(ExitCode::Failure),
             None => {}
         }
@@ -86,8 +93,13 @@ impl ExitCode {
                 QueueError::AuthFailed { .. }
                     | QueueError::NoPermission { .. }
                     | QueueError::TlsUntrusted { .. }
+                    | QueueError::ServerTooOld { .. }
             ) {
                 return Some(ExitCode::Config);
+            }
+            // Redis is up but takes no writes: like unreachable, wait for an operator.
+            if q.is_out_of_memory() {
+                return Some(ExitCode::Unavailable);
             }
             return q.is_transient().then_some(ExitCode::Unavailable);
         }
@@ -156,6 +168,19 @@ mod tests {
             total: 1,
         };
         assert_eq!(ExitCode::of(&timeout), Some(ExitCode::Timeout));
+        let lost = RunError::DataLost {
+            run: "r".into(),
+            finished: 0,
+            total: 1,
+        };
+        assert_eq!(ExitCode::of(&lost), Some(ExitCode::RedisDataLost));
+        let full = RunError::Queue(QueueError::OutOfMemory {
+            detail: "it uses 2 bytes of its maxmemory of 1".into(),
+        });
+        assert_eq!(
+            ExitCode::of_chain([&full as &dyn Error]),
+            ExitCode::Unavailable
+        );
         // Refused credentials or a missing ACL permission: fix the configuration.
         let auth = RunError::Queue(QueueError::AuthFailed {
             url: "redis://:***@h:1".into(),

@@ -30,6 +30,36 @@ pub enum RunError {
         finished: u64,
         total: u64,
     },
+    /// The run was there and is gone while we waited, with the consumer groups: Redis
+    /// restarted without persistence, or was flushed.
+    #[error(
+        "Redis lost the data of run {run} while it ran ({finished} of {total} tasks had \
+         finished): it restarted without persistence, or was flushed, and the run's queued \
+         tasks are gone. Make Redis durable (`appendonly yes` in redis.conf, or `CONFIG SET \
+         appendonly yes`), then start the run again with `dispatcher run`"
+    )]
+    DataLost {
+        run: String,
+        finished: u64,
+        total: u64,
+    },
+    /// A run asked for by name is missing, and Redis restarted after it was created.
+    #[error(
+        "run {run} does not exist, and Redis restarted at {restarted} UTC, after the run was \
+         created: Redis lost its data (a restart without persistence; or the run was purged). \
+         Make Redis durable (`appendonly yes` in redis.conf, or `CONFIG SET appendonly yes`), \
+         then start the run again with `dispatcher run`"
+    )]
+    LostInRestart { run: String, restarted: String },
+    /// Redis refuses every write: the run cannot move until memory is freed.
+    #[error("run {run} cannot progress ({finished} of {total} tasks finished): {source}")]
+    Stuck {
+        run: String,
+        finished: u64,
+        total: u64,
+        #[source]
+        source: QueueError,
+    },
 }
 
 /// How `start_run` picks the TODOs to enqueue.
@@ -80,6 +110,9 @@ pub async fn start_run(
     report: ScanReport,
     opts: RunOptions,
 ) -> Result<Started, RunError> {
+    // A Redis at maxmemory with noeviction refuses every write: say so before creating
+    // anything, rather than leave a run no worker can start.
+    queue.check_memory().await?;
     queue.ensure_group().await?;
     let repo = repo_key(root);
     let mut specs: Vec<TaskSpec> = report
@@ -128,8 +161,8 @@ pub async fn start_run(
         Err(e) => {
             // Deleting is allowed even in a full Redis; if this fails too, every key of the
             // run expires after the retention.
-            if let Err(purge) = queue.purge_run(&run).await {
-                tracing::warn!(%run, error = %purge, "could not remove the half-made run; it expires after queue.retention_days");
+            if let Err(remove) = queue.remove_run(&run).await {
+                tracing::warn!(%run, error = %remove, "could not remove the half-made run; it expires after queue.retention_days");
             }
             return Err(e.into());
         }
@@ -176,11 +209,23 @@ pub async fn wait_run(
 ) -> Result<RunStatus, RunError> {
     let started = Instant::now();
     let mut failures = 0u32;
+    let mut last: Option<RunStatus> = None;
+    let mut polls = 0u64;
     loop {
         let st = match queue.run_status(run).await {
             Ok(st) => {
                 failures = 0;
                 st
+            }
+            // It was there a moment ago: Redis lost it (purge also removes a run, but says so
+            // to whoever purges; a waiting dispatcher should not block on it either way).
+            Err(QueueError::NoSuchRun(_)) if last.is_some() => {
+                let (finished, total) = last.map_or((0, 0), |l| (l.finished(), l.total));
+                return Err(RunError::DataLost {
+                    run: run.into(),
+                    finished,
+                    total,
+                });
             }
             Err(e) if e.is_transient() && failures < 30 => {
                 failures += 1;
@@ -194,6 +239,20 @@ pub async fn wait_run(
         if st.is_complete() {
             return Ok(st);
         }
+        // Every few seconds: a Redis at maxmemory with noeviction refuses every start and
+        // result, and the run would never move.
+        polls += 1;
+        if polls.is_multiple_of(6)
+            && let Err(e @ QueueError::OutOfMemory { .. }) = queue.check_memory().await
+        {
+            return Err(RunError::Stuck {
+                run: run.into(),
+                finished: st.finished(),
+                total: st.total,
+                source: e,
+            });
+        }
+        last = Some(st.clone());
         if let Some(t) = timeout
             && started.elapsed() > t
         {
@@ -205,6 +264,35 @@ pub async fn wait_run(
             });
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A run's status for `dispatcher status`: a missing run that was created before Redis last
+/// started (and is younger than `retention_days`, so it did not expire) is reported as lost by
+/// Redis, not as a run that never existed.
+pub async fn run_status(
+    queue: &Queue,
+    run: &str,
+    retention_days: u64,
+) -> Result<RunStatus, RunError> {
+    match queue.run_status(run).await {
+        Err(QueueError::NoSuchRun(_)) if crate::task::is_run_id(run) => {
+            let created = &run[..15];
+            let Ok(Some(started)) = queue.server_started_secs().await else {
+                return Err(QueueError::NoSuchRun(run.into()).into());
+            };
+            let now = crate::time::now_secs();
+            let oldest = crate::time::format_utc(now.saturating_sub(retention_days * 86_400));
+            let restarted = crate::time::format_utc(started);
+            if created < restarted.as_str() && created > oldest.as_str() {
+                return Err(RunError::LostInRestart {
+                    run: run.into(),
+                    restarted,
+                });
+            }
+            Err(QueueError::NoSuchRun(run.into()).into())
+        }
+        r => Ok(r?),
     }
 }
 

@@ -582,8 +582,40 @@ impl Config {
                 "a number from 0.0 to 2.0",
             ));
         }
-        if self.llm.timeout_secs == 0 {
-            return Err(invalid("llm.timeout_secs", 0, "at least 1"));
+        // Every duration is bounded: a huge value would overflow when turned into
+        // milliseconds (a lease of 18446744073709552 s wraps to 384 ms) or into an EXPIRE.
+        for (key, value, range) in [
+            ("llm.timeout_secs", self.llm.timeout_secs, 1..=86_400),
+            ("queue.lease_secs", self.queue.lease_secs, 3..=86_400),
+            (
+                "worker.shutdown_grace_secs",
+                self.worker.shutdown_grace_secs,
+                0..=86_400,
+            ),
+            ("queue.retention_days", self.queue.retention_days, 1..=3_650),
+            ("verify.timeout_secs", self.verify.timeout_secs, 1..=86_400),
+        ] {
+            if !range.contains(&value) {
+                let unit = if key.ends_with("_days") {
+                    "days"
+                } else {
+                    "seconds"
+                };
+                let why = if key == "queue.lease_secs" {
+                    " (the lease is renewed every third of it)"
+                } else {
+                    ""
+                };
+                return Err(invalid(
+                    key,
+                    value,
+                    &format!(
+                        "a whole number of {unit} from {} to {}{why}",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
         }
         if self.llm.max_in_flight == Some(0) {
             return Err(invalid(
@@ -606,18 +638,8 @@ impl Config {
                 "a whole number from 1 to 256",
             ));
         }
-        if self.queue.lease_secs < 3 {
-            return Err(invalid(
-                "queue.lease_secs",
-                self.queue.lease_secs,
-                "at least 3 (the lease is renewed every third of it)",
-            ));
-        }
         if self.queue.max_attempts == 0 {
             return Err(invalid("queue.max_attempts", 0, "at least 1"));
-        }
-        if self.queue.retention_days == 0 {
-            return Err(invalid("queue.retention_days", 0, "at least 1"));
         }
         if self.scan.tags.is_empty()
             || self
@@ -672,9 +694,6 @@ impl Config {
                 self.verify.repairs,
                 "from 0 to 10",
             ));
-        }
-        if self.verify.timeout_secs == 0 {
-            return Err(invalid("verify.timeout_secs", 0, "at least 1"));
         }
         if let Some(c) = &self.verify.command
             && c.trim().is_empty()

@@ -50,23 +50,42 @@ fn enqueue_invocation<'a>(
 impl Queue {
     /// Creates both stages' consumer groups if they are missing (idempotent).
     pub async fn ensure_group(&self) -> Result<(), QueueError> {
-        let mut c = self.conn();
         for stage in [Stage::Llm, Stage::Verify] {
-            let r: Result<String, redis::RedisError> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(stage.stream())
-                .arg(stage.group())
-                .arg("0")
-                .arg("MKSTREAM")
-                .query_async(&mut c)
-                .await;
-            match r {
-                Ok(_) => {}
-                Err(e) if e.code() == Some("BUSYGROUP") => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.ensure_stage_group(stage).await?;
         }
         Ok(())
+    }
+
+    /// Creates one stage's consumer group if it is missing (idempotent): a worker that finds
+    /// its group gone (`NOGROUP`: Redis lost its data) recreates its own.
+    pub async fn ensure_stage_group(&self, stage: Stage) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        let r: Result<String, redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stage.stream())
+            .arg(stage.group())
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut c)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            // At maxmemory Redis refuses XGROUP CREATE before it sees the group exists.
+            Err(e) if e.code() == Some("OOM") => {
+                let groups: Vec<HashMap<String, Value>> = redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(stage.stream())
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|_| QueueError::from(e.clone()))?;
+                let exists = groups
+                    .iter()
+                    .any(|g| g.get("name").map(value_string).as_deref() == Some(stage.group()));
+                if exists { Ok(()) } else { Err(e.into()) }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Adds a task to a run; returns false when the run already has it (so enqueueing the same

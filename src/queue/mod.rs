@@ -85,6 +85,19 @@ pub enum QueueError {
          in a loop? Try again"
     )]
     RunIdTaken { attempts: usize },
+    /// The server lacks what tars relies on (`XAUTOCLAIM`, `GETDEL`, Lua `redis.setresp`...).
+    #[error(
+        "Redis at {url} is version {version}, and tars needs Redis 6.2 or newer (XAUTOCLAIM, \
+         GETDEL): upgrade the server"
+    )]
+    ServerTooOld { url: String, version: String },
+    /// `maxmemory` reached with `noeviction`: every write is refused until memory is freed.
+    #[error(
+        "Redis is out of memory (maxmemory reached, and its maxmemory-policy evicts nothing): \
+         {detail}. Raise maxmemory (`CONFIG SET maxmemory ...`), purge old runs (`dispatcher \
+         purge RUN`) or free memory, then try again"
+    )]
+    OutOfMemory { detail: String },
 }
 
 impl QueueError {
@@ -103,6 +116,8 @@ impl QueueError {
                     | RetryMethod::RefreshSlotsAndRetry
             ),
             QueueError::AuthFailed { .. }
+            | QueueError::ServerTooOld { .. }
+            | QueueError::OutOfMemory { .. }
             | QueueError::NoPermission { .. }
             | QueueError::TlsUntrusted { .. }
             | QueueError::Malformed { .. }
@@ -111,12 +126,66 @@ impl QueueError {
             | QueueError::RunIdTaken { .. } => false,
         }
     }
+
+    /// Whether Redis answered `NOGROUP`: a consumer group (and so, usually, everything) is
+    /// gone, i.e. Redis restarted without persistence or was flushed.
+    pub fn is_group_missing(&self) -> bool {
+        match self {
+            // A read blocked on the stream when it was deleted: "UNBLOCKED the stream key no
+            // longer exists" (Redis 7), then NOGROUP on the next read.
+            QueueError::Redis(e) => matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")),
+            _ => false,
+        }
+    }
+
+    /// Whether Redis refused a write for lack of memory (`OOM command not allowed when used
+    /// memory > 'maxmemory'`), also from inside a script.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, QueueError::OutOfMemory { .. })
+    }
+
+    /// Whether Redis itself answered with an error (a script error, WRONGTYPE, OOM, NOGROUP...)
+    /// rather than being unreachable: logs say "Redis rejected", not "Redis unavailable".
+    pub fn is_rejection(&self) -> bool {
+        match self {
+            QueueError::Redis(e) => e.code().is_some(),
+            QueueError::OutOfMemory { .. } | QueueError::NoPermission { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The `field:value` of an `INFO` reply.
+pub(crate) fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|l| {
+        l.trim_end()
+            .strip_prefix(field)
+            .and_then(|rest| rest.strip_prefix(':'))
+    })
+}
+
+/// Whether `version` (`redis_version`, e.g. `7.0.15`) is at least 6.2.
+pub(crate) fn version_supported(version: &str) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= (6, 2)
 }
 
 /// A command's error: a missing ACL permission gets its own variant, so that it says which
 /// command and maps to the configuration exit code; anything else stays as redis-rs put it.
 impl From<redis::RedisError> for QueueError {
     fn from(e: redis::RedisError) -> QueueError {
+        // Also inside a pipeline's failures or a script's error, where the code is not first.
+        if e.code() == Some("OOM") || e.to_string().contains("\"OOM\": command not allowed") {
+            return QueueError::OutOfMemory {
+                detail: format!(
+                    "it refused a write (OOM {})",
+                    e.detail()
+                        .unwrap_or("command not allowed when used memory > 'maxmemory'")
+                ),
+            };
+        }
         no_permission(&e).unwrap_or(QueueError::Redis(e))
     }
 }
@@ -269,6 +338,30 @@ impl Queue {
             .query_async(&mut conn)
             .await
             .map_err(fail)?;
+        // Once per connect: a server older than 6.2 lacks XAUTOCLAIM and GETDEL, and would
+        // fail every reclaim as if it were unreachable.
+        match redis::cmd("INFO")
+            .arg("server")
+            .query_async::<String>(&mut conn)
+            .await
+        {
+            Ok(info) => {
+                if let Some(version) = info_field(&info, "redis_version")
+                    && !version_supported(version)
+                {
+                    return Err(QueueError::ServerTooOld {
+                        url: shown,
+                        version: version.to_string(),
+                    });
+                }
+            }
+            // An ACL user without `info` (the README's line has it since 6.2 was checked):
+            // the check is skipped rather than refusing a working setup.
+            Err(e) if no_permission(&e).is_some() => {
+                tracing::debug!(error = %e, "cannot read INFO server; Redis version not checked")
+            }
+            Err(e) => return Err(fail(e)),
+        }
         Ok(Queue {
             url: shown,
             client,
@@ -290,11 +383,76 @@ impl Queue {
     pub fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+
+    /// When Redis (re)started, in seconds since the epoch on its clock (`TIME` minus
+    /// `INFO server`'s `uptime_in_seconds`); None when it does not tell.
+    pub async fn server_started_secs(&self) -> Result<Option<u64>, QueueError> {
+        let mut c = self.conn();
+        let info: String = match redis::cmd("INFO").arg("server").query_async(&mut c).await {
+            Ok(i) => i,
+            Err(e) if no_permission(&e).is_some() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(uptime) =
+            info_field(&info, "uptime_in_seconds").and_then(|v| v.parse::<u64>().ok())
+        else {
+            return Ok(None);
+        };
+        let (now, _): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await?;
+        Ok(Some(now.saturating_sub(uptime)))
+    }
+
+    /// [`QueueError::OutOfMemory`] when Redis has reached `maxmemory` under `noeviction` (it
+    /// refuses every write then); Ok when it has room, evicts, or does not let us read `INFO`.
+    pub async fn check_memory(&self) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        let info: String = match redis::cmd("INFO").arg("memory").query_async(&mut c).await {
+            Ok(i) => i,
+            Err(e) if no_permission(&e).is_some() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let num = |f| info_field(&info, f).and_then(|v| v.parse::<u64>().ok());
+        let (Some(used), Some(max)) = (num("used_memory"), num("maxmemory")) else {
+            return Ok(());
+        };
+        let policy = info_field(&info, "maxmemory_policy").unwrap_or("noeviction");
+        if max > 0 && used >= max && policy == "noeviction" {
+            return Err(QueueError::OutOfMemory {
+                detail: format!(
+                    "it uses {used} bytes of its maxmemory of {max} bytes (policy {policy}) and \
+                     refuses writes"
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_versions_and_info_fields() {
+        assert!(version_supported("6.2.0") && version_supported("7.0.15"));
+        assert!(version_supported("10.0.0"));
+        assert!(!version_supported("6.0.16") && !version_supported("5.0.7"));
+        let info = "# Server\r\nredis_version:6.0.16\r\nredis_mode:standalone\r\n";
+        assert_eq!(info_field(info, "redis_version"), Some("6.0.16"));
+        assert_eq!(info_field(info, "redis"), None);
+        let oom = redis::make_extension_error(
+            "OOM".into(),
+            Some("command not allowed when used memory > 'maxmemory'.".into()),
+        );
+        let oom = QueueError::from(oom);
+        assert!(oom.is_out_of_memory() && oom.is_rejection() && !oom.is_transient());
+        assert!(oom.to_string().contains("maxmemory"), "{oom}");
+        let gone = QueueError::from(redis::make_extension_error(
+            "NOGROUP".into(),
+            Some("No such key '{tars}:stream:tasks' or consumer group 'workers'".into()),
+        ));
+        assert!(gone.is_group_missing() && gone.is_rejection() && !gone.is_transient());
+    }
 
     #[test]
     fn only_connection_trouble_is_transient() {

@@ -393,6 +393,31 @@ impl Queue {
             .await?;
         u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
     }
+
+    /// Removes a run that could not be filled (Redis full, a rejected command): its hash, its
+    /// task set and tasks, and its entry in the run list. Plain `DEL`/`ZREM`, which Redis
+    /// allows even at `maxmemory`, where a script is refused. A delivery already on the stream
+    /// finds its task gone and is acknowledged and skipped.
+    pub async fn remove_run(&self, run: &str) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        let ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::run_tasks(run))
+            .query_async(&mut c)
+            .await?;
+        for chunk in ids.chunks(BATCH) {
+            let mut del = redis::cmd("DEL");
+            for id in chunk {
+                del.arg(keys::task(run, id));
+            }
+            let _: i64 = del.query_async(&mut c).await?;
+        }
+        let mut p = redis::pipe();
+        p.del(keys::run(run)).ignore();
+        p.del(keys::run_tasks(run)).ignore();
+        p.zrem(keys::runs(), run).ignore();
+        let _: () = p.query_async(&mut c).await?;
+        Ok(())
+    }
 }
 
 /// A hash's fields as text, or which field is not UTF-8.

@@ -44,7 +44,16 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
         }
         Err(e) => {
             // The delivery stays pending; its lease expires and a worker reclaims it.
-            tracing::warn!(task = %d.task, error = %e, "could not start task");
+            if e.is_out_of_memory() {
+                // Every start would fail alike until memory is freed: stop fetching a while
+                // rather than spin through the queue (the attempt was not counted).
+                tracing::error!(task = %d.task, error = %e, pause = ?super::OOM_PAUSE, "Redis is out of memory (maxmemory): cannot start the task; raise maxmemory or purge old runs. Fetching paused");
+                shared.pause_for(super::OOM_PAUSE);
+            } else if e.is_transient() {
+                tracing::warn!(task = %d.task, error = %e, "Redis unavailable: could not start task");
+            } else {
+                tracing::error!(task = %d.task, error = %e, "Redis rejected the start of a task");
+            }
             return;
         }
     };
@@ -129,6 +138,13 @@ where
     .when(QueueError::is_transient)
     .notify(|e, d| tracing::warn!(error = %e, retry_in = ?d, "{what}: Redis unavailable, retrying"))
     .await
+    .inspect_err(|e| {
+        if e.is_out_of_memory() {
+            tracing::error!(error = %e, "{what}: Redis is out of memory (maxmemory): raise maxmemory or purge old runs");
+        } else if e.is_rejection() {
+            tracing::error!(error = %e, "{what}: Redis rejected the command");
+        }
+    })
 }
 
 /// Records a final failure with its reason and kind.

@@ -24,6 +24,13 @@ pub(super) async fn fetch_loop(
     let mut last_maintenance = Instant::now() - Duration::from_secs(3600);
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
+        if let Some(wait) = shared.paused() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {},
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        }
         let first = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = shutdown.cancelled() => return,
@@ -83,18 +90,36 @@ pub(super) async fn fetch_loop(
                 }
             }
             Err(e) => {
-                if e.is_transient() {
+                let e_oom = e.is_out_of_memory();
+                if e.is_group_missing() {
+                    // Redis restarted without persistence, or was flushed: the group (with the
+                    // queue) is gone. Recreate it at once: new runs are served again.
+                    tracing::error!(error = %e, stream = %shared.stage.stream(), group = shared.stage.group(), "Redis lost its data (restarted without persistence, or flushed): its queued tasks are gone; recreating the consumer group. Set `appendonly yes` to keep them across restarts");
+                    match shared.queue.ensure_stage_group(shared.stage).await {
+                        Ok(()) => {
+                            blocking = None;
+                            backoff = Duration::from_millis(200);
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, retry_in = ?backoff, "could not recreate the consumer group, retrying")
+                        }
+                    }
+                } else if e.is_out_of_memory() {
+                    backoff = backoff.max(Duration::from_secs(5));
+                    tracing::error!(error = %e, retry_in = ?backoff, "Redis is out of memory (maxmemory): raise maxmemory or purge old runs; retrying");
+                } else if e.is_transient() {
                     tracing::warn!(error = %e, retry_in = ?backoff, "Redis unavailable, retrying");
                 } else {
                     // A missing ACL permission, say: an operator can grant it without a restart.
-                    tracing::error!(error = %e, retry_in = ?backoff, "Redis refused a read, retrying");
+                    tracing::error!(error = %e, retry_in = ?backoff, "Redis rejected a read, retrying");
                 }
                 blocking = None;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {},
                     _ = shutdown.cancelled() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(Duration::from_secs(if e_oom { 30 } else { 5 }));
             }
         }
     }

@@ -98,6 +98,8 @@ struct Shared {
     changed: Notify,
     /// Cancelled after the grace period: in-flight tasks stop and are handed back.
     hard_stop: CancellationToken,
+    /// Redis refused a write for lack of memory: fetch nothing more before this instant.
+    paused_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A stage's own parts: an LLM stage needs clients and no toolchain, a verifier the reverse.
@@ -120,7 +122,21 @@ impl Shared {
     fn stats(&self) -> WorkerStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
+    /// Fetch nothing for `d` (Redis is out of memory: every new delivery would fail alike).
+    fn pause_for(&self, d: Duration) {
+        if let Ok(mut p) = self.paused_until.lock() {
+            *p = Some(std::time::Instant::now() + d);
+        }
+    }
+    /// How long fetching is still paused, if at all.
+    fn paused(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().ok()?)?;
+        until.checked_duration_since(std::time::Instant::now())
+    }
 }
+
+/// How long a worker fetches nothing after Redis refused a write for lack of memory.
+const OOM_PAUSE: Duration = Duration::from_secs(10);
 
 impl Worker {
     /// A worker from its parts; `cfg` is the validated configuration (the queue and the LLM
@@ -151,6 +167,7 @@ impl Worker {
                 in_flight: Mutex::new(Vec::new()),
                 changed: Notify::new(),
                 hard_stop: CancellationToken::new(),
+                paused_until: std::sync::Mutex::new(None),
             }),
         }
     }

@@ -12,6 +12,7 @@ mod llm_backpressure;
 mod llm_ollama;
 mod only_new;
 mod queue_redis;
+mod redis_faults;
 mod redis_tls;
 mod reliability;
 mod run_control;

@@ -84,15 +84,24 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: tempfile::TempDir,
     proc: Option<Proc>,
+    /// Extra `redis-server` arguments (`--maxmemory 2mb`...), kept across restarts.
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// [`RedisServer::start`] with extra `redis-server` arguments, e.g.
+    /// `["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]`.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = RedisServer {
             port: free_port(),
             dir,
             proc: None,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -112,6 +121,7 @@ impl RedisServer {
                 "--dir",
                 self.dir.path().to_str().unwrap_or("."),
             ])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -182,7 +182,7 @@ async fn run_cmd(
 async fn status_cmd(cfg: &Config, run: Option<String>, json: bool) -> Result<ExitCode> {
     let queue = Queue::open(cfg).await?;
     let run = run::resolve_run(&queue, run.as_deref()).await?;
-    let st = queue.run_status(&run).await?;
+    let st = run::run_status(&queue, &run, cfg.queue.retention_days).await?;
     if json {
         report::write_json(&mut report::stdout(), &st)?;
     } else {
