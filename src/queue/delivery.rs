@@ -374,22 +374,9 @@ impl Queue {
         consumer: &str,
         fields: &[(&str, String)],
     ) -> Result<Completion, QueueError> {
-        let mut c = self.conn();
-        let mut inv = scripts::HANDOFF.prepare_invoke();
-        inv.key(keys::task(&d.run, &d.task))
-            .key(keys::run(&d.run))
-            .key(d.stage.stream())
-            .key(keys::verify_stream())
-            .arg(&d.entry)
-            .arg(d.stage.group())
-            .arg(consumer)
-            .arg(&d.run)
-            .arg(&d.task);
-        for (k, v) in fields {
-            inv.arg(*k).arg(v);
-        }
-        let r: String = inv.invoke_async(&mut c).await?;
-        Ok(refusal(&r).unwrap_or(Completion::HandedToVerify))
+        self.move_stage(&scripts::HANDOFF, Stage::Verify, d, consumer, fields)
+            .await
+            .map(|r| r.unwrap_or(Completion::HandedToVerify))
     }
 
     /// Sends a task whose verification failed back to the LLM stage, with `fields` (the
@@ -401,12 +388,28 @@ impl Queue {
         consumer: &str,
         fields: &[(&str, String)],
     ) -> Result<Completion, QueueError> {
+        self.move_stage(&scripts::REPAIR, Stage::Llm, d, consumer, fields)
+            .await
+            .map(|r| r.unwrap_or(Completion::Repairing))
+    }
+
+    /// Runs a script that moves a task from `d`'s stage to the stage `to` (hand-over or
+    /// repair): both take the same keys and arguments. None when it moved; the refusal when
+    /// the caller no longer owns the delivery or the task already ended.
+    async fn move_stage(
+        &self,
+        script: &redis::Script,
+        to: Stage,
+        d: &Delivery,
+        consumer: &str,
+        fields: &[(&str, String)],
+    ) -> Result<Option<Completion>, QueueError> {
         let mut c = self.conn();
-        let mut inv = scripts::REPAIR.prepare_invoke();
+        let mut inv = script.prepare_invoke();
         inv.key(keys::task(&d.run, &d.task))
             .key(keys::run(&d.run))
             .key(d.stage.stream())
-            .key(keys::tasks_stream())
+            .key(to.stream())
             .arg(&d.entry)
             .arg(d.stage.group())
             .arg(consumer)
@@ -416,7 +419,7 @@ impl Queue {
             inv.arg(*k).arg(v);
         }
         let r: String = inv.invoke_async(&mut c).await?;
-        Ok(refusal(&r).unwrap_or(Completion::Repairing))
+        Ok(refusal(&r))
     }
 }
 

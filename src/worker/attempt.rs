@@ -220,6 +220,28 @@ async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completio
     .map(Some)
 }
 
+/// The delivered task's record; a task that is gone or damaged ends `failed` at once (the
+/// completion is returned in `Err`), since no work can mend it.
+pub(super) async fn read_task(
+    shared: &Shared,
+    d: &Delivery,
+) -> Result<Result<crate::queue::TaskRecord, Completion>, QueueError> {
+    let q = &shared.queue;
+    let (reason, kind) = match persist("read the task", || q.task(&d.run, &d.task)).await {
+        Ok(Some(t)) => return Ok(Ok(t)),
+        Ok(None) => (
+            "the task's hash is gone from Redis (purged?)".to_string(),
+            "task_missing",
+        ),
+        Err(QueueError::Malformed { detail, .. }) => (
+            format!("the task's hash in Redis is damaged: {detail}"),
+            "bad_task",
+        ),
+        Err(e) => return Err(e),
+    };
+    fail(shared, d, Vec::new(), reason, kind).await.map(Err)
+}
+
 /// Asks for `k` answers at once (the first at the configured temperature, the others at the
 /// candidates' higher one), each under its own fleet-wide permit.
 async fn ask_candidates(
@@ -254,17 +276,9 @@ async fn process(
 ) -> Result<Completion, QueueError> {
     let q = &shared.queue;
     // No cancellation check here: start.lua has just made it, atomically with the start.
-    let task = match persist("read the task", || q.task(&d.run, &d.task)).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            let reason = "the task's hash is gone from Redis (purged?)".to_string();
-            return fail(shared, d, Vec::new(), reason, "task_missing").await;
-        }
-        Err(QueueError::Malformed { detail, .. }) => {
-            let reason = format!("the task's hash in Redis is damaged: {detail}");
-            return fail(shared, d, Vec::new(), reason, "bad_task").await;
-        }
-        Err(e) => return Err(e),
+    let task = match read_task(shared, d).await? {
+        Ok(t) => t,
+        Err(ended) => return Ok(ended),
     };
     let spec = &task.spec;
     let Some(content) = persist("read the file", || q.get_blob(&spec.content_hash)).await? else {

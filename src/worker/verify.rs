@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Shared;
-use super::attempt::{fail, persist};
+use super::attempt::{fail, persist, read_task};
 use crate::config::VerifyConfig;
 use crate::patch::{apply_unified, check_single_file};
 use crate::queue::{Completion, Delivery, QueueError, RunVerify, TaskState};
@@ -259,17 +259,9 @@ pub(super) async fn process(
     verifier: &VerifierState,
 ) -> Result<Completion, QueueError> {
     let q = &shared.queue;
-    let task = match persist("read the task", || q.task(&d.run, &d.task)).await {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            let reason = "the task's hash is gone from Redis (purged?)".to_string();
-            return fail(shared, d, Vec::new(), reason, "task_missing").await;
-        }
-        Err(QueueError::Malformed { detail, .. }) => {
-            let reason = format!("the task's hash in Redis is damaged: {detail}");
-            return fail(shared, d, Vec::new(), reason, "bad_task").await;
-        }
-        Err(e) => return Err(e),
+    let task = match read_task(shared, d).await? {
+        Ok(t) => t,
+        Err(ended) => return Ok(ended),
     };
     let candidates: Vec<Candidate> = match task
         .candidates_json
