@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::fake_llm::{many_todos_repo, resolved_run};
-use crate::util::{Proc, RedisServer, cmd, git, git_commit, run};
+use crate::util::{Proc, RedisServer, cmd, committed_repo, git, git_commit, run};
 
 fn done_run(redis: &RedisServer, repo: &Path) -> String {
     let out = tempfile::tempdir().unwrap();
@@ -28,19 +28,6 @@ fn apply(redis: &RedisServer, run_id: &str, repo: &Path) -> crate::util::Output 
         .args(["apply", run_id, "--repo"])
         .arg(repo);
     run(a)
-}
-
-fn committed_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "-A"]);
-    git_commit(dir.path(), "init");
-    dir
 }
 
 const PY: &str = "def f(x):\n    # TODO: check x\n    return x\n";

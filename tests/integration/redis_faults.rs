@@ -79,15 +79,7 @@ fn finish(mut child: Child, command: String, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let o = child.wait_with_output().expect("output");
-    Output {
-        command,
-        status: o.status,
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        notes: Vec::new(),
-    }
+    Output::of(command, child.wait_with_output().expect("output"))
 }
 
 fn zcard_runs(redis: &RedisServer) -> u64 {

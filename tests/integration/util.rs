@@ -367,6 +367,18 @@ pub struct Output {
 }
 
 impl Output {
+    /// What the process that `command` names did.
+    pub fn of(command: String, o: std::process::Output) -> Output {
+        Output {
+            command,
+            status: o.status,
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            notes: Vec::new(),
+        }
+    }
+
     /// The exit code must be 0.
     #[track_caller]
     pub fn success(self) -> Output {
@@ -463,14 +475,7 @@ pub fn run(mut c: Command) -> Output {
     let o = c
         .output()
         .unwrap_or_else(|e| panic!("could not start {command}: {e}"));
-    Output {
-        command,
-        status: o.status,
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        notes: Vec::new(),
-    }
+    Output::of(command, o)
 }
 
 pub fn copy_dir(src: &Path, dst: &Path) {
@@ -497,6 +502,20 @@ pub fn demo_repo() -> tempfile::TempDir {
     git(dir.path(), &["init", "-q"]);
     git(dir.path(), &["add", "-A"]);
     git_commit(dir.path(), "demo");
+    dir
+}
+
+/// A committed git repository holding `files` (path, text).
+pub fn committed_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    git(dir.path(), &["init", "-q"]);
+    git(dir.path(), &["add", "-A"]);
+    git_commit(dir.path(), "init");
     dir
 }
 

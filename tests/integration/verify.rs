@@ -9,21 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::fake_llm::{FakeLlm, Reply, models_reply, openai_completion, resolving_answer};
-use crate::util::{Proc, RedisServer, cmd, git, git_commit, run, spawn_worker};
-
-/// A committed git repository holding `files`.
-fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    git(dir.path(), &["init", "-q"]);
-    git(dir.path(), &["add", "-A"]);
-    git_commit(dir.path(), "start");
-    dir
-}
+use crate::util::{Proc, RedisServer, cmd, committed_repo, git, run, spawn_worker};
 
 /// A verifier serving repositories under `root`, with its scratch trees in `scratch`, allowed
 /// to run `check` (the command its own configuration names; a run's is not enough).
@@ -99,7 +85,7 @@ const CLAMP_TEST_PY: &str = "import unittest\nfrom calc import clamp\n\n\nclass 
 #[test]
 fn a_patch_that_fails_the_tests_goes_back_to_the_model_and_the_repair_is_verified() {
     let redis = RedisServer::start();
-    let r = repo(&[("calc.py", CLAMP_PY), ("test_calc.py", CLAMP_TEST_PY)]);
+    let r = committed_repo(&[("calc.py", CLAMP_PY), ("test_calc.py", CLAMP_TEST_PY)]);
     let scratch = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let fake = scripted(|i, _| match i {
@@ -176,7 +162,7 @@ fn a_patch_that_fails_the_tests_goes_back_to_the_model_and_the_repair_is_verifie
 #[test]
 fn with_several_candidates_the_first_that_passes_the_tests_wins() {
     let redis = RedisServer::start();
-    let r = repo(&[
+    let r = committed_repo(&[
         (
             "lib.js",
             "function sign(x) {\n  // TODO: return -1 for negative numbers\n  return x > 0 ? 1 : 0;\n}\nmodule.exports = { sign };\n",
@@ -239,7 +225,7 @@ fn with_several_candidates_the_first_that_passes_the_tests_wins() {
 #[test]
 fn a_patch_that_fails_every_round_ends_verify_failed_and_is_never_applied() {
     let redis = RedisServer::start();
-    let r = repo(&[
+    let r = committed_repo(&[
         (
             "Cargo.toml",
             "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
@@ -315,7 +301,7 @@ fn a_patch_that_fails_every_round_ends_verify_failed_and_is_never_applied() {
 fn when_the_unpatched_tree_fails_its_check_patches_are_unverified_not_wrong() {
     let redis = RedisServer::start();
     let broken_test = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_broken(self):\n        self.assertEqual(1, 2)\n";
-    let r = repo(&[("calc.py", CLAMP_PY), ("test_calc.py", broken_test)]);
+    let r = committed_repo(&[("calc.py", CLAMP_PY), ("test_calc.py", broken_test)]);
     let scratch = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let fake = scripted(|_, body| resolving_answer(body));
@@ -371,7 +357,7 @@ fn when_the_unpatched_tree_fails_its_check_patches_are_unverified_not_wrong() {
 #[test]
 fn a_verifier_runs_only_commands_it_allows_on_repositories_under_its_roots() {
     let redis = RedisServer::start();
-    let r = repo(&[("calc.py", CLAMP_PY), ("test_calc.py", CLAMP_TEST_PY)]);
+    let r = committed_repo(&[("calc.py", CLAMP_PY), ("test_calc.py", CLAMP_TEST_PY)]);
     let elsewhere = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -420,7 +406,7 @@ fn a_verifier_runs_only_commands_it_allows_on_repositories_under_its_roots() {
 #[test]
 fn the_check_gets_no_tars_secrets_from_the_verifier() {
     let redis = RedisServer::start();
-    let r = repo(&[("calc.py", CLAMP_PY), ("test_calc.py", CLAMP_TEST_PY)]);
+    let r = committed_repo(&[("calc.py", CLAMP_PY), ("test_calc.py", CLAMP_TEST_PY)]);
     let scratch = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let fake = scripted(|_, body| resolving_answer(body));
