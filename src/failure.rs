@@ -13,8 +13,9 @@ pub enum FailureKind {
     /// backoff.
     Transient,
     /// The server is up and asks to be asked later (HTTP 429, 503): backpressure, not a
-    /// refusal. Decided as [`FailureKind::Transient`]; the LLM client also waits out a
-    /// `Retry-After` in place without counting it as a retry (see `LlmClient::chat`).
+    /// refusal. The LLM client waits in place (its `Retry-After`, or the backoff) without
+    /// counting a retry (see `LlmClient::chat`); past that, the task is deferred without
+    /// spending an attempt.
     Backpressure,
     /// Sending the same request at once cannot help, but later may (a truncated prompt: the
     /// server may reload the model with the full context): a new attempt after a backoff.
@@ -33,6 +34,9 @@ pub enum Decision {
     /// End this attempt; the task is delivered again after `delay`, or dead-lettered when it
     /// has no attempts left.
     RetryLater { delay: Duration },
+    /// End this attempt without counting it (backpressure): the task is delivered again after
+    /// `delay` and never dead-lettered for it.
+    Defer { delay: Duration },
     /// The task fails now.
     Fail,
 }
@@ -46,11 +50,12 @@ pub fn decide(kind: FailureKind, in_place_left: bool, attempt: u32) -> Decision 
         {
             Decision::RetryInPlace
         }
-        FailureKind::Transient | FailureKind::Backpressure | FailureKind::Later => {
-            Decision::RetryLater {
-                delay: backoff(attempt),
-            }
-        }
+        FailureKind::Backpressure => Decision::Defer {
+            delay: backoff(attempt),
+        },
+        FailureKind::Transient | FailureKind::Later => Decision::RetryLater {
+            delay: backoff(attempt),
+        },
         FailureKind::Answer | FailureKind::Permanent => Decision::Fail,
     }
 }
@@ -75,7 +80,7 @@ mod tests {
         assert_eq!(decide(Backpressure, true, 1), Decision::RetryInPlace);
         assert!(matches!(
             decide(Backpressure, false, 1),
-            Decision::RetryLater { .. }
+            Decision::Defer { .. }
         ));
         assert!(matches!(
             decide(Transient, false, 1),

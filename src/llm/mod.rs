@@ -496,14 +496,16 @@ impl LlmClient {
     }
 
     /// Sends one chat request, retrying in place while [`decide`] says so and `llm.retries`
-    /// allows (exponential backoff with jitter). A busy server (HTTP 429 or 503) that says when
-    /// to come back (`Retry-After`, at most [`MAX_RETRY_AFTER`] a time) is waited for and asked
-    /// again without spending one of `llm.retries`, for up to `llm.timeout_secs` of waiting in
-    /// all; a busy server that does not say when is retried with the backoff like any
-    /// transient error. No wait spends an attempt of the task.
+    /// allows (exponential backoff with jitter). A busy server (HTTP 429 or 503) is
+    /// backpressure, not a failure: it is waited for (as its `Retry-After` says, at most
+    /// [`MAX_RETRY_AFTER`] a time, or with the backoff when it does not say) and asked again
+    /// without spending one of `llm.retries`, for up to `llm.timeout_secs` of waiting in all;
+    /// past that the [`LlmError::Busy`] is returned and the task is deferred without spending
+    /// an attempt ([`Decision::Defer`]).
     pub async fn chat(&self, messages: &[Message]) -> Result<Answer, LlmError> {
         let budget = Duration::from_secs(self.cfg.timeout_secs);
         let mut waited = Duration::ZERO;
+        let mut busy = 0u32;
         let mut retries = 0u32;
         loop {
             let e = match self.chat_once(messages).await {
@@ -512,19 +514,26 @@ impl LlmClient {
             };
             if let LlmError::Busy {
                 status,
-                retry_after: Some(wait),
+                retry_after,
                 ..
             } = &e
-                && waited + *wait <= budget
             {
-                waited += *wait;
+                busy += 1;
+                let (wait, said) = match retry_after {
+                    Some(w) => (*w, "as its Retry-After says"),
+                    None => (in_place_backoff(busy), "with backoff"),
+                };
+                if waited + wait > budget {
+                    return Err(e);
+                }
+                waited += wait;
                 tracing::warn!(
                     error = %e,
                     status,
                     wait = ?wait,
-                    "the LLM server is busy; waiting as its Retry-After says, then asking again (no attempt spent)"
+                    "the LLM server is busy; waiting {said}, then asking again (no attempt spent)"
                 );
-                tokio::time::sleep(*wait).await;
+                tokio::time::sleep(wait).await;
                 continue;
             }
             let left = retries < self.cfg.retries;
@@ -533,15 +542,7 @@ impl LlmClient {
             }
             retries += 1;
             let delay = in_place_backoff(retries);
-            match &e {
-                LlmError::Busy { status, .. } => tracing::warn!(
-                    error = %e,
-                    status,
-                    retry_in = ?delay,
-                    "the LLM server is busy; waiting, then asking again (no attempt spent)"
-                ),
-                _ => tracing::warn!(error = %e, retry_in = ?delay, "LLM call failed, retrying"),
-            }
+            tracing::warn!(error = %e, retry_in = ?delay, "LLM call failed, retrying");
             tokio::time::sleep(delay).await;
         }
     }

@@ -18,6 +18,34 @@ use crate::task::Target;
 use answer::conform;
 use gates::{count_tag, defined_name, elision_line, gated_by_syntax, stub_lines, symbol_name};
 
+/// The largest rewritten block that becomes a patch (128 KiB of code: thousands of lines, far
+/// beyond what resolving one TODO takes or a reviewer reads). It bounds what a passed answer
+/// stores in Redis (its diff, its candidates) whatever the server sends under its read limit.
+pub const MAX_REWRITE_BYTES: usize = 128 << 10;
+
+/// The most of a raw answer stored on a task (64 KiB): enough to see what the model said, and a
+/// bound on what a long answer costs Redis. Longer answers are stored clipped, saying so
+/// ([`stored_answer`]).
+pub const MAX_STORED_ANSWER_BYTES: usize = 64 << 10;
+
+/// `answer` as stored on a task: whole up to [`MAX_STORED_ANSWER_BYTES`], else its start (cut at
+/// a character boundary) and a last line saying how much was left out.
+pub fn stored_answer(answer: &str) -> String {
+    if answer.len() <= MAX_STORED_ANSWER_BYTES {
+        return answer.to_string();
+    }
+    let mut end = MAX_STORED_ANSWER_BYTES;
+    while !answer.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}\n[tars: the answer's last {} of {} bytes are not stored]",
+        &answer[..end],
+        answer.len() - end,
+        answer.len()
+    )
+}
+
 /// Why an answer did not become a patch. Each is about the answer (retrying the same answer
 /// cannot help; asking again may give a better one), so all are [`FailureKind::Answer`]; a
 /// damaged task is refused before any answer ([`crate::task::TaskDefect`]).
@@ -34,6 +62,11 @@ pub enum Rejection {
     CutOff,
     #[error("the rewritten block is empty")]
     Empty,
+    #[error(
+        "the rewritten block is {bytes} bytes, more than the {limit} a reviewable change may be: \
+         rewrite the block alone, keeping it about the size it is"
+    )]
+    TooLong { bytes: usize, limit: usize },
     #[error("the rewritten block is identical to the original")]
     Unchanged,
     #[error("the {tag} comment is still in the rewritten block")]
@@ -97,6 +130,7 @@ impl Rejection {
             Rejection::UnclosedCodeBlock => "unclosed_code_block",
             Rejection::CutOff => "cut_off",
             Rejection::Empty => "empty",
+            Rejection::TooLong { .. } => "too_long",
             Rejection::Unchanged => "unchanged",
             Rejection::TodoStillPresent { .. } => "todo_still_present",
             Rejection::Elision { .. } => "elision",
@@ -180,6 +214,12 @@ pub fn make_patch(target: &Target<'_>, answer: &str) -> Result<Patch, Rejection>
     let code = extract_rewrite(answer, defined.as_deref())?;
     if code.trim().is_empty() {
         return Err(Rejection::Empty);
+    }
+    if code.len() > MAX_REWRITE_BYTES {
+        return Err(Rejection::TooLong {
+            bytes: code.len(),
+            limit: MAX_REWRITE_BYTES,
+        });
     }
     let new_block = conform(original, &code, content);
     // The top of the file repeated above the rewrite (`'use strict';`, `package main`, an

@@ -823,3 +823,40 @@ fn an_indented_fence_does_not_shift_the_code() {
         "a\nb\n  c"
     );
 }
+
+/// Issue 12, item 8: an answer far longer than any TODO's change (a server that ignores the
+/// token limit, a model that loops) is rejected by size, so a passed answer stores a bounded
+/// diff; and what is stored of any raw answer is bounded too.
+#[test]
+fn a_huge_rewrite_is_rejected_and_a_long_answer_is_stored_clipped() {
+    let s = spec(FILE, BLOCK, "handle overflow");
+    let body: String = (0..20_000)
+        .map(|i| format!("    let _x{i} = a.saturating_add(b);\n"))
+        .collect();
+    let answer = format!("```rust\nfn add(a: i32, b: i32) -> i32 {{\n{body}    a + b\n}}\n```\n");
+    match make_patch(&s.target(FILE).unwrap(), &answer) {
+        Err(Rejection::TooLong { bytes, limit }) => {
+            assert!(
+                bytes > limit && limit == MAX_REWRITE_BYTES,
+                "{bytes} {limit}"
+            )
+        }
+        other => panic!("expected TooLong, got {other:?}"),
+    }
+    let stored = stored_answer(&answer);
+    assert!(
+        stored.len() < MAX_STORED_ANSWER_BYTES + 100,
+        "{}",
+        stored.len()
+    );
+    assert!(stored.starts_with("```rust\nfn add("));
+    assert!(
+        stored.ends_with(&format!("of {} bytes are not stored]", answer.len())),
+        "{}",
+        &stored[stored.len() - 80..]
+    );
+    // A multi-byte character at the cut is not split; a short answer is stored whole.
+    let wide = "é".repeat(MAX_STORED_ANSWER_BYTES);
+    assert!(stored_answer(&wide).starts_with("éé"));
+    assert_eq!(stored_answer("short"), "short");
+}

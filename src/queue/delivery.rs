@@ -227,6 +227,7 @@ impl Queue {
                 attempt: second.parse().unwrap_or(1),
             },
             "dead" => Start::Dead,
+            "not_owner" => Start::NotOwner,
             _ => Start::Skip(second),
         })
     }
@@ -299,6 +300,45 @@ impl Queue {
         reason: &str,
         reason_kind: &str,
     ) -> Result<Completion, QueueError> {
+        let why = Why {
+            error,
+            reason,
+            reason_kind,
+        };
+        self.retry_script(d, consumer, max_attempts, backoff, why, true)
+            .await
+    }
+
+    /// Like [`Queue::retry_later`] for backpressure (the LLM server kept saying "busy" past
+    /// what a worker waits in place): the attempt is given back (counted in the task's
+    /// `deferrals` instead), so a busy server delays tasks but never dead-letters them.
+    pub async fn defer(
+        &self,
+        d: &Delivery,
+        consumer: &str,
+        backoff: Duration,
+        error: &serde_json::Value,
+        reason: &str,
+        reason_kind: &str,
+    ) -> Result<Completion, QueueError> {
+        let why = Why {
+            error,
+            reason,
+            reason_kind,
+        };
+        self.retry_script(d, consumer, u32::MAX, backoff, why, false)
+            .await
+    }
+
+    async fn retry_script(
+        &self,
+        d: &Delivery,
+        consumer: &str,
+        max_attempts: u32,
+        backoff: Duration,
+        why: Why<'_>,
+        counts: bool,
+    ) -> Result<Completion, QueueError> {
         let mut c = self.conn();
         let r: String = scripts::RETRY
             .key(keys::task(&d.run, &d.task))
@@ -314,12 +354,13 @@ impl Queue {
             .arg(now_ms())
             .arg(u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX))
             .arg(max_attempts)
-            .arg(error.to_string())
-            .arg(reason)
+            .arg(why.error.to_string())
+            .arg(why.reason)
             .arg(&d.run)
             .arg(&d.task)
             .arg(self.retention_secs)
-            .arg(reason_kind)
+            .arg(why.reason_kind)
+            .arg(if counts { "1" } else { "0" })
             .invoke_async(&mut c)
             .await?;
         Ok(match r.as_str() {
@@ -444,4 +485,12 @@ fn stage_fields(stage: Stage) -> (&'static str, &'static str, &'static str, &'st
             "verify_started_at",
         ),
     }
+}
+
+/// Why an attempt is retried: the error recorded in the task's `errors`, and its reason.
+#[derive(Clone, Copy)]
+struct Why<'a> {
+    error: &'a serde_json::Value,
+    reason: &'a str,
+    reason_kind: &'a str,
 }

@@ -304,6 +304,9 @@ pub enum Start {
     Skip(String),
     /// Too many attempts: dead-lettered.
     Dead,
+    /// Another consumer owns the delivery now (this worker's lease lapsed before it started):
+    /// nothing was written.
+    NotOwner,
 }
 
 /// How a result landed.

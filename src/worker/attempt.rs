@@ -42,6 +42,10 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
             shared.count(|s| s.dead += 1);
             return;
         }
+        Ok(Start::NotOwner) => {
+            tracing::warn!(task = %d.task, "lease lost before the start: another worker claimed the task; leaving it to that worker");
+            return;
+        }
         Err(e) => {
             // The delivery stays pending; its lease expires and a worker reclaims it.
             if e.is_out_of_memory() {
@@ -202,6 +206,33 @@ async fn retry_later(
     Ok(c)
 }
 
+/// Ends this attempt without counting it: the LLM server stayed busy past what `chat` waits in
+/// place. The task comes back after `delay`.
+async fn defer(
+    shared: &Shared,
+    d: &Delivery,
+    attempt: u32,
+    delay: Duration,
+    reason: String,
+    kind: &str,
+) -> Result<Completion, QueueError> {
+    let error = serde_json::json!({
+        "attempt": attempt,
+        "kind": kind,
+        "error": reason,
+        "worker": shared.id,
+        "deferred": true,
+    });
+    let c = persist("defer", || {
+        shared
+            .queue
+            .defer(d, &shared.id, delay, &error, &reason, kind)
+    })
+    .await?;
+    tracing::warn!(task = %d.task, attempt, error = %reason, retry_in = ?delay, outcome = ?c, "the LLM server stayed busy; task deferred without spending an attempt");
+    Ok(c)
+}
+
 async fn cancelled_now(shared: &Shared, d: &Delivery) -> Result<Option<Completion>, QueueError> {
     if !persist("read the run", || shared.queue.run_cancelled(&d.run)).await? {
         return Ok(None);
@@ -347,6 +378,7 @@ async fn process(
                 Decision::RetryLater { delay } => {
                     retry_later(shared, d, attempt, delay, reason, kind).await
                 }
+                Decision::Defer { delay } => defer(shared, d, attempt, delay, reason, kind).await,
                 Decision::RetryInPlace | Decision::Fail => {
                     fail(shared, d, Vec::new(), reason, kind).await
                 }
@@ -368,7 +400,7 @@ async fn process(
                     if !passed.iter().any(|c| c.diff == p.diff) {
                         passed.push(Candidate {
                             diff: p.diff,
-                            answer: a.content.clone(),
+                            answer: patch::stored_answer(&a.content),
                             lines_added: p.lines_added,
                             lines_removed: p.lines_removed,
                         });
@@ -384,7 +416,7 @@ async fn process(
             ("model", answers[0].model.clone()),
             ("llm_ms", llm_ms.to_string()),
             ("llm_calls", llm_calls.to_string()),
-            ("answer", answers[0].content.clone()),
+            ("answer", patch::stored_answer(&answers[0].content)),
             ("answers", ask.to_string()),
             ("prompt_tokens", prompt_tokens.to_string()),
             ("completion_tokens", completion_tokens.to_string()),
@@ -427,7 +459,7 @@ async fn process(
                 tracing::info!(task = %d.task, reason = %rejection, "answer rejected; asking again");
                 messages = prompt::after_rejection(&base, &rejection);
             }
-            Decision::RetryLater { delay } => {
+            Decision::RetryLater { delay } | Decision::Defer { delay } => {
                 let kind = rejection.kind();
                 return retry_later(shared, d, attempt, delay, rejection.to_string(), kind).await;
             }
@@ -497,7 +529,7 @@ mod tests {
         };
         assert!(matches!(
             decide(busy.failure_kind(), false, 1),
-            Decision::RetryLater { .. }
+            Decision::Defer { .. }
         ));
         let missing = LlmError::ModelMissing {
             url: "u".into(),

@@ -4,6 +4,7 @@ mod apply;
 mod apply_guard;
 mod apply_hostile;
 mod bad_input;
+mod bounded_answers;
 mod crash_safety;
 mod docker;
 mod e2e;

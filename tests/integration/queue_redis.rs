@@ -201,6 +201,43 @@ async fn an_expired_lease_is_reclaimed_by_another_worker() {
     );
 }
 
+/// Issue 12: a worker whose lease lapsed between its fetch and its start (a partition, a long
+/// pause) must not take the task from the worker that reclaimed it: no attempt counted, the
+/// owner's name and start time left as they are.
+#[tokio::test]
+async fn a_worker_that_lost_its_delivery_before_starting_it_takes_nothing() {
+    let r = RedisServer::start();
+    let q = queue(&r).await;
+    let run = q.create_run("/repo").await.unwrap();
+    q.enqueue(&run, &spec("t1")).await.unwrap();
+    let mut b = q.blocking_connection().await.unwrap();
+    let ds = q
+        .fetch(&mut b, Stage::Llm, "slow", 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    // "slow" stalls before start; "fast" reclaims the lapsed delivery and starts it.
+    let got = q
+        .reclaim(Stage::Llm, "fast", Duration::ZERO, 10)
+        .await
+        .unwrap();
+    assert_eq!(got, ds);
+    assert_eq!(
+        q.start(&got[0], "fast", 5).await.unwrap(),
+        Start::Running { attempt: 1 }
+    );
+    assert_eq!(q.start(&ds[0], "slow", 5).await.unwrap(), Start::NotOwner);
+    let t = q.task(&run, "t1").await.unwrap().unwrap();
+    assert_eq!(t.outcome.attempts, 1, "the stale start counted no attempt");
+    assert_eq!(t.outcome.worker.as_deref(), Some("fast"), "{t:?}");
+    // The owner's delivery is still pending under its name and records normally.
+    assert_eq!(
+        q.complete(&got[0], "fast", TaskState::Done, &[("patch", "d".into())])
+            .await
+            .unwrap(),
+        Completion::Recorded
+    );
+}
+
 #[tokio::test]
 async fn runs_created_back_to_back_stay_distinct_and_in_creation_order() {
     let r = RedisServer::start();

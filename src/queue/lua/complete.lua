@@ -11,7 +11,8 @@ if not terminal(state) then
 end
 local st, refused = take_for_result(task_key, run_key, tasks_stream, group, entry, consumer)
 if not st then return refused end
-finish(task_key, run_key, run_tasks, results_stream, run, task, st, state, now, ttl, reason, reason_kind, unpack(ARGV, 11))
+finish(task_key, run_key, run_tasks, results_stream, run, task, st, state, now, ttl, reason, reason_kind,
+  'recorded_by', consumer, unpack(ARGV, 11))
 -- The run counts its verification outcomes (`verified_passed`...), for status without a scan.
 for i = 11, #ARGV - 1, 2 do
   if ARGV[i] == 'verified' and ARGV[i + 1] ~= '' then
