@@ -35,6 +35,14 @@ pub enum Reply {
         lines: Vec<String>,
         cut: bool,
     },
+    /// A 200 whose body never ends: `start`, then `piece` again and again, `every` apart, until
+    /// the client hangs up. Fast, it is a server that ignores the token limit (the client's
+    /// read limit ends it); slow, a server that trickles (the client's timeout ends it).
+    Endless {
+        start: String,
+        piece: String,
+        every: std::time::Duration,
+    },
 }
 
 type Handler = dyn Fn(&Request, usize) -> Reply + Send + Sync;
@@ -181,6 +189,28 @@ fn serve(stream: TcpStream, handler: &Handler, reqs: &Mutex<Vec<Request>>) {
                     return;
                 }
                 let _ = write!(out, "0\r\n\r\n");
+            }
+            Reply::Endless {
+                start,
+                piece,
+                every,
+            } => {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{start}\r\n",
+                    start.len()
+                );
+                let chunk = format!("{:x}\r\n{piece}\r\n", piece.len());
+                while out
+                    .write_all(chunk.as_bytes())
+                    .and_then(|_| out.flush())
+                    .is_ok()
+                {
+                    if !every.is_zero() {
+                        std::thread::sleep(every);
+                    }
+                }
+                return;
             }
         }
         let _ = out.flush();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::fake_llm::{
     FakeLlm, Reply, many_todos_repo, models_reply, openai_completion, resolving_answer,
 };
-use crate::util::{Proc, RedisServer, cmd, run, wait_until};
+use crate::util::{Proc, RedisServer, TcpProxy, cmd, run, wait_until};
 
 const CHAT: &str = "/v1/chat/completions";
 
@@ -262,34 +262,215 @@ fn max_in_flight_caps_concurrent_llm_calls_across_workers_even_after_a_kill() {
     assert_eq!(max, 2, "the cap is reached, not merely respected by idling");
 }
 
-#[test]
-fn chaos_killed_workers_restarted_redis_and_a_faulty_llm_lose_nothing() {
-    const TASKS: u64 = 500;
-    let mut redis = RedisServer::start();
-    let fake = FakeLlm::start(|req, i| match req.path.as_str() {
+/// The chaos stand-in: latency 10-200 ms and, deterministically by request number, ~8% 503
+/// without `Retry-After`, ~4% 429 with `Retry-After: 1`, ~4% 500, ~1% an endless fast stream
+/// (a server that ignores the token limit: the client's read limit ends it and the task fails
+/// `too_large`) and ~1% an endless trickle (the client's timeout ends it, then a retry).
+/// Requests about the TODO texts in `slow`, from 2.5 s after its instant on, take 8 s: the
+/// workers that reclaim a partitioned worker's tasks are still at work when it comes back.
+fn chaos_llm(slow: SlowTasks) -> FakeLlm {
+    FakeLlm::start(move |req, i| match req.path.as_str() {
         CHAT => {
-            // Deterministic pseudo-random: latency 10-200 ms, ~10% 503 and ~5% 500.
-            let r = (i as u64).wrapping_mul(2_654_435_761) % 1000;
-            std::thread::sleep(Duration::from_millis(10 + r % 191));
-            if r < 100 {
-                Reply::Json {
-                    status: 503,
-                    body: r#"{"error":"server busy"}"#.into(),
-                }
-            } else if r < 150 {
-                Reply::Json {
-                    status: 500,
-                    body: r#"{"error":"internal"}"#.into(),
-                }
-            } else {
-                Reply::Json {
+            let is_slow = slow.lock().is_ok_and(|s| {
+                s.0.is_some_and(|at| at.elapsed() >= Duration::from_millis(2500))
+                    && s.1.iter().any(|text| req.body.contains(text.as_str()))
+            });
+            if is_slow {
+                std::thread::sleep(Duration::from_secs(8));
+                return Reply::Json {
                     status: 200,
                     body: openai_completion(&resolving_answer(&req.body)),
-                }
+                };
+            }
+            let r = (i as u64).wrapping_mul(2_654_435_761) % 1000;
+            std::thread::sleep(Duration::from_millis(10 + r % 191));
+            match r {
+                0..=79 => Reply::Json {
+                    status: 503,
+                    body: r#"{"error":"server busy"}"#.into(),
+                },
+                80..=119 => Reply::JsonWithHeaders {
+                    status: 429,
+                    headers: vec![("Retry-After".into(), "1".into())],
+                    body: r#"{"error":{"message":"rate limited"}}"#.into(),
+                },
+                120..=159 => Reply::Json {
+                    status: 500,
+                    body: r#"{"error":"internal"}"#.into(),
+                },
+                160..=169 => Reply::Endless {
+                    start: r#"{"choices":[{"message":{"role":"assistant","content":""#.into(),
+                    piece: "la ".repeat(20_000),
+                    every: Duration::ZERO,
+                },
+                170..=179 => Reply::Endless {
+                    start: r#"{"choices":[{"message":{"role":"assistant","content":""#.into(),
+                    piece: " ".into(),
+                    every: Duration::from_millis(500),
+                },
+                _ => Reply::Json {
+                    status: 200,
+                    body: openai_completion(&resolving_answer(&req.body)),
+                },
             }
         }
         _ => models_reply(),
-    });
+    })
+}
+
+/// Since when, and for which TODO texts, the chaos stand-in answers slowly.
+type SlowTasks = Arc<std::sync::Mutex<(Option<Instant>, Vec<String>)>>;
+
+/// The TODO texts of the tasks whose deliveries consumers named `prefix`-... hold.
+fn held_texts(redis: &RedisServer, run_id: &str, prefix: &str) -> Vec<String> {
+    let mut c = redis.conn();
+    let mut texts = Vec::new();
+    for (consumer, _) in pending_by_consumer(redis) {
+        if !consumer.starts_with(prefix) {
+            continue;
+        }
+        let entries: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+            .arg("{tars}:stream:tasks")
+            .arg("workers")
+            .arg("-")
+            .arg("+")
+            .arg(100)
+            .arg(&consumer)
+            .query(&mut c)
+            .unwrap_or_default();
+        for (entry, ..) in entries {
+            let fields: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+                .arg("{tars}:stream:tasks")
+                .arg(&entry)
+                .arg(&entry)
+                .query(&mut c)
+                .unwrap_or_default();
+            for (_, f) in fields {
+                let Some(task) = f.get("task") else { continue };
+                let text: Option<String> = redis::cmd("HGET")
+                    .arg(tars_fleet::queue::keys::task(run_id, task))
+                    .arg("text")
+                    .query(&mut c)
+                    .unwrap_or_default();
+                texts.extend(text);
+            }
+        }
+    }
+    texts
+}
+
+/// Result-stream entries of one run, per task.
+fn results_of_run(redis: &RedisServer, run_id: &str) -> HashMap<String, usize> {
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("{tars}:stream:results")
+        .arg("-")
+        .arg("+")
+        .query::<redis::Value>(&mut redis.conn())
+        .ok()
+        .and_then(|v| redis::from_redis_value(v).ok())
+        .unwrap_or_default();
+    let mut m = HashMap::new();
+    for (_, f) in entries {
+        if f.get("run").map(String::as_str) == Some(run_id) {
+            *m.entry(f.get("task").cloned().unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+    m
+}
+
+/// What the chaos test checks of a finished run: every task ended done, dead or (only for an
+/// endless answer) failed, each with a reason; exactly one result per task; the run's counters
+/// equal a recount; every result was recorded by the worker that held the task's delivery
+/// (`recorded_by` is the consumer the recording script verified as the owner; `worker` is the
+/// one that last started it). Returns the recount.
+fn check_finished_run(redis: &RedisServer, run_id: &str, total: u64) -> HashMap<String, u64> {
+    let h = run_hash(redis, run_id);
+    let ts = tasks(redis, run_id);
+    assert_eq!(ts.len() as u64, total);
+    let mut recount: HashMap<String, u64> = HashMap::new();
+    for (id, t) in &ts {
+        let field = |k: &str| t.get(k).cloned().unwrap_or_default();
+        let state = field("state");
+        match state.as_str() {
+            "done" => {}
+            "dead" => assert!(!field("reason").is_empty(), "{id}: dead without a reason"),
+            "failed" => assert_eq!(
+                field("reason_kind"),
+                "too_large",
+                "{id}: only an endless answer fails a task here: {t:?}"
+            ),
+            other => panic!("{id} ended {other}: {t:?}"),
+        }
+        assert!(!field("recorded_by").is_empty(), "{id}: no recorder: {t:?}");
+        assert_eq!(
+            field("recorded_by"),
+            field("worker"),
+            "{id}: recorded by a worker that did not hold its delivery: {t:?}"
+        );
+        *recount.entry(state).or_default() += 1;
+    }
+    for state in [
+        "queued",
+        "running",
+        "retrying",
+        "done",
+        "failed",
+        "dead",
+        "cancelled",
+    ] {
+        assert_eq!(
+            counter(&h, state),
+            recount.get(state).copied().unwrap_or(0),
+            "counter {state}: {h:?}"
+        );
+    }
+    let per_task = results_of_run(redis, run_id);
+    for id in ts.keys() {
+        assert_eq!(
+            per_task.get(id).copied().unwrap_or(0),
+            1,
+            "{id} has {:?} results",
+            per_task.get(id)
+        );
+    }
+    assert_eq!(pending(redis), 0, "no delivery left pending");
+    recount
+}
+
+/// How many deliveries each consumer holds (XPENDING's summary).
+fn pending_by_consumer(redis: &RedisServer) -> HashMap<String, u64> {
+    let v: redis::Value = redis::cmd("XPENDING")
+        .arg("{tars}:stream:tasks")
+        .arg("workers")
+        .query(&mut redis.conn())
+        .unwrap_or(redis::Value::Nil);
+    let mut m = HashMap::new();
+    if let redis::Value::Array(a) = v
+        && let Some(redis::Value::Array(consumers)) = a.get(3)
+    {
+        for c in consumers {
+            if let Ok((name, n)) = redis::from_redis_value::<(String, String)>(c.clone()) {
+                m.insert(name, n.parse().unwrap_or(0));
+            }
+        }
+    }
+    m
+}
+
+/// Issue 12's chaos run, all faults in one run: four workers SIGKILLed and restarted about once
+/// a second; a fifth worker cut from Redis by a TCP proxy for three leases while it holds tasks,
+/// then let back; Redis restarted (with its append-only file) mid-run; an LLM that answers 503,
+/// 429 with `Retry-After`, 500, endless streams and endless trickles. Then a second run that
+/// Redis loses in a restart without persistence: its waiting dispatcher says so (exit 7), and
+/// the same workers, none restarted, serve a third run to the end.
+#[test]
+fn chaos_killed_workers_a_partition_restarted_redis_and_a_faulty_llm_lose_nothing() {
+    const TASKS: u64 = 500;
+    const LEASE: Duration = Duration::from_secs(3);
+    let mut redis = RedisServer::start();
+    let slow: SlowTasks = Arc::default();
+    let fake = chaos_llm(slow.clone());
     let repo = many_todos_repo(50, 10);
     let run_id = enqueue(&redis, repo.path());
     assert_eq!(counter(&run_hash(&redis, &run_id), "total"), TASKS);
@@ -312,10 +493,23 @@ fn chaos_killed_workers_restarted_redis_and_a_faulty_llm_lose_nothing() {
         )
     };
     let mut workers: Vec<Proc> = (0..4).map(|_| spawn(&redis)).collect();
+    // The fifth worker reaches Redis through a proxy that the test cuts; it is never killed.
+    let proxy = TcpProxy::start(redis.port);
+    let cut_log = logs.path().join("partitioned.log");
+    let proxy_url = proxy.url();
+    let mut cut_env = env.to_vec();
+    cut_env.extend([
+        ("TARS_REDIS__URL", proxy_url.as_str()),
+        ("TARS_WORKER_NAME", "partitioned"),
+    ]);
+    let mut partitioned = spawn_worker(&redis, &fake.url(), &cut_env, &cut_log);
 
     let start = Instant::now();
     let mut kills = 0;
     let mut restarted = false;
+    let mut cut_at: Option<Instant> = None;
+    let mut healed = false;
+    let mut held_at_cut = 0;
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     loop {
         let h = run_hash(&redis, &run_id);
@@ -336,72 +530,113 @@ fn chaos_killed_workers_restarted_redis_and_a_faulty_llm_lose_nothing() {
         let _ = workers[victim].wait_timeout(Duration::from_secs(10));
         kills += 1;
         workers[victim] = spawn(&redis);
-        if !restarted && counter(&h, "done") >= TASKS / 3 {
+        // The partition: once the partitioned worker holds deliveries, for three leases.
+        if cut_at.is_none() && counter(&h, "done") >= TASKS / 6 {
+            let held: u64 = pending_by_consumer(&redis)
+                .iter()
+                .filter(|(name, _)| name.starts_with("partitioned-"))
+                .map(|(_, n)| n)
+                .sum();
+            if held > 0 {
+                held_at_cut = held;
+                let texts = held_texts(&redis, &run_id, "partitioned-");
+                proxy.cut();
+                let now = Instant::now();
+                *slow.lock().unwrap() = (Some(now), texts);
+                cut_at = Some(now);
+            }
+        }
+        if let Some(at) = cut_at
+            && !healed
+            && at.elapsed() >= 3 * LEASE
+        {
+            proxy.heal();
+            healed = true;
+        }
+        if healed && !restarted && counter(&h, "done") >= TASKS / 2 {
             redis.restart();
             restarted = true;
         }
     }
     let elapsed = start.elapsed();
+    assert!(healed, "the partition happened and healed mid-run");
     assert!(restarted, "Redis was restarted mid-run");
-
+    let recount = check_finished_run(&redis, &run_id, TASKS);
     let h = run_hash(&redis, &run_id);
-    let ts = tasks(&redis, &run_id);
-    assert_eq!(ts.len() as u64, TASKS);
-    let mut recount: HashMap<String, u64> = HashMap::new();
-    let mut retried = 0;
-    for (id, t) in &ts {
-        let state = t.get("state").cloned().unwrap_or_default();
+    // The partitioned worker's deliveries went to others while it was cut off; whatever it
+    // finished meanwhile it did not record (the recorder checks above say so for every task),
+    // and it says why.
+    let cut_log_text = log_of(&cut_log);
+    assert!(
+        cut_log_text.contains("lease lost"),
+        "the partitioned worker noticed that it lost its tasks:\n{cut_log_text}"
+    );
+    assert!(
+        partitioned.wait_timeout(Duration::ZERO).is_none(),
+        "the partitioned worker is still up"
+    );
+    let chats = fake.count(CHAT);
+
+    // A restart without persistence: the second run is lost, and its waiting dispatcher says so.
+    let repo2 = many_todos_repo(20, 5);
+    let mut waiting = cmd("dispatcher");
+    waiting
+        .env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "300"])
+        .arg(repo2.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let waiting = waiting.spawn().expect("spawn the dispatcher");
+    wait_until("the second run under way", Duration::from_secs(60), || {
+        let latest: Vec<String> = redis::cmd("ZRANGE")
+            .arg(tars_fleet::queue::keys::runs())
+            .arg(-1)
+            .arg(-1)
+            .query(&mut redis.conn())
+            .unwrap_or_default();
+        latest
+            .first()
+            .is_some_and(|r| r != &run_id && counter(&run_hash(&redis, r), "done") > 0)
+    });
+    let pids: Vec<u32> = workers.iter().map(Proc::pid).collect();
+    redis.restart_losing_data();
+    let out = crate::util::Output::of(
+        "dispatcher run --wait".into(),
+        waiting.wait_with_output().unwrap(),
+    )
+    .code_is(7);
+    assert!(
+        out.stderr.contains("lost") && out.stderr.contains("appendonly"),
+        "the dispatcher names the loss and the fix:\n{}",
+        out.stderr
+    );
+
+    // The same workers (none restarted since the loss) serve the next run to its end.
+    let repo3 = many_todos_repo(10, 5);
+    let run3 = enqueue(&redis, repo3.path());
+    wait_complete(&redis, &run3, Duration::from_secs(240));
+    let recount3 = check_finished_run(&redis, &run3, 50);
+    assert_eq!(
+        workers.iter().map(Proc::pid).collect::<Vec<_>>(),
+        pids,
+        "no worker was restarted"
+    );
+    for w in workers.iter_mut().chain([&mut partitioned]) {
         assert!(
-            state == "done" || state == "dead",
-            "{id} ended {state}: {t:?}"
-        );
-        if state == "dead" {
-            assert!(
-                !t.get("reason").cloned().unwrap_or_default().is_empty(),
-                "{id}: dead without a reason"
-            );
-        }
-        if t.get("attempts")
-            .and_then(|a| a.parse::<u32>().ok())
-            .unwrap_or(0)
-            > 1
-        {
-            retried += 1;
-        }
-        *recount.entry(state).or_default() += 1;
-    }
-    for state in [
-        "queued",
-        "running",
-        "retrying",
-        "done",
-        "failed",
-        "dead",
-        "cancelled",
-    ] {
-        assert_eq!(
-            counter(&h, state),
-            recount.get(state).copied().unwrap_or(0),
-            "counter {state}: {h:?}"
+            w.wait_timeout(Duration::ZERO).is_none(),
+            "every worker is up"
         );
     }
-    let per_task = results_per_task(&redis);
-    for id in ts.keys() {
-        assert_eq!(
-            per_task.get(id).copied().unwrap_or(0),
-            1,
-            "{id} has {:?} results",
-            per_task.get(id)
-        );
-    }
-    assert_eq!(pending(&redis), 0, "no delivery left pending");
     eprintln!(
-        "chaos: {TASKS} tasks in {:.1} s, {kills} SIGKILLs, 1 Redis restart, {} LLM requests, {retried} tasks retried, done {}, dead {}, duplicates dropped {}",
+        "chaos: {TASKS} tasks in {:.1} s, {kills} SIGKILLs, 1 partition of {:.0} s ({held_at_cut} deliveries held), 1 Redis restart, {chats} LLM requests, done {}, dead {}, failed (endless answers) {}, duplicates dropped {}, stale results refused {}; then 1 restart without persistence: dispatcher exit 7, next run of 50: done {}",
         elapsed.as_secs_f64(),
-        fake.count(CHAT),
+        (3 * LEASE).as_secs_f64(),
         recount.get("done").copied().unwrap_or(0),
         recount.get("dead").copied().unwrap_or(0),
+        recount.get("failed").copied().unwrap_or(0),
         counter(&h, "duplicates"),
+        counter(&h, "stale_results"),
+        recount3.get("done").copied().unwrap_or(0),
     );
 }
 

@@ -150,6 +150,23 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// A restart that loses every key, as a Redis without persistence (or one whose disk was
+    /// lost) comes back: stopped, its data directory emptied, started on the same port.
+    pub fn restart_losing_data(&mut self) {
+        self.stop();
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+        self.spawn();
+    }
+
     /// The first half of [`RedisServer::restart`]: stopped gracefully, down until
     /// [`RedisServer::start_again`].
     pub fn stop(&mut self) {
@@ -181,6 +198,112 @@ impl RedisServer {
 }
 
 /// llama-cpp-python's OpenAI-compatible server with SmolLM2-135M (scripts/setup-test-deps).
+/// A TCP proxy in front of a server (Redis) that can cut its clients off and let them back, as
+/// a network partition between one worker and Redis does: [`TcpProxy::cut`] resets every open
+/// connection and holds new ones open without forwarding a byte (the client's commands hang
+/// until its own timeouts, as behind a dropped route); [`TcpProxy::heal`] closes the held ones
+/// and forwards again.
+pub struct TcpProxy {
+    pub port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    cut: std::sync::atomic::AtomicBool,
+    /// Both ends of every connection, forwarded or held, to be shut down by a cut or a heal.
+    open: std::sync::Mutex<Vec<TcpStream>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl TcpProxy {
+    pub fn start(target_port: u16) -> TcpProxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let state: std::sync::Arc<ProxyState> = Default::default();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if st.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let _ = client.set_nodelay(true);
+                if st.cut.load(Ordering::SeqCst) {
+                    // Accepted, never answered: a black hole until the heal closes it.
+                    if let Ok(mut open) = st.open.lock() {
+                        open.push(client);
+                    }
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let _ = server.set_nodelay(true);
+                if let (Ok(c2), Ok(s2), Ok(mut open)) =
+                    (client.try_clone(), server.try_clone(), st.open.lock())
+                {
+                    open.push(c2);
+                    open.push(s2);
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        TcpProxy { port, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn close_all(&self) {
+        let open = std::mem::take(&mut *self.state.open.lock().expect("proxy lock"));
+        for s in open {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Cuts the clients off: open connections reset, new ones held without an answer.
+    pub fn cut(&self) {
+        self.state
+            .cut
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.close_all();
+    }
+
+    /// Lets the clients back: held connections closed (the clients reconnect), new ones
+    /// forwarded.
+    pub fn heal(&self) {
+        self.state
+            .cut
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.close_all();
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.state
+            .stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.close_all();
+        // Wake the accept loop so that it sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
 pub struct LlamaServer {
     pub port: u16,
     _proc: Proc,
