@@ -18,7 +18,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::git::{Git, GitError};
 use crate::queue::{TaskRecord, TaskState};
+use crate::stack::{Edit, stack};
 
 /// What `apply` did with one patch.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -32,11 +34,16 @@ pub struct Applied {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error(
-        "{repo} is not a git work tree: apply writes only where every change can be reviewed and undone (git diff, git checkout)"
+        "{repo} is not a git work tree ({detail}): tars writes only where every change can be \
+         reviewed and undone with git"
     )]
-    NotGit { repo: String },
-    #[error("git failed in {repo}: {detail}")]
-    Git { repo: String, detail: String },
+    NotGit { repo: String, detail: String },
+    #[error(
+        "{repo} does not exist here (is it the path the run scanned inside a container?): pass --repo PATH"
+    )]
+    NoSuchDir { repo: String },
+    #[error(transparent)]
+    Git(#[from] GitError),
     #[error(
         "run {run} says it scanned {recorded}, but that is not where you are: apply writes only into a repository you chose. Run it from inside that repository, or pass --repo PATH"
     )]
@@ -71,59 +78,16 @@ pub fn chosen_repo(
     }
 }
 
-/// The environment git runs with: enough to find itself and the user's global settings, and
-/// none of tars's own variables (`TARS_*` may hold credentials) or `GIT_*` ones that would point
-/// it elsewhere.
-const GIT_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"];
+fn git(repo: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+    Git::new(repo).run(args, None)
+}
 
-/// git with nothing of the repository's own that could run a command or reinterpret a path:
-/// no fsmonitor or hooks (a repository's `.git/config` may name a command for either),
-/// literal pathspecs, a scrubbed environment, no standard input. Only commands that never run
-/// a filter, a textconv or a diff driver are used with it: `rev-parse`, `ls-files`, `ls-tree`
-/// and `hash-object --no-filters` (`git status` would run a repository's clean filter on any
-/// file whose stat data is stale, and a hostile `.git` can make it so).
 fn git_with(
     repo: &Path,
     args: &[&str],
     stdin: Option<&[u8]>,
 ) -> std::io::Result<std::process::Output> {
-    let mut cmd = std::process::Command::new("git");
-    cmd.env_clear()
-        .envs(
-            GIT_ENV
-                .iter()
-                .filter_map(|k| Some((k, std::env::var_os(k)?))),
-        )
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .arg("--literal-pathspecs")
-        .args([
-            "-c",
-            "core.fsmonitor=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-        ])
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let Some(input) = stdin else {
-        return cmd.stdin(std::process::Stdio::null()).output();
-    };
-    let mut child = cmd.stdin(std::process::Stdio::piped()).spawn()?;
-    let mut pipe = child.stdin.take().expect("stdin is piped");
-    // Written from a thread: git may fill its stdout pipe before it has read all of stdin.
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || pipe.write_all(&input));
-    let out = child.wait_with_output()?;
-    writer
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("stdin writer panicked")))?;
-    Ok(out)
-}
-
-fn git(repo: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
-    git_with(repo, args, None)
+    Git::new(repo).run(args, stdin)
 }
 
 /// The object id of `rel` in git's index, or why apply may not write it (not tracked, a merge
@@ -177,18 +141,38 @@ fn committed_and_clean(root: &Path, rel: &str, content: &[u8]) -> Result<(), Str
     Ok(())
 }
 
-fn git_out(repo: &Path, args: &[&str]) -> Result<String, ApplyError> {
-    let o = git(repo, args).map_err(|e| ApplyError::Git {
-        repo: repo.display().to_string(),
-        detail: e.to_string(),
-    })?;
-    if !o.status.success() {
-        return Err(ApplyError::Git {
-            repo: repo.display().to_string(),
-            detail: String::from_utf8_lossy(&o.stderr).trim().to_string(),
-        });
+/// The top of the work tree holding `repo` (canonical) and `repo`'s place below it (task paths
+/// are relative to the directory the run scanned, which may sit below the top), or why `repo`
+/// is not one: it does not exist, git is missing, or git says it is not a repository.
+pub(crate) fn work_tree(repo: &Path) -> Result<(PathBuf, PathBuf), ApplyError> {
+    let shown = repo.display().to_string();
+    if !repo.is_dir() {
+        return Err(ApplyError::NoSuchDir { repo: shown });
     }
-    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    let top = Git::new(repo)
+        .out(&["rev-parse", "--show-toplevel"])
+        .map_err(|e| match e {
+            GitError::Spawn { .. } => ApplyError::Git(e),
+            GitError::Failed { detail, .. } => ApplyError::NotGit {
+                repo: shown.clone(),
+                detail,
+            },
+        })?;
+    let canon = |p: &Path| {
+        std::fs::canonicalize(p).map_err(|e| ApplyError::NoSuchDir {
+            repo: format!("{} ({e})", p.display()),
+        })
+    };
+    let root = canon(Path::new(&top))?;
+    let here = canon(repo)?;
+    let base = here
+        .strip_prefix(&root)
+        .map_err(|_| ApplyError::NotGit {
+            repo: shown,
+            detail: format!("it is not inside the work tree {}", root.display()),
+        })?
+        .to_path_buf();
+    Ok((root, base))
 }
 
 /// The file a task's `path` names inside the canonical work tree `root`, or why it may not be
@@ -316,87 +300,134 @@ fn lock_repo(root: &Path) -> Result<std::fs::File, ApplyError> {
 }
 
 /// Writes done patches into the working tree at `repo`. A file is touched only when its
-/// content is still exactly what was scanned (so a patch never lands on other work, including
-/// an earlier patch to the same file) and git shows no uncommitted change to it. Each write
-/// replaces the file atomically. A patch that cannot be applied is skipped with its reason;
-/// the others go on.
+/// content is still exactly what was scanned and git shows no uncommitted change to it; every
+/// done patch of a file whose block does not overlap an earlier one's is stacked onto it
+/// ([`crate::stack`]) and the file is replaced once, atomically. A patch that cannot be
+/// applied is skipped with its reason; the others go on.
 pub fn apply_patches(
     repo: &Path,
     tasks: &[TaskRecord],
     only: &[String],
     verified_only: bool,
 ) -> Result<Vec<Applied>, ApplyError> {
-    let not_git = || ApplyError::NotGit {
-        repo: repo.display().to_string(),
-    };
-    let top = git_out(repo, &["rev-parse", "--show-toplevel"]).map_err(|_| not_git())?;
-    let root = std::fs::canonicalize(top.trim_end_matches('\n')).map_err(|_| not_git())?;
-    let here = std::fs::canonicalize(repo).map_err(|_| not_git())?;
-    // Task paths are relative to the directory the run scanned, which may sit below the top.
-    let base = here
-        .strip_prefix(&root)
-        .map_err(|_| not_git())?
-        .to_path_buf();
+    let (root, base) = work_tree(repo)?;
     let _lock = lock_repo(&root)?;
     let mut out = Vec::new();
-    let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut chosen: Vec<&TaskRecord> = Vec::new();
     for t in tasks {
         if !only.is_empty() && !only.contains(&t.spec.id) {
             continue;
         }
-        let (TaskState::Done, Some(patch)) = (t.state, &t.patch) else {
+        if t.state != TaskState::Done || t.patch.is_none() {
             continue;
-        };
-        let path = &t.spec.path;
-        let verified = t.outcome.verified.as_deref().unwrap_or("skipped");
-        let result = if verified_only && verified != "passed" {
-            Err(format!(
-                "not verified ({verified}): the run verifies, and only patches that passed the \
-                 check are applied; pass --unverified to apply it anyway"
-            ))
-        } else {
-            apply_one(&root, &base, path, &t.spec.content_hash, patch, &touched)
-        };
-        if result.is_ok() {
-            touched.insert(path.clone());
         }
-        out.push(Applied {
+        match unverified(t, verified_only) {
+            Some(why) => out.push(Applied {
+                task: t.spec.id.clone(),
+                path: t.spec.path.clone(),
+                skipped: Some(why),
+            }),
+            None => chosen.push(t),
+        }
+    }
+    chosen.sort_by(|a, b| (&a.spec.path, a.spec.line).cmp(&(&b.spec.path, b.spec.line)));
+    for group in chosen.chunk_by(|a, b| a.spec.path == b.spec.path) {
+        let results = apply_file(&root, &base, group);
+        out.extend(group.iter().zip(results).map(|(t, r)| Applied {
             task: t.spec.id.clone(),
-            path: path.clone(),
-            skipped: result.err(),
-        });
+            path: t.spec.path.clone(),
+            skipped: r.err(),
+        }));
     }
     Ok(out)
 }
 
-fn apply_one(
-    root: &Path,
-    base: &Path,
-    path: &str,
-    scanned_hash: &str,
-    patch: &str,
-    touched: &std::collections::HashSet<String>,
-) -> Result<(), String> {
-    if touched.contains(path) {
-        return Err("another patch of this run was just applied to this file; commit, then `dispatcher run` again for the rest".into());
+/// Why a done patch is not taken in a run that verifies (None when it is).
+pub(crate) fn unverified(t: &TaskRecord, verified_only: bool) -> Option<String> {
+    let verified = t.outcome.verified.as_deref().unwrap_or("skipped");
+    (verified_only && verified != "passed").then(|| {
+        format!(
+            "not verified ({verified}): the run verifies, and only patches that passed the \
+             check are taken; pass --unverified to take it anyway"
+        )
+    })
+}
+
+/// The stack's edits for tasks of one file: a task whose scanned content differs from the
+/// first one's (a damaged or rewritten task) is refused here.
+pub(crate) fn edits_of<'a>(group: &[&'a TaskRecord]) -> Vec<Result<Edit<'a>, String>> {
+    let hash = group.first().map(|t| t.spec.content_hash.as_str());
+    group
+        .iter()
+        .map(|t| {
+            if Some(t.spec.content_hash.as_str()) != hash {
+                return Err("the task's scanned content differs from the other tasks of its file (a damaged task)".into());
+            }
+            Ok(Edit {
+                task: &t.spec.id,
+                block: t.spec.block_start..t.spec.block_end,
+                patch: t.patch.as_deref().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// Applies the patches of one file (`group`, in line order, all with the same path), one
+/// result per task.
+fn apply_file(root: &Path, base: &Path, group: &[&TaskRecord]) -> Vec<Result<(), String>> {
+    let Some(first) = group.first() else {
+        return Vec::new();
+    };
+    let path = &first.spec.path;
+    let scanned_hash = &first.spec.content_hash;
+    let checked = (|| {
+        let rel = base.join(path);
+        let rel = rel
+            .to_str()
+            .ok_or("the task's path is not UTF-8")?
+            .to_string();
+        let file = checked_file(root, &rel)?;
+        let content = std::fs::read_to_string(&file).map_err(|e| format!("cannot read it: {e}"))?;
+        committed_and_clean(root, &rel, content.as_bytes())?;
+        if crate::scan::sha256_hex(content.as_bytes()) != *scanned_hash {
+            return Err(
+                "the file changed since the scan (or its patches were applied already): scan again"
+                    .to_string(),
+            );
+        }
+        Ok((file, content))
+    })();
+    let (file, content) = match checked {
+        Ok(x) => x,
+        Err(why) => return group.iter().map(|_| Err(why.clone())).collect(),
+    };
+    let edits = edits_of(group);
+    let valid: Vec<Edit<'_>> = edits
+        .iter()
+        .filter_map(|e| e.as_ref().ok().cloned())
+        .collect();
+    let mut steps = stack(path, &content, &valid).into_iter();
+    let mut results: Vec<Result<(), String>> = Vec::new();
+    let mut last = None;
+    for e in &edits {
+        match e {
+            Err(why) => results.push(Err(why.clone())),
+            Ok(_) => match steps.next() {
+                Some(Ok(step)) => {
+                    last = Some(step.after);
+                    results.push(Ok(()));
+                }
+                Some(Err(why)) => results.push(Err(why)),
+                None => results.push(Err("not stacked".into())),
+            },
+        }
     }
-    let rel = base.join(path);
-    let rel = rel
-        .to_str()
-        .ok_or("the task's path is not UTF-8")?
-        .to_string();
-    let file = checked_file(root, &rel)?;
-    let content = std::fs::read_to_string(&file).map_err(|e| format!("cannot read it: {e}"))?;
-    committed_and_clean(root, &rel, content.as_bytes())?;
-    if crate::scan::sha256_hex(content.as_bytes()) != scanned_hash {
-        return Err(
-            "the file changed since the scan (or another patch to it was applied): scan again"
-                .into(),
-        );
+    if let Some(new) = last
+        && let Err(why) = replace(&file, &new, scanned_hash)
+    {
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(why.clone());
+        }
     }
-    crate::patch::check_single_file(patch, path)
-        .map_err(|e| format!("the patch is not one this run made for the file: {e}"))?;
-    let new = crate::patch::apply_unified(&content, patch)
-        .map_err(|e| format!("the patch does not apply: {e}"))?;
-    replace(&file, &new, scanned_hash)
+    results
 }

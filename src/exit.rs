@@ -32,6 +32,8 @@ pub enum ExitCode {
     /// Redis lost a run's data while `run --wait` waited: it restarted without persistence,
     /// or was flushed. Make it durable (`appendonly yes`) and run again.
     RedisDataLost = 7,
+    /// `land` made its commits, but some done patches were skipped (each says why).
+    SomeSkipped = 8,
 }
 
 impl ExitCode {
@@ -65,6 +67,19 @@ impl ExitCode {
             Some(WorkerError::Llm(l)) => return ExitCode::of(l),
             Some(WorkerError::VerifierSetup(_)) => return Some(ExitCode::Config),
             None => {}
+        }
+        // What `land` was asked to do cannot be done as asked: say another branch, --force,
+        // --base or --author.
+        if let Some(
+            crate::land::LandError::NoCommit { .. }
+            | crate::land::LandError::BadBranch { .. }
+            | crate::land::LandError::BranchExists { .. }
+            | crate::land::LandError::BranchCheckedOut { .. }
+            | crate::land::LandError::BadAuthor { .. }
+            | crate::land::LandError::UnknownCommit { .. },
+        ) = e.downcast_ref::<crate::land::LandError>()
+        {
+            return Some(ExitCode::Usage);
         }
         // Where to apply must be said (cd into the repository or --repo): a usage error.
         if let Some(crate::apply::ApplyError::RepoNotChosen { .. }) =

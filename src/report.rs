@@ -565,6 +565,41 @@ pub fn applied(applied: &[Applied], repo: &str) -> String {
     s
 }
 
+/// What `land` did: a line per done patch, then the count and the branch.
+pub fn landed(r: &crate::land::LandReport) -> String {
+    let mut s = String::new();
+    for p in &r.patches {
+        match &p.skipped {
+            None => s.push_str(&format!("landed  {} {}\n", shown(&p.task), shown(&p.path))),
+            Some(why) => s.push_str(&format!(
+                "skipped {} {}: {}\n",
+                shown(&p.task),
+                shown(&p.path),
+                shown(why)
+            )),
+        }
+    }
+    let whence = match (&r.branch, &r.tip, &r.mbox) {
+        (Some(b), Some(tip), _) => format!(" on {} ({})", shown(b), &tip[..tip.len().min(12)]),
+        (None, Some(tip), Some(m)) => {
+            format!(" in {} ({})", shown(m), &tip[..tip.len().min(12)])
+        }
+        _ => ": no branch made".to_string(),
+    };
+    s.push_str(&format!(
+        "{} of {} landed{whence}\n",
+        r.landed(),
+        r.patches.len()
+    ));
+    if let (Some(b), Some(_)) = (&r.branch, &r.tip) {
+        s.push_str(&format!(
+            "review: git log --stat {0}   push: git push origin {0}\n",
+            shown(b)
+        ));
+    }
+    s
+}
+
 /// The end of `run --wait`: counts, time, where the results are, and failures by kind.
 pub fn run_finished(st: &RunStatus, secs: f64, dir: &str, summary: &Summary) -> String {
     let cancelled = match st.count(TaskState::Cancelled) {
@@ -659,6 +694,7 @@ mod tests {
             duplicates: 0,
             stale_results: 0,
             skipped_done: Some(1),
+            commit: None,
             verify: None,
         }
     }

@@ -154,6 +154,7 @@ pub async fn start_run(
             &repo,
             opts.only_new.then_some(skipped_done as u64),
             opts.verify.as_ref(),
+            crate::git::head_commit(root).as_deref(),
         )
         .await?;
     let added = match fill_run(queue, &run, &report, &specs).await {

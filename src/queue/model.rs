@@ -202,6 +202,10 @@ pub struct RunStatus {
     /// `dispatcher run --only-new`: TODOs of the scan left out because an earlier run of the
     /// same repository has them done. None for a run made without the flag.
     pub skipped_done: Option<u64>,
+    /// The git commit checked out where the run scanned (None outside git): `land` builds on
+    /// it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// The run's verification, when it verifies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyStatus>,

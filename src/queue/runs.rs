@@ -30,7 +30,9 @@ impl Queue {
         skipped_done: Option<u64>,
         verify: Option<&RunVerify>,
     ) -> Result<String, QueueError> {
-        let run = self.create_unlisted_run(repo, skipped_done, verify).await?;
+        let run = self
+            .create_unlisted_run(repo, skipped_done, verify, None)
+            .await?;
         self.list_run(&run).await?;
         Ok(run)
     }
@@ -40,12 +42,14 @@ impl Queue {
     /// never shows. The hash expires after the retention (enqueueing and every task's ending
     /// refresh it), so an abandoned run does not stay forever. `skipped_done` (set by
     /// `dispatcher run --only-new`) is how many TODOs of the scan were left out because an
-    /// earlier run of the repository had them done.
+    /// earlier run of the repository had them done; `commit` is the git commit checked out
+    /// where the run scanned (what `dispatcher land` builds on).
     pub async fn create_unlisted_run(
         &self,
         repo: &str,
         skipped_done: Option<u64>,
         verify: Option<&RunVerify>,
+        commit: Option<&str>,
     ) -> Result<String, QueueError> {
         let mut c = self.conn();
         // A 16-bit suffix collides within a second now and then (200 runs in one second: about
@@ -63,6 +67,9 @@ impl Queue {
             fields.extend(TaskState::ALL.map(|s| (s.as_str(), "0".to_string())));
             if let Some(n) = skipped_done {
                 fields.push(("skipped_done", n.to_string()));
+            }
+            if let Some(c) = commit {
+                fields.push(("commit", c.to_string()));
             }
             if let Some(v) = verify {
                 // `repo` is the run's own field; the verify stage reads it from there.
@@ -215,6 +222,7 @@ impl Queue {
             duplicates: num("duplicates"),
             stale_results: num("stale_results"),
             skipped_done: h.get("skipped_done").and_then(|v| v.parse().ok()),
+            commit: h.get("commit").filter(|c| !c.is_empty()).cloned(),
             verify: h
                 .get("verify_command")
                 .filter(|c| !c.is_empty())

@@ -9,6 +9,7 @@ mod crash_safety;
 mod docker;
 mod e2e;
 mod fake_llm;
+mod land;
 mod llm_backpressure;
 mod llm_ollama;
 mod only_new;

@@ -100,6 +100,39 @@ pub enum Cmd {
         #[arg(long)]
         unverified: bool,
     },
+    /// Land the run's done patches as commits on a review branch (one commit per patch, from
+    /// the commit the run scanned), without touching the work tree, the index or HEAD.
+    Land {
+        run: Option<String>,
+        /// The branch to create (default: tars/<run>; with --mbox alone, none).
+        #[arg(long)]
+        branch: Option<String>,
+        /// The repository (default: the path the run scanned, when the current directory is
+        /// inside it).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// Reset the branch if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Also land patches that were not verified, in a run that verifies.
+        #[arg(long)]
+        unverified: bool,
+        /// Author and committer, 'Name <email>' (default: the repository's git config).
+        #[arg(long)]
+        author: Option<String>,
+        /// Build on this commit instead of the one the run recorded.
+        #[arg(long, value_name = "REV")]
+        base: Option<String>,
+        /// Also (or, without --branch, only) write the commits as an mbox for `git am`.
+        #[arg(long, value_name = "FILE")]
+        mbox: Option<PathBuf>,
+        /// Write a Markdown review page: each patch with its TODO, diff and verification.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Print what landed as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage worker containers through the Docker engine (DOCKER_HOST or the local socket).
     Fleet {
         #[command(subcommand)]

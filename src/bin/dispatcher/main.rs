@@ -16,7 +16,7 @@ use tars_fleet::fleet::{Fleet, FleetError, FleetSpec, Limits};
 use tars_fleet::queue::{Queue, RunVerify, TaskState};
 use tars_fleet::run::{self, RunOptions};
 use tars_fleet::scan::{self, ScanOptions};
-use tars_fleet::{apply, report, results};
+use tars_fleet::{apply, land, report, results};
 
 use cli::{Cli, Cmd, FleetCmd};
 
@@ -91,6 +91,29 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             tasks,
             unverified,
         } => apply_cmd(&cfg, run, repo, &tasks, unverified).await,
+        Cmd::Land {
+            run,
+            branch,
+            repo,
+            force,
+            unverified,
+            author,
+            base,
+            mbox,
+            report,
+            json,
+        } => {
+            let opts = land::LandOptions {
+                branch,
+                force,
+                unverified,
+                author,
+                base,
+                mbox,
+                report,
+            };
+            land_cmd(&cfg, run, repo, &opts, json).await
+        }
         Cmd::Results { run, out } => results_cmd(&cfg, run, out).await,
         Cmd::Fleet { cmd } => fleet_cmd(&cfg, cmd).await,
     }
@@ -239,6 +262,37 @@ async fn apply_cmd(
         report::applied(&applied, &repo.display().to_string())
     )?;
     Ok(ExitCode::Success)
+}
+
+async fn land_cmd(
+    cfg: &Config,
+    run: Option<String>,
+    repo: Option<PathBuf>,
+    opts: &land::LandOptions,
+    json: bool,
+) -> Result<ExitCode> {
+    let queue = Queue::open(cfg).await?;
+    let run = run::resolve_run(&queue, run.as_deref()).await?;
+    let st = queue.run_status(&run).await?;
+    let repo = apply::chosen_repo(repo.as_deref(), &run, &st.repo, &std::env::current_dir()?)?;
+    let records = queue.run_tasks(&run).await?;
+    let info = land::RunInfo {
+        run: run.clone(),
+        commit: st.commit.clone(),
+        verify_command: st.verify.as_ref().map(|v| v.command.clone()),
+    };
+    let landed = land::land(&repo, &info, &records, opts)?;
+    write!(report::stderr(), "{}", report::landed(&landed))?;
+    if json {
+        let mut out = report::stdout();
+        serde_json::to_writer_pretty(&mut out, &landed)?;
+        writeln!(out)?;
+    }
+    Ok(if landed.landed() < landed.patches.len() {
+        ExitCode::SomeSkipped
+    } else {
+        ExitCode::Success
+    })
 }
 
 async fn results_cmd(cfg: &Config, run: Option<String>, out: Option<PathBuf>) -> Result<ExitCode> {
