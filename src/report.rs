@@ -394,6 +394,39 @@ pub fn format_workers(workers: &[HashMap<String, String>]) -> String {
     s
 }
 
+/// The LLM endpoints the fleet uses: in flight against the limit (and where the limit comes
+/// from), requests, errors, latency percentiles and whether each one is serving.
+pub fn format_endpoints(endpoints: &[crate::queue::EndpointStatus]) -> String {
+    if endpoints.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("llm endpoints {}\n", endpoints.len());
+    for e in endpoints {
+        let limit = match e.limit {
+            Some(l) => format!("{l} ({})", e.limit_source),
+            None => "none".to_string(),
+        };
+        let ms = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v} ms"));
+        s.push_str(&format!(
+            "  {}  {}  {}  in flight {}  limit {}  requests {}  errors {}  p50 {}  p95 {}",
+            shown(&e.url),
+            shown(&e.model),
+            shown(&e.state),
+            e.in_flight,
+            limit,
+            e.requests,
+            e.errors,
+            ms(e.p50_ms),
+            ms(e.p95_ms),
+        ));
+        if !e.reason.is_empty() && e.state != "serving" {
+            s.push_str(&format!("  ({})", shown(&e.reason)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
 /// One line of progress: what a log or a pipe gets while `run --wait` waits.
 pub fn progress_line(st: &RunStatus) -> String {
     let mut s = format!(

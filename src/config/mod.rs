@@ -49,6 +49,80 @@ pub enum ConfigError {
     },
 }
 
+/// How many requests the fleet sends one LLM endpoint at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxInFlight {
+    /// At most this many (the server's `OLLAMA_NUM_PARALLEL`, llama.cpp's `--parallel`).
+    Fixed(u32),
+    /// Found by the fleet: read from the server where it says (llama.cpp's `/props`), else
+    /// raised while latency holds and lowered on queueing, 429/503 and timeouts.
+    Auto,
+}
+
+impl MaxInFlight {
+    /// The value the permit scripts take: the count, or 0 for the limit `auto` found.
+    pub fn script_arg(self) -> u32 {
+        match self {
+            MaxInFlight::Fixed(n) => n,
+            MaxInFlight::Auto => 0,
+        }
+    }
+}
+
+impl Serialize for MaxInFlight {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MaxInFlight::Fixed(n) => s.serialize_u32(*n),
+            MaxInFlight::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+/// A count or `"auto"` (a count may come as text, from an environment variable).
+impl<'de> Deserialize<'de> for MaxInFlight {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        let bad = |v: &dyn std::fmt::Display| {
+            serde::de::Error::custom(format!(
+                "max_in_flight must be a count of at least 1 or \"auto\", not {v}"
+            ))
+        };
+        match Raw::deserialize(d)? {
+            Raw::N(n) => u32::try_from(n)
+                .ok()
+                .filter(|&n| n >= 1)
+                .map(MaxInFlight::Fixed)
+                .ok_or_else(|| bad(&n)),
+            Raw::S(s) if s.trim().eq_ignore_ascii_case("auto") => Ok(MaxInFlight::Auto),
+            Raw::S(s) => s
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n >= 1)
+                .map(MaxInFlight::Fixed)
+                .ok_or_else(|| bad(&format!("{s:?}"))),
+        }
+    }
+}
+
+/// One LLM server of several (`[[llm.endpoints]]`): what it does not set is taken from `[llm]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointConfig {
+    pub url: String,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub api: Option<LlmApi>,
+    #[serde(default)]
+    pub max_in_flight: Option<MaxInFlight>,
+}
+
 /// Which wire protocol the LLM endpoint speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -187,7 +261,11 @@ pub struct LlmConfig {
     pub retries: u32,
     /// Fleet-wide cap on concurrent requests to this endpoint, enforced through Redis: a
     /// server answers only `OLLAMA_NUM_PARALLEL` at once, whatever the number of workers.
-    pub max_in_flight: Option<u32>,
+    /// `"auto"`: found by the fleet.
+    pub max_in_flight: Option<MaxInFlight>,
+    /// Several LLM servers: each task goes to one with free capacity. Empty: the one
+    /// endpoint `url`/`model`/`api`/`max_in_flight`.
+    pub endpoints: Vec<EndpointConfig>,
     /// Answers asked for per task attempt before a gate failure is final; each new ask says
     /// why the last answer was rejected.
     pub answer_attempts: u32,
@@ -248,6 +326,7 @@ impl Default for LlmConfig {
             timeout_secs: 300,
             retries: 3,
             max_in_flight: None,
+            endpoints: Vec::new(),
             answer_attempts: 2,
             allow_insecure_credentials: false,
             candidates: 1,
@@ -259,6 +338,34 @@ impl LlmConfig {
     /// The URL as logs, errors, Redis fields and permit keys show it: without a password.
     pub fn shown_url(&self) -> String {
         crate::secret::redact_url(&self.url)
+    }
+
+    /// Each endpoint as a whole LLM configuration: `[[llm.endpoints]]` with what they leave
+    /// out taken from `[llm]`, or `[llm]` itself when there are none.
+    pub fn each_endpoint(&self) -> Vec<LlmConfig> {
+        if self.endpoints.is_empty() {
+            return vec![LlmConfig {
+                endpoints: Vec::new(),
+                ..self.clone()
+            }];
+        }
+        self.endpoints
+            .iter()
+            .map(|e| LlmConfig {
+                url: e.url.clone(),
+                model: e.model.clone().unwrap_or_else(|| self.model.clone()),
+                api: e.api.unwrap_or(self.api),
+                max_in_flight: e.max_in_flight.or(self.max_in_flight),
+                endpoints: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// The name of the endpoint in Redis keys and in `status`: its URL without credentials or
+    /// a final `/`.
+    pub fn endpoint_key(&self) -> String {
+        self.shown_url().trim_end_matches('/').to_string()
     }
 
     /// Whether credentials (an API key, or userinfo in the URL) would travel in clear text to
@@ -539,31 +646,47 @@ impl Config {
             }
             _ => {}
         }
-        if reqwest::Url::parse(&self.llm.url)
-            .map(|u| !matches!(u.scheme(), "http" | "https"))
-            .unwrap_or(true)
-        {
-            return Err(invalid(
-                "llm.url",
-                self.llm.shown_url(),
-                "an http(s) URL such as http://127.0.0.1:11434",
-            ));
-        }
-        if self.llm.sends_credentials_in_clear() && !self.llm.allow_insecure_credentials {
-            return Err(invalid(
-                "llm.url",
-                self.llm.shown_url(),
-                "an https:// URL, since an API key or password is set and would cross the \
-                 network in clear text (to send it anyway, e.g. on a private network, set \
-                 llm.allow_insecure_credentials = true)",
-            ));
-        }
-        if self.llm.model.trim().is_empty() {
-            return Err(invalid(
-                "llm.model",
-                &self.llm.model,
-                "a model name such as qwen2.5-coder:7b",
-            ));
+        let each = self.llm.each_endpoint();
+        let mut seen = std::collections::HashSet::new();
+        for e in &each {
+            let key = if self.llm.endpoints.is_empty() {
+                "llm.url"
+            } else {
+                "llm.endpoints.url"
+            };
+            if reqwest::Url::parse(&e.url)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                return Err(invalid(
+                    key,
+                    e.shown_url(),
+                    "an http(s) URL such as http://127.0.0.1:11434",
+                ));
+            }
+            if e.sends_credentials_in_clear() && !e.allow_insecure_credentials {
+                return Err(invalid(
+                    key,
+                    e.shown_url(),
+                    "an https:// URL, since an API key or password is set and would cross the \
+                     network in clear text (to send it anyway, e.g. on a private network, set \
+                     llm.allow_insecure_credentials = true)",
+                ));
+            }
+            if e.model.trim().is_empty() {
+                return Err(invalid(
+                    "llm.model",
+                    &e.model,
+                    "a model name such as qwen2.5-coder:7b",
+                ));
+            }
+            if !seen.insert(e.endpoint_key()) {
+                return Err(invalid(
+                    "llm.endpoints",
+                    e.shown_url(),
+                    "each endpoint once (this URL is listed twice)",
+                ));
+            }
         }
         if self.llm.num_ctx < 512 {
             return Err(invalid("llm.num_ctx", self.llm.num_ctx, "at least 512"));
@@ -616,13 +739,6 @@ impl Config {
                     ),
                 ));
             }
-        }
-        if self.llm.max_in_flight == Some(0) {
-            return Err(invalid(
-                "llm.max_in_flight",
-                0,
-                "at least 1, or leave it unset for no cap",
-            ));
         }
         if self.llm.answer_attempts == 0 || self.llm.answer_attempts > 10 {
             return Err(invalid(

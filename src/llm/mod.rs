@@ -488,6 +488,31 @@ impl LlmClient {
         }
     }
 
+    /// How many requests the server serves at once, where it says so: llama.cpp's `/props`
+    /// (`total_slots`). None for a server that does not (Ollama, most others), or on any error.
+    pub async fn told_slots(&self) -> Option<u32> {
+        let resp = self
+            .with_auth(self.http.get(format!("{}/props", self.base)))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        if resp.status().as_u16() != 200 {
+            return None;
+        }
+        let body = self.bounded_body(resp, 1 << 20).await.ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        v["total_slots"]
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| (1..=1024).contains(&n))
+    }
+
+    /// The configuration this client was made from.
+    pub fn config(&self) -> &LlmConfig {
+        &self.cfg
+    }
+
     fn with_auth(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.cfg.api_key {
             Some(k) => rb.bearer_auth(k.expose()),

@@ -59,6 +59,31 @@ pub fn delayed() -> String {
 pub fn llm_permits(endpoint: &str) -> String {
     format!("{PREFIX}:llm:{endpoint}:permits")
 }
+/// ZSET holder -> registration expiry (ms): who waits for a permit of the endpoint.
+pub fn llm_waiters(endpoint: &str) -> String {
+    format!("{PREFIX}:llm:{endpoint}:waiters")
+}
+/// LIST of holders in arrival order: the order permits are handed out in.
+pub fn llm_queue(endpoint: &str) -> String {
+    format!("{PREFIX}:llm:{endpoint}:queue")
+}
+/// The prefix of the LIST a waiter blocks on (`...:wake:<holder>`): a grant pushes to it.
+pub fn llm_wake_prefix(endpoint: &str) -> String {
+    format!("{PREFIX}:llm:{endpoint}:wake:")
+}
+/// HASH: the endpoint's shared state (`limit` found by `auto`, the circuit breaker's
+/// `state`/`until`/`reason`, request and error counters).
+pub fn llm_endpoint(endpoint: &str) -> String {
+    format!("{PREFIX}:llm:{endpoint}:state")
+}
+/// LIST of the last latencies (ms) of the endpoint's calls, newest first, for p50/p95.
+pub fn llm_latencies(endpoint: &str) -> String {
+    format!("{PREFIX}:llm:{endpoint}:latency")
+}
+/// SET of the endpoints the fleet has used (for `status`).
+pub fn llm_endpoints() -> String {
+    format!("{PREFIX}:llm:endpoints")
+}
 /// HASH with a TTL: a worker's heartbeat.
 pub fn worker(id: &str) -> String {
     format!("{PREFIX}:worker:{id}")

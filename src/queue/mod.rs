@@ -32,6 +32,8 @@ pub use model::{
     TaskRecord, TaskState, VerifyStatus,
 };
 
+pub use permits::{CallOutcome, EndpointGate, EndpointStatus};
+
 use crate::config::{Config, RedisConfig};
 use crate::secret::Secret;
 

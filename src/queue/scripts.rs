@@ -93,6 +93,12 @@ scripts! {
     PERMIT_ACQUIRE = "permit_acquire.lua";
     /// Extends a held permit.
     PERMIT_RENEW = "permit_renew.lua";
+    /// Gives an LLM permit back (or stops waiting for one) and hands it to the next waiter.
+    PERMIT_RELEASE = "permit_release.lua";
+    /// Records one LLM call's outcome: counters, latency, breaker, `auto` limit.
+    LLM_OBSERVE = "llm_observe.lua";
+    /// Which endpoints may get work now (serving, out, or to be probed by the caller).
+    LLM_STATES = "llm_states.lua";
 }
 
 #[cfg(test)]

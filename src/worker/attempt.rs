@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{Permit, renew_loop};
+use super::endpoints::{Endpoints, Grant, try_elsewhere};
+use super::lease::renew_loop;
 use super::{Parts, Shared};
 use crate::failure::{Decision, decide};
-use crate::llm::LlmClient;
 use crate::patch;
 use crate::prompt;
 use crate::queue::{Completion, Delivery, QueueError, Release, Start, TaskState};
@@ -26,7 +26,9 @@ enum Outcome {
     LeaseLost,
 }
 
-pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
+/// Works on one delivery. `grant` is an LLM permit the fetch loop took before fetching it
+/// (so that no worker sits on a task while no endpoint has room): the first call uses it.
+pub(super) async fn handle(shared: Arc<Shared>, d: Delivery, grant: Option<Grant>) {
     let attempt = match shared
         .queue
         .start(&d, &shared.id, shared.cfg.queue.max_attempts)
@@ -74,9 +76,7 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery) {
     let work = async {
         match &shared.parts {
             Parts::Verify(v) => super::verify::process(&shared, &d, v).await,
-            Parts::Llm { llm, diverse } => {
-                process(&shared, &d, attempt, llm, diverse.as_ref()).await
-            }
+            Parts::Llm { endpoints } => process(&shared, &d, attempt, endpoints, grant).await,
         }
     };
     let outcome = tokio::select! {
@@ -274,27 +274,52 @@ pub(super) async fn read_task(
 }
 
 /// Asks for `k` answers at once (the first at the configured temperature, the others at the
-/// candidates' higher one), each under its own fleet-wide permit.
+/// candidates' higher one), each on an endpoint with room, under that endpoint's fleet-wide
+/// permit (`first`, when the fetch loop took one, serves the first). A call that fails because
+/// its endpoint is away or lacks the model is made again on another endpoint, if there is
+/// one, without spending anything of the task.
 async fn ask_candidates(
     shared: &Shared,
-    llm: &LlmClient,
-    diverse: Option<&LlmClient>,
+    endpoints: &Endpoints,
     messages: &[crate::llm::Message],
     k: usize,
+    first: Option<Grant>,
 ) -> Result<Vec<Result<crate::llm::Answer, crate::llm::LlmError>>, QueueError> {
-    let one = |i: usize| async move {
-        let _permit = match shared.cfg.llm.max_in_flight {
-            Some(max) => Some(Permit::acquire(shared, max).await?),
-            None => None,
-        };
-        let client = match (diverse, i) {
-            (Some(d), 1..) => d,
-            _ => llm,
-        };
-        // In-place retries of the call itself happen inside `chat`, through `decide`.
-        Ok::<_, QueueError>(client.chat(messages).await)
+    let mut first = Some(first);
+    let one = |i: usize, pre: Option<Grant>| async move {
+        let mut pre = pre;
+        let mut tried: Vec<usize> = Vec::new();
+        loop {
+            let grant = match pre.take() {
+                Some(g) => g,
+                None => endpoints.acquire(shared, &tried).await?,
+            };
+            let e = &endpoints.list[grant.index];
+            let client = match (&e.diverse, i) {
+                (Some(d), 1..) => d,
+                _ => &e.llm,
+            };
+            let t0 = std::time::Instant::now();
+            // In-place retries of the call itself happen inside `chat`, through `decide`.
+            let r = client.chat(messages).await;
+            endpoints
+                .observe(shared, grant.index, r.as_ref().err(), t0.elapsed())
+                .await;
+            let index = grant.index;
+            drop(grant);
+            match r {
+                Err(e) if try_elsewhere(&e) && tried.len() + 1 < endpoints.list.len() => {
+                    tracing::warn!(endpoint = %endpoints.list[index].key, error = %e, "LLM call failed on this endpoint; asking another");
+                    tried.push(index);
+                }
+                r => return Ok::<_, QueueError>(r),
+            }
+        }
     };
-    let all = futures_util::future::join_all((0..k).map(one)).await;
+    let all = futures_util::future::join_all(
+        (0..k).map(|i| one(i, if i == 0 { first.take().flatten() } else { None })),
+    )
+    .await;
     all.into_iter().collect()
 }
 
@@ -302,9 +327,10 @@ async fn process(
     shared: &Shared,
     d: &Delivery,
     attempt: u32,
-    llm: &LlmClient,
-    diverse: Option<&LlmClient>,
+    endpoints: &Endpoints,
+    grant: Option<Grant>,
 ) -> Result<Completion, QueueError> {
+    let mut grant = grant;
     let q = &shared.queue;
     // No cancellation check here: start.lua has just made it, atomically with the start.
     let task = match read_task(shared, d).await? {
@@ -357,7 +383,7 @@ async fn process(
     loop {
         ask += 1;
         tracing::info!(task = %d.task, path = %spec.path, line = spec.line, attempt, ask, candidates = k, repair = task.outcome.repairs, "asking the LLM");
-        let results = ask_candidates(shared, llm, diverse, &messages, k).await?;
+        let results = ask_candidates(shared, endpoints, &messages, k, grant.take()).await?;
         llm_calls += results.len() as u64;
         let mut answers = Vec::new();
         let mut first_error = None;

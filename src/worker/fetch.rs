@@ -36,8 +36,33 @@ pub(super) async fn fetch_loop(
             _ = shutdown.cancelled() => return,
         };
         let mut held = vec![first];
-        while let Ok(p) = permits.clone().try_acquire_owned() {
-            held.push(p);
+        // With a capped LLM endpoint, room at an endpoint comes first: a worker takes an LLM
+        // permit (queueing fleet-wide, first come first served), then fetches one task for it,
+        // so no task waits in a worker for an endpoint while another worker could start it.
+        let mut grant = None;
+        if let super::Parts::Llm { endpoints } = &shared.parts
+            && endpoints.capped()
+        {
+            let got = tokio::select! {
+                g = endpoints.acquire(&shared, &[]) => g,
+                _ = shutdown.cancelled() => return,
+            };
+            match got {
+                Ok(g) => grant = Some(g),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "could not take an LLM permit (Redis), retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {},
+                        _ = shutdown.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+        } else {
+            while let Ok(p) = permits.clone().try_acquire_owned() {
+                held.push(p);
+            }
         }
         let step = async {
             let mut deliveries = Vec::new();
@@ -83,8 +108,9 @@ pub(super) async fn fetch_loop(
                 for d in ds {
                     let Some(permit) = held.pop() else { break };
                     let shared = shared.clone();
+                    let grant = grant.take();
                     tracker.spawn(async move {
-                        attempt::handle(shared, d).await;
+                        attempt::handle(shared, d, grant).await;
                         drop(permit);
                     });
                 }

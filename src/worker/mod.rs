@@ -13,6 +13,7 @@
 //! and the container health check).
 
 mod attempt;
+mod endpoints;
 mod fetch;
 pub mod health;
 mod lease;
@@ -104,12 +105,7 @@ struct Shared {
 
 /// A stage's own parts: an LLM stage needs clients and no toolchain, a verifier the reverse.
 enum Parts {
-    Llm {
-        llm: LlmClient,
-        /// `llm.candidates > 1`: the client for the candidates after the first, at a
-        /// temperature high enough that they differ.
-        diverse: Option<LlmClient>,
-    },
+    Llm { endpoints: endpoints::Endpoints },
     Verify(verify::VerifierState),
 }
 
@@ -142,14 +138,9 @@ impl Worker {
     /// A worker from its parts; `cfg` is the validated configuration (the queue and the LLM
     /// client were made from it).
     pub fn new(queue: Queue, llm: LlmClient, cfg: Config) -> Worker {
-        let diverse = (cfg.llm.candidates > 1)
-            .then(|| {
-                let mut c = cfg.llm.clone();
-                c.temperature = c.temperature.max(0.8);
-                LlmClient::new(&c).ok()
-            })
-            .flatten();
-        Worker::with_parts(queue, Parts::Llm { llm, diverse }, cfg)
+        let one = endpoints::Endpoint::new(&llm.config().clone(), llm);
+        let endpoints = endpoints::Endpoints::new(vec![one]);
+        Worker::with_parts(queue, Parts::Llm { endpoints }, cfg)
     }
 
     fn with_parts(queue: Queue, parts: Parts, cfg: Config) -> Worker {
@@ -174,12 +165,51 @@ impl Worker {
 
     /// Connects to Redis and checks the LLM server has the model, so a worker started against
     /// a wrong URL or model fails at once with the URL and model in the message.
+    ///
+    /// With several endpoints (`llm.endpoints`), one that fails the check is taken out of
+    /// service (and probed again later) rather than stopping the worker; only when every one
+    /// fails does the worker stop with the first error. Several endpoints make no in-place
+    /// retries (`llm.retries`): a failed call goes to another endpoint instead.
     pub async fn connect(cfg: Config) -> Result<Worker, WorkerError> {
         let queue = Queue::open(&cfg).await?;
         queue.ensure_group().await?;
-        let llm = LlmClient::new(&cfg.llm)?;
-        llm.preflight().await?;
-        Ok(Worker::new(queue, llm, cfg))
+        let each = cfg.llm.each_endpoint();
+        let several = each.len() > 1;
+        let mut list = Vec::new();
+        for mut c in each {
+            if several {
+                c.retries = 0;
+            }
+            let llm = LlmClient::new(&c)?;
+            list.push(endpoints::Endpoint::new(&c, llm));
+        }
+        let endpoints = endpoints::Endpoints::new(list);
+        endpoints.register(&queue).await?;
+        let worker = Worker::with_parts(queue, Parts::Llm { endpoints }, cfg);
+        let Parts::Llm { endpoints } = &worker.shared.parts else {
+            unreachable!("built as an LLM worker")
+        };
+        let mut first_error = None;
+        let mut up = 0;
+        for (i, e) in endpoints.list.iter().enumerate() {
+            let t0 = std::time::Instant::now();
+            match e.llm.preflight().await {
+                Ok(()) => up += 1,
+                Err(err) => {
+                    if several {
+                        tracing::warn!(endpoint = %e.key, error = %err, "LLM endpoint failed its check at start: out of service until a probe passes");
+                        endpoints
+                            .observe(&worker.shared, i, Some(&err), t0.elapsed())
+                            .await;
+                    }
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) if up == 0 => Err(err.into()),
+            _ => Ok(worker),
+        }
     }
 
     /// A verifier (`worker --role verify`): serves the verify stage with the repository's
@@ -203,8 +233,9 @@ impl Worker {
         let shared = self.shared;
         let cfg = &shared.cfg;
         match &shared.parts {
-            Parts::Llm { .. } => {
-                tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %cfg.llm.shown_url(), model = %cfg.llm.model, candidates = cfg.llm.candidates, "worker started")
+            Parts::Llm { endpoints } => {
+                let urls: Vec<&str> = endpoints.list.iter().map(|e| e.key.as_str()).collect();
+                tracing::info!(worker = %shared.id, concurrency = cfg.worker.concurrency, llm = %urls.join(","), model = %cfg.llm.model, candidates = cfg.llm.candidates, "worker started")
             }
             Parts::Verify(v) => {
                 let roots: Vec<String> =

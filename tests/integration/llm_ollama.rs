@@ -86,15 +86,27 @@ async fn busy_503_is_retried_until_the_server_answers() {
     assert_eq!(fake.count("/api/chat"), 3);
 }
 
+/// A 503 is backpressure: waited for (the backoff doubling from 100-200 ms) for up to
+/// `llm.timeout_secs` in all, not counted against `llm.retries` (2 here); then `Busy`.
 #[tokio::test]
-async fn persistent_503_gives_up_after_the_configured_retries() {
+async fn persistent_503_is_waited_for_up_to_the_timeout_then_busy() {
     let fake = FakeLlm::start(|_, _| Reply::Json {
         status: 503,
         body: r#"{"error":"busy"}"#.into(),
     });
-    let err = client(fake.url()).chat(&prompt()).await.unwrap_err();
+    let cfg = LlmConfig {
+        timeout_secs: 2,
+        ..client(fake.url()).config().clone()
+    };
+    let err = LlmClient::new(&cfg)
+        .unwrap()
+        .chat(&prompt())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LlmError::Busy { .. }), "{err:?}");
-    assert_eq!(fake.count("/api/chat"), 3, "1 attempt + 2 retries");
+    // Waits of at most 200 + 400 + 800 ms fit in 2 s: at least four requests, more than the
+    // 1 + 2 that llm.retries would allow.
+    assert!(fake.count("/api/chat") >= 4, "{}", fake.count("/api/chat"));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod e2e;
 mod fake_llm;
 mod land;
 mod llm_backpressure;
+mod llm_endpoints;
 mod llm_ollama;
 mod only_new;
 mod queue_redis;

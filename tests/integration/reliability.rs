@@ -850,11 +850,12 @@ fn log_file(path: &Path) -> Stdio {
     )
 }
 
-fn busy_llm() -> FakeLlm {
+/// An LLM whose every answer is a 500: a failure retried later (a 503 would be waited for).
+fn failing_llm() -> FakeLlm {
     FakeLlm::start(|req, _| match req.path.as_str() {
         CHAT => Reply::Json {
-            status: 503,
-            body: r#"{"error":"server busy"}"#.into(),
+            status: 500,
+            body: r#"{"error":"internal"}"#.into(),
         },
         _ => models_reply(),
     })
@@ -874,7 +875,7 @@ fn delayed_score(redis: &RedisServer, member: &str) -> Option<u64> {
 #[test]
 fn a_retry_from_a_worker_with_a_fast_clock_is_due_by_redis_clock() {
     let redis = RedisServer::start();
-    let llm = busy_llm();
+    let llm = failing_llm();
     let logs = tempfile::tempdir().unwrap();
     let (_, member) = retrying_behind_a_fast_clock(&redis, &llm, logs.path());
     let due = delayed_score(&redis, &member).expect("in the delayed set");
@@ -892,7 +893,7 @@ fn a_retry_from_a_worker_with_a_fast_clock_is_due_by_redis_clock() {
 #[test]
 fn a_worker_with_a_fast_clock_promotes_retries_by_redis_clock() {
     let redis = RedisServer::start();
-    let llm = busy_llm();
+    let llm = failing_llm();
     let logs = tempfile::tempdir().unwrap();
     let (run_id, member) = retrying_behind_a_fast_clock(&redis, &llm, logs.path());
     let set_due = |at: u64| {

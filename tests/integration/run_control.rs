@@ -10,7 +10,7 @@ use crate::util::{RedisServer, cmd, demo_repo, run, spawn_worker, wait_until};
 const PROSE: u8 = 0;
 const RESOLVE: u8 = 1;
 const SLOW: u8 = 2;
-const BUSY: u8 = 3;
+const FAILING: u8 = 3;
 
 #[track_caller]
 fn dispatcher(redis: &RedisServer, args: &[&str]) -> crate::util::Output {
@@ -48,9 +48,9 @@ fn cancel_retry_and_purge_a_run() {
                 status: 200,
                 body: openai_completion("Just validate it."),
             },
-            BUSY => Reply::Json {
-                status: 503,
-                body: r#"{"error":"busy"}"#.into(),
+            FAILING => Reply::Json {
+                status: 500,
+                body: r#"{"error":"internal"}"#.into(),
             },
             SLOW => {
                 std::thread::sleep(Duration::from_secs(2));
@@ -85,8 +85,9 @@ fn cancel_retry_and_purge_a_run() {
     dispatcher(&redis, &["retry", &run_a]);
     wait_for(&redis, &run_a, "all done after retry", |s| s["done"] == 6);
 
-    // A busy LLM with one attempt allowed dead-letters; `retry --dead` brings them back.
-    mode.store(BUSY, Ordering::SeqCst);
+    // A failing LLM (HTTP 500; a 503 would be waited for) with one attempt allowed
+    // dead-letters; `retry --dead` brings them back.
+    mode.store(FAILING, Ordering::SeqCst);
     let run_b = dispatcher(&redis, &["run", &path])
         .stdout
         .trim()

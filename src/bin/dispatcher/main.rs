@@ -206,12 +206,16 @@ async fn status_cmd(cfg: &Config, run: Option<String>, json: bool) -> Result<Exi
     let queue = Queue::open(cfg).await?;
     let run = run::resolve_run(&queue, run.as_deref()).await?;
     let st = run::run_status(&queue, &run, cfg.queue.retention_days).await?;
+    let endpoints = queue.llm_endpoint_status().await.unwrap_or_default();
     if json {
-        report::write_json(&mut report::stdout(), &st)?;
+        let mut v = serde_json::to_value(&st)?;
+        v["endpoints"] = serde_json::to_value(&endpoints)?;
+        report::write_json(&mut report::stdout(), &v)?;
     } else {
         write!(report::stdout(), "{}", report::format_status(&st))?;
         let workers = queue.heartbeats().await.unwrap_or_default();
         write!(report::stdout(), "{}", report::format_workers(&workers))?;
+        write!(report::stdout(), "{}", report::format_endpoints(&endpoints))?;
     }
     Ok(ExitCode::Success)
 }

@@ -75,3 +75,33 @@ local function finish(task_key, run_key, run_tasks, results_stream, run, task, f
     'state', state)
   maybe_finish(run_key, run_tasks, now, ttl)
 end
+-- LLM permits (a lease-based counting semaphore per endpoint, FIFO for its waiters): drops
+-- lapsed permits (a SIGKILLed holder's) and lapsed waiters, then hands free permits to the
+-- waiters in arrival order: each grant is written to the permits set for the waiter and
+-- announced on its wake list, which it waits on with BLPOP, so a released permit reaches the
+-- next waiter in one round trip, without polling. `max` < 1 means no limit is known yet: 1.
+-- An endpoint's permit count: the configured one, or with '0' (`max_in_flight = "auto"`) the
+-- limit the fleet has found so far (field `limit` of the endpoint's limit hash; 1 to start).
+local function permit_max(limits, max)
+  max = tonumber(max) or 1
+  if max > 0 then return max end
+  return math.floor(tonumber(redis.call('HGET', limits, 'limit')) or 1)
+end
+local function grant_waiters(permits, waiters, queue, wake_prefix, max, now, ttl_ms)
+  if max < 1 then max = 1 end
+  redis.call('ZREMRANGEBYSCORE', permits, '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', waiters, '-inf', now)
+  while redis.call('ZCARD', permits) < max do
+    local w = redis.call('LPOP', queue)
+    if not w then break end
+    if redis.call('ZSCORE', waiters, w) then
+      redis.call('ZREM', waiters, w)
+      redis.call('ZADD', permits, now + ttl_ms, w)
+      local wake = wake_prefix .. w
+      redis.call('RPUSH', wake, '1')
+      redis.call('PEXPIRE', wake, ttl_ms)
+    end
+  end
+  redis.call('PEXPIRE', permits, ttl_ms * 2)
+  return max
+end
