@@ -101,9 +101,19 @@ async fn real_main(cli: Cli) -> Result<()> {
     if !cli.roots.is_empty() {
         cfg.verify.roots = cli.roots;
     }
-    let worker = match cli.role {
-        Role::Llm => Worker::connect(cfg).await?,
-        Role::Verify => Worker::connect_verifier(cfg).await?,
+    // Connecting may wait for an LLM server that is not up yet: a signal meanwhile stops it.
+    let connecting = async {
+        match cli.role {
+            Role::Llm => Worker::connect(cfg).await,
+            Role::Verify => Worker::connect_verifier(cfg).await,
+        }
+    };
+    let worker = tokio::select! {
+        w = connecting => w?,
+        _ = wait_for_signal() => {
+            tracing::info!("signal received before the worker started: stopping");
+            return Ok(());
+        }
     };
     worker
         .run(async {

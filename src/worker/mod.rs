@@ -164,7 +164,10 @@ impl Worker {
     }
 
     /// Connects to Redis and checks the LLM server has the model, so a worker started against
-    /// a wrong URL or model fails at once with the URL and model in the message.
+    /// a wrong model fails at once with the URL and model in the message. A server that cannot
+    /// be reached is waited for (logged, with the usual cause: a server on the Docker host
+    /// listening on 127.0.0.1 only), since exiting would only start a container restart loop
+    /// whose backoff keeps the worker down long after the server is up.
     ///
     /// With several endpoints (`llm.endpoints`), one that fails the check is taken out of
     /// service (and probed again later) rather than stopping the worker; only when every one
@@ -189,26 +192,40 @@ impl Worker {
         let Parts::Llm { endpoints } = &worker.shared.parts else {
             unreachable!("built as an LLM worker")
         };
-        let mut first_error = None;
-        let mut up = 0;
-        for (i, e) in endpoints.list.iter().enumerate() {
-            let t0 = std::time::Instant::now();
-            match e.llm.preflight().await {
-                Ok(()) => up += 1,
-                Err(err) => {
-                    if several {
-                        tracing::warn!(endpoint = %e.key, error = %err, "LLM endpoint failed its check at start: out of service until a probe passes");
-                        endpoints
-                            .observe(&worker.shared, i, Some(&err), t0.elapsed())
-                            .await;
+        // A server that cannot be reached may be starting, or listening where containers cannot
+        // reach it: wait for it (saying so) rather than exit into a restart loop.
+        let mut wait = Duration::from_secs(2);
+        loop {
+            let mut first_error = None;
+            let mut up = 0;
+            let mut away = 0;
+            for (i, e) in endpoints.list.iter().enumerate() {
+                let t0 = std::time::Instant::now();
+                match e.llm.preflight().await {
+                    Ok(()) => up += 1,
+                    Err(err) => {
+                        if matches!(err, LlmError::Unreachable { .. } | LlmError::Timeout { .. }) {
+                            away += 1;
+                        }
+                        if several {
+                            tracing::warn!(endpoint = %e.key, error = %err, "LLM endpoint failed its check at start: out of service until a probe passes");
+                            endpoints
+                                .observe(&worker.shared, i, Some(&err), t0.elapsed())
+                                .await;
+                        }
+                        first_error.get_or_insert(err);
                     }
-                    first_error.get_or_insert(err);
                 }
             }
-        }
-        match first_error {
-            Some(err) if up == 0 => Err(err.into()),
-            _ => Ok(worker),
+            match first_error {
+                Some(err) if up == 0 && away == endpoints.list.len() => {
+                    tracing::warn!(error = %err, retry_in = ?wait, "cannot reach the LLM server; waiting for it. If it runs on the Docker host, it must listen on an address containers reach: OLLAMA_HOST=0.0.0.0 for Ollama, --host 0.0.0.0 for llama.cpp (both listen on 127.0.0.1 by default)");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                Some(err) if up == 0 => return Err(err.into()),
+                _ => return Ok(worker),
+            }
         }
     }
 

@@ -63,7 +63,15 @@ impl FakeLlm {
         ip: &str,
         handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
     ) -> FakeLlm {
-        let listener = TcpListener::bind((ip, 0)).expect("bind");
+        FakeLlm::start_at((ip, 0), handler)
+    }
+
+    /// Listens on `addr` (a port chosen beforehand: a server that comes up late).
+    pub fn start_at(
+        addr: impl std::net::ToSocketAddrs,
+        handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static,
+    ) -> FakeLlm {
+        let listener = TcpListener::bind(addr).expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let handler: Arc<Handler> = Arc::new(handler);

@@ -329,3 +329,41 @@ fn no_task_waits_in_a_worker_for_a_permit() {
         "{max_running} tasks running at once with one permit"
     );
 }
+
+/// Issue 15, item 2: a worker started before its LLM server (or against one listening where it
+/// cannot reach) waits, saying why and what usually fixes it, instead of exiting into a
+/// restart loop; once the server is up the same process serves the run.
+#[test]
+fn a_worker_waits_for_an_llm_server_that_is_not_up_yet() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut worker = crate::util::spawn_worker(
+        &redis,
+        &format!("http://127.0.0.1:{port}"),
+        &[],
+        log.reopen().unwrap().into(),
+    );
+    wait_until("the worker says it waits", Duration::from_secs(30), || {
+        std::fs::read_to_string(log.path()).is_ok_and(|l| l.contains("OLLAMA_HOST=0.0.0.0"))
+    });
+    assert!(
+        worker.wait_timeout(Duration::ZERO).is_none(),
+        "still running"
+    );
+    let _llm = FakeLlm::start_at(("127.0.0.1", port), |req, _| match req.path.as_str() {
+        "/v1/chat/completions" => Reply::Json {
+            status: 200,
+            body: openai_completion(&resolving_answer(&req.body)),
+        },
+        _ => crate::fake_llm::models_reply(),
+    });
+    let repo = many_todos_repo(1, 2);
+    let out = run_wait(&redis, repo.path()).success();
+    assert!(out.stderr.contains("2 done"), "{}", out.stderr);
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        text.contains("cannot reach the LLM server; waiting for it"),
+        "{text}"
+    );
+}
