@@ -8,10 +8,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::time::now_secs;
+use crate::time::{now_ms, now_secs};
 
 pub(super) async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let started = now_secs();
+    // Milliseconds, as every other timestamp in Redis.
+    let started = now_ms();
     let host = super::hostname();
     loop {
         let current = shared.in_flight.lock().await.join(",");

@@ -10,6 +10,7 @@ mod docker;
 mod e2e;
 mod fake_llm;
 mod land;
+mod layout;
 mod llm_backpressure;
 mod llm_endpoints;
 mod llm_ollama;

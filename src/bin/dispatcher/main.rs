@@ -28,6 +28,8 @@ fn main() -> std::process::ExitCode {
         )
         .fmt_fields(report::log_fields())
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in `docker logs` or a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {

@@ -13,9 +13,10 @@ local st, refused = take_for_result(task_key, run_key, tasks_stream, group, entr
 if not st then return refused end
 finish(task_key, run_key, run_tasks, results_stream, run, task, st, state, now, ttl, reason, reason_kind,
   'recorded_by', consumer, unpack(ARGV, 11))
--- The run counts its verification outcomes (`verified_passed`...), for status without a scan.
+-- The run counts its verification outcomes (`verified_passed`...), for status without a scan;
+-- `skipped` (a run that does not verify) is no outcome.
 for i = 11, #ARGV - 1, 2 do
-  if ARGV[i] == 'verified' and ARGV[i + 1] ~= '' then
+  if ARGV[i] == 'verified' and ARGV[i + 1] ~= '' and ARGV[i + 1] ~= 'skipped' then
     redis.call('HINCRBY', run_key, 'verified_' .. ARGV[i + 1], 1)
   end
 end

@@ -58,7 +58,8 @@ end
 local RUN_CANCELLED = 'the run was cancelled'
 -- Every ending of a task, whichever script ends it, records the same things: the run's counters
 -- move from `from_state` to `state`; the task's hash gets `state`, `finished_at`, `reason` and
--- `reason_kind` (empty for done, which clears an earlier attempt's) and the extra field, value
+-- `reason_kind` (removed for done, which clears an earlier attempt's: no empty field) and the
+-- extra field, value
 -- pairs, and expires after the retention, as do (again) the run's hash and task set; ONE entry (`run`, `task`, `state`) goes on the results
 -- stream; and the run is stamped finished if this was its last task. The caller has checked
 -- that the task was not already in a terminal state, so a task ends once.
@@ -68,6 +69,9 @@ local function finish(task_key, run_key, run_tasks, results_stream, run, task, f
   redis.call('HINCRBY', run_key, state, 1)
   redis.call('HSET', task_key, 'state', state, 'finished_at', now, 'reason', reason,
     'reason_kind', reason_kind, ...)
+  if redis.call('HGET', task_key, 'reason') == '' then
+    redis.call('HDEL', task_key, 'reason', 'reason_kind')
+  end
   redis.call('EXPIRE', task_key, ttl)
   redis.call('EXPIRE', run_key, ttl)
   redis.call('EXPIRE', run_tasks, ttl)
