@@ -49,15 +49,26 @@ fn bad_config_value_names_the_key() {
     );
 }
 
+/// A worker that cannot reach its LLM names the URL and waits for it (issue 15: exiting would
+/// only start a container restart loop); SIGTERM still stops it at once, with 0.
 #[test]
-fn worker_with_unreachable_llm_names_the_url() {
+fn worker_with_unreachable_llm_names_the_url_and_waits() {
     let redis = RedisServer::start();
     let llm_url = format!("http://127.0.0.1:{}", free_port());
-    let mut c = cmd("worker");
-    c.env("TARS_REDIS__URL", redis.url())
-        .env("TARS_LLM__URL", &llm_url);
-    let out = run(c).code_is(4);
-    assert!(out.stderr.contains(&llm_url), "{}", out.stderr);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut w = crate::util::spawn_worker(&redis, &llm_url, &[], log.reopen().unwrap().into());
+    crate::util::wait_until(
+        "the worker names the URL",
+        std::time::Duration::from_secs(30),
+        || std::fs::read_to_string(log.path()).is_ok_and(|l| l.contains(&llm_url)),
+    );
+    w.signal("TERM");
+    let status = w
+        .wait_timeout(std::time::Duration::from_secs(10))
+        .expect("the worker stops on SIGTERM while waiting");
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    assert!(text.contains("cannot reach the LLM server"), "{text}");
 }
 
 #[test]
