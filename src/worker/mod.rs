@@ -187,7 +187,11 @@ impl Worker {
             list.push(endpoints::Endpoint::new(&c, llm));
         }
         let endpoints = endpoints::Endpoints::new(list);
-        endpoints.register(&queue).await?;
+        // Only `status` reads what this writes: a Redis that refuses it (full, say) must not
+        // keep the worker from starting and reporting that itself.
+        if let Err(e) = endpoints.register(&queue).await {
+            tracing::warn!(error = %e, "could not announce the LLM endpoints in Redis (dispatcher status will not list them)");
+        }
         let worker = Worker::with_parts(queue, Parts::Llm { endpoints }, cfg);
         let Parts::Llm { endpoints } = &worker.shared.parts else {
             unreachable!("built as an LLM worker")
