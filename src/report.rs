@@ -77,6 +77,28 @@ pub fn shown(s: &str) -> Shown<'_> {
     Shown(s)
 }
 
+/// An error and its causes for the binaries' last line: each cause after `: `, outermost
+/// first, except a cause whose text is already shown (a message that embeds its source, or a
+/// library error that repeats the I/O error under it), so that every cause appears once and
+/// the message's own advice is not buried under a repeat. Escaped as [`shown`].
+pub fn error_message<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut out = String::new();
+    for e in chain {
+        let text = e.to_string();
+        let text = text.trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text);
+    }
+    escape(&out).into_owned()
+}
+
 /// The field formatter of the binaries' logs: field values (a task's path, an error with a
 /// Redis value in it) go through [`escape`] like the rest of the human output.
 pub fn log_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
@@ -850,6 +872,52 @@ mod tests {
         writeln!(p, "two").expect("nor after");
         p.flush().expect("flush");
         assert_eq!(p.inner.0, 1, "nothing written after the reader left");
+    }
+
+    #[test]
+    fn an_error_message_shows_each_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl fmt::Display for E {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        fn chain(e: &E) -> Vec<&(dyn std::error::Error + 'static)> {
+            let mut v: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+            while let Some(next) = v.last().and_then(|e| e.source()) {
+                v.push(next);
+            }
+            v
+        }
+        // A message that embeds its source, over a library error that repeats its I/O error.
+        let refused = E(
+            "cannot reach Redis at r: refused (os error 111). Start one",
+            Some(Box::new(E(
+                "refused (os error 111)",
+                Some(Box::new(E("refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(
+            error_message(chain(&refused)),
+            "cannot reach Redis at r: refused (os error 111). Start one"
+        );
+        // A context over a cause it does not repeat keeps both; the cause is escaped.
+        let ctx = E(
+            "writing the results",
+            Some(Box::new(E("disk \x1b full", None))),
+        );
+        assert_eq!(
+            error_message(chain(&ctx)),
+            "writing the results: disk \\x1b full"
+        );
+        let esc = E("bad \x1b[2J", None);
+        assert!(!error_message(chain(&esc)).contains('\x1b'));
     }
 
     #[test]

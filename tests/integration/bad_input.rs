@@ -37,6 +37,56 @@ fn unreachable_redis_names_the_url_and_how_to_start_one() {
     );
 }
 
+/// How often `needle` occurs in `hay`.
+fn occurrences(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+#[test]
+fn unreachable_redis_says_its_cause_once_then_the_fix() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let mut c = cmd("dispatcher");
+    c.args(["--redis-url", &url, "status"]);
+    let out = run(c).code_is(4);
+    let err = out.stderr.trim_end();
+    assert_eq!(
+        occurrences(err, "Connection refused"),
+        1,
+        "the cause once:\n{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot reach Redis at {url}: Connection refused"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("or set redis.url / TARS_REDIS__URL"),
+        "the fix last:\n{err}"
+    );
+}
+
+#[test]
+fn bad_config_values_say_their_cause_once() {
+    for (key, value, cause) in [
+        ("TARS_LLM__API", "gpt", "is not an LLM API"),
+        ("TARS_QUEUE__LEASE_SECS", "0", "is invalid"),
+        ("TARS_QUEUE__LEASE_SECS", "soon", "soon"),
+    ] {
+        let mut c = cmd("dispatcher");
+        c.env(key, value).args(["status"]);
+        let out = run(c).code_is(3);
+        let err = out.stderr.trim_end();
+        assert_eq!(
+            occurrences(err, cause),
+            1,
+            "{key}={value}: the cause once:\n{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
 #[test]
 fn bad_config_value_names_the_key() {
     let mut c = cmd("dispatcher");

@@ -46,7 +46,7 @@ fn main() -> std::process::ExitCode {
             let _ = writeln!(
                 report::stderr(),
                 "error: {}",
-                report::shown(&format!("{e:#}"))
+                report::error_message(e.chain())
             );
             ExitCode::of_chain(e.chain()).into()
         }
