@@ -19,7 +19,7 @@ use crate::apply::Applied;
 use crate::fleet::WorkerStatus;
 use crate::queue::{RunStatus, TaskState, VerifyStatus};
 use crate::results::{Summary, failure_kinds};
-use crate::run::Started;
+use crate::run::{Started, Waiting};
 use crate::scan::ScanReport;
 
 /// Whether a terminal would act on `c` or draw it misleadingly: C0 controls but tab (escape
@@ -502,7 +502,29 @@ impl Progress {
         }
     }
 
-    pub fn show(&mut self, st: &RunStatus) {
+    /// Shows what [`crate::run::wait_run`] reports.
+    pub fn show(&mut self, ev: Waiting<'_>) {
+        match ev {
+            Waiting::Status(st) => self.status(st),
+            Waiting::NoWorker {
+                redis,
+                waiting,
+                others,
+            } => self.say(&no_worker(redis, waiting, others)),
+        }
+    }
+
+    /// A line of its own on stderr: above the bar while one shows.
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) if !b.is_finished() => b.println(line),
+            _ => {
+                let _ = writeln!(stderr(), "{line}");
+            }
+        }
+    }
+
+    fn status(&mut self, st: &RunStatus) {
         if let Some(v) = &st.verify
             && v.baseline.as_deref() == Some("failed")
             && !self.baseline_said
@@ -514,12 +536,7 @@ impl Progress {
                  `dispatcher status --json` for its output",
                 shown(&v.command)
             );
-            match &self.bar {
-                Some(b) => b.println(line),
-                None => {
-                    let _ = writeln!(stderr(), "{line}");
-                }
-            }
+            self.say(&line);
         }
         if !self.tty {
             let line = progress_line(st);
@@ -560,6 +577,25 @@ impl Progress {
             b.finish();
         }
     }
+}
+
+/// What `run --wait` says while no worker serves the LLM stage of its run: why the run does
+/// not move, and how to start a worker.
+pub fn no_worker(redis: &str, waiting: u64, others: usize) -> String {
+    let who = match others {
+        0 => "no worker is running".to_string(),
+        n => format!(
+            "no worker serves the LLM stage ({n} verifier{} only)",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    format!(
+        "warning: {who}: {waiting} task{} wait for one. Start one on this machine with \
+         `TARS_REDIS__URL={} worker` (and the same llm.* settings), or containers with \
+         `docker compose -f compose/docker-compose.yml up -d --scale worker=N`",
+        if waiting == 1 { "" } else { "s" },
+        shown(redis)
+    )
 }
 
 /// `run` with nothing to do (no TODO, or with `--only-new` none left): no run was created.

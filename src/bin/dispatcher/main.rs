@@ -187,7 +187,7 @@ async fn run_cmd(
     };
     let mut progress = report::Progress::new();
     let timeout = timeout.map(Duration::from_secs);
-    let st = run::wait_run(&queue, run, timeout, |st| progress.show(st)).await?;
+    let st = run::wait_run(&queue, run, timeout, |ev| progress.show(ev)).await?;
     let summary = results::write_results(&queue, run, &dir).await?;
     let secs = t0.elapsed().as_secs_f64();
     write!(
