@@ -480,6 +480,8 @@ pub fn progress_line(st: &RunStatus) -> String {
 /// otherwise (CI logs, pipes).
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// Where the bar draws: stderr, or a recorder in the tests.
+    target: Option<indicatif::ProgressDrawTarget>,
     tty: bool,
     last_line: String,
     /// A failed baseline is said once, as soon as a verifier reports it.
@@ -496,6 +498,7 @@ impl Progress {
     pub fn new() -> Progress {
         Progress {
             bar: None,
+            target: None,
             tty: std::io::stderr().is_terminal(),
             last_line: String::new(),
             baseline_said: false,
@@ -546,21 +549,27 @@ impl Progress {
             }
             return;
         }
+        let target = self.target.take();
         let b = self.bar.get_or_insert_with(|| {
-            let b = indicatif::ProgressBar::new(st.total);
+            let b = match target {
+                Some(t) => indicatif::ProgressBar::with_draw_target(Some(st.total), t),
+                None => indicatif::ProgressBar::new(st.total),
+            };
+            // The counts are all in the message, from one reading: a frame drawn between two
+            // setters shows the fill of one reading and the counts of another, never two
+            // readings' counts side by side.
             b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
+            show_logs_above(Some(&b));
             b
         });
-        b.set_length(st.total);
-        b.set_position(st.finished());
         let mut msg = format!(
-            "done {} failed {} dead {} running {}",
+            "{}/{} done {} failed {} dead {} running {}",
+            st.finished(),
+            st.total,
             st.count(TaskState::Done),
             st.count(TaskState::Failed),
             st.count(TaskState::Dead),
@@ -572,10 +581,70 @@ impl Progress {
         if st.verify.is_some() {
             msg.push_str(&format!(" verifying {}", st.count(TaskState::Verifying)));
         }
+        b.update(|state| {
+            state.set_len(st.total);
+            state.set_pos(st.finished());
+        });
         b.set_message(msg);
+        // Drawn whatever the rate limit: the frame left on screen is this reading.
+        b.force_draw();
         if st.is_complete() {
-            b.finish();
+            self.finish();
         }
+    }
+
+    /// Takes the bar off the terminal, so that what is printed next (the run's summary, an
+    /// error) starts on a line of its own; the summary repeats the bar's counts.
+    pub fn finish(&mut self) {
+        if let Some(b) = &self.bar {
+            show_logs_above(None);
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The progress bar that log lines are printed above, while one shows (see [`LogWriter`]).
+static LOGS_ABOVE: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+fn show_logs_above(bar: Option<&indicatif::ProgressBar>) {
+    if let Ok(mut above) = LOGS_ABOVE.lock() {
+        *above = bar.cloned();
+    }
+}
+
+/// The binaries' log writer: stderr, as a [`Pipe`], and while `run --wait` draws its bar, above
+/// it (the bar is taken off, the line printed, the bar drawn again), so that a warning logged
+/// meanwhile (Redis restarting) neither lands inside the bar's line nor is drawn over by it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter
+    }
+}
+
+impl Write for LogWriter {
+    /// The formatter writes each event in one call.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let bar = LOGS_ABOVE.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(b) if !b.is_finished() => b.suspend(|| stderr().write_all(buf))?,
+            _ => stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        stderr().flush()
     }
 }
 
@@ -954,6 +1023,92 @@ mod tests {
         );
         let esc = E("bad \x1b[2J", None);
         assert!(!error_message(chain(&esc)).contains('\x1b'));
+    }
+
+    /// A terminal that records what the bar writes.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl indicatif::TermLike for Recorder {
+        fn width(&self) -> u16 {
+            120
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            if !s.trim().is_empty() {
+                self.0.lock().expect("lock").push(s.to_string());
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            self.0.lock().expect("lock").push("<clear>".into());
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_frame_of_the_bar_shows_one_reading_and_the_bar_is_gone_at_the_end() {
+        let term = Recorder::default();
+        let mut p = Progress::new();
+        p.tty = true;
+        p.target = Some(indicatif::ProgressDrawTarget::term_like(Box::new(
+            term.clone(),
+        )));
+        let mut st = status();
+        for (done, failed, queued) in [(0, 0, 6), (2, 0, 4), (3, 2, 1), (4, 2, 0)] {
+            st.counts = StateCounts::default();
+            st.counts.set(TaskState::Done, done);
+            st.counts.set(TaskState::Failed, failed);
+            st.counts.set(TaskState::Queued, queued);
+            p.show(Waiting::Status(&st));
+        }
+        let frames = term.0.lock().expect("lock").clone();
+        let counts: Vec<&String> = frames.iter().filter(|f| f.contains("/6 ")).collect();
+        assert!(counts.len() >= 4, "{frames:#?}");
+        for f in &counts {
+            // `N/6 done D failed F dead X ...`: N is D + F + X, whatever frame it is.
+            let words: Vec<&str> = f
+                .split("] ")
+                .nth(1)
+                .unwrap_or_default()
+                .split(' ')
+                .collect();
+            let count = |i: usize| -> u64 {
+                let w = words.get(i).copied().unwrap_or_default();
+                w.trim_end_matches("/6")
+                    .parse()
+                    .unwrap_or_else(|_| panic!("a frame without its counts: {f:?}"))
+            };
+            let (n, sum) = (count(0), count(2) + count(4) + count(6));
+            assert_eq!(n, sum, "a frame mixes two readings: {f:?}");
+        }
+        assert!(
+            counts.last().unwrap().contains("6/6 done 4 failed 2"),
+            "{frames:#?}"
+        );
+        // Finished: the bar's line is cleared, for the summary to take.
+        assert_eq!(
+            frames.last().map(String::as_str),
+            Some("<clear>"),
+            "{frames:#?}"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod scan_corpus;
 mod scan_hostile;
 mod secret_redaction;
 mod terminal_paths;
+mod terminal_progress;
 mod untrusted_text;
 mod util;
 mod verify;

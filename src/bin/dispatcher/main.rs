@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .fmt_fields(report::log_fields())
-        .with_writer(std::io::stderr)
+        .with_writer(report::LogWriter)
         .init();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
