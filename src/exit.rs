@@ -119,6 +119,10 @@ impl ExitCode {
             return q.is_transient().then_some(ExitCode::Unavailable);
         }
         if let Some(l) = e.downcast_ref::<LlmError>() {
+            // `llm.api` names the other protocol than the server's.
+            if let LlmError::NotOllama { .. } = l {
+                return Some(ExitCode::Config);
+            }
             return matches!(l, LlmError::Unreachable { .. } | LlmError::Timeout { .. })
                 .then_some(ExitCode::Unavailable);
         }

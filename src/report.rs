@@ -19,7 +19,7 @@ use crate::apply::Applied;
 use crate::fleet::WorkerStatus;
 use crate::queue::{RunStatus, TaskState, VerifyStatus};
 use crate::results::{Summary, failure_kinds};
-use crate::run::Started;
+use crate::run::{Started, Waiting};
 use crate::scan::ScanReport;
 
 /// Whether a terminal would act on `c` or draw it misleadingly: C0 controls but tab (escape
@@ -75,6 +75,28 @@ impl fmt::Display for Shown<'_> {
 /// Untrusted text for a human rendering: `format!("{}", shown(&t.path))`.
 pub fn shown(s: &str) -> Shown<'_> {
     Shown(s)
+}
+
+/// An error and its causes for the binaries' last line: each cause after `: `, outermost
+/// first, except a cause whose text is already shown (a message that embeds its source, or a
+/// library error that repeats the I/O error under it), so that every cause appears once and
+/// the message's own advice is not buried under a repeat. Escaped as [`shown`].
+pub fn error_message<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut out = String::new();
+    for e in chain {
+        let text = e.to_string();
+        let text = text.trim();
+        if text.is_empty() || out.contains(text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(text);
+    }
+    escape(&out).into_owned()
 }
 
 /// The field formatter of the binaries' logs: field values (a task's path, an error with a
@@ -458,6 +480,8 @@ pub fn progress_line(st: &RunStatus) -> String {
 /// otherwise (CI logs, pipes).
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
+    /// Where the bar draws: stderr, or a recorder in the tests.
+    target: Option<indicatif::ProgressDrawTarget>,
     tty: bool,
     last_line: String,
     /// A failed baseline is said once, as soon as a verifier reports it.
@@ -474,13 +498,36 @@ impl Progress {
     pub fn new() -> Progress {
         Progress {
             bar: None,
+            target: None,
             tty: std::io::stderr().is_terminal(),
             last_line: String::new(),
             baseline_said: false,
         }
     }
 
-    pub fn show(&mut self, st: &RunStatus) {
+    /// Shows what [`crate::run::wait_run`] reports.
+    pub fn show(&mut self, ev: Waiting<'_>) {
+        match ev {
+            Waiting::Status(st) => self.status(st),
+            Waiting::NoWorker {
+                redis,
+                waiting,
+                others,
+            } => self.say(&no_worker(redis, waiting, others)),
+        }
+    }
+
+    /// A line of its own on stderr: above the bar while one shows.
+    fn say(&self, line: &str) {
+        match &self.bar {
+            Some(b) if !b.is_finished() => b.println(line),
+            _ => {
+                let _ = writeln!(stderr(), "{line}");
+            }
+        }
+    }
+
+    fn status(&mut self, st: &RunStatus) {
         if let Some(v) = &st.verify
             && v.baseline.as_deref() == Some("failed")
             && !self.baseline_said
@@ -492,12 +539,7 @@ impl Progress {
                  `dispatcher status --json` for its output",
                 shown(&v.command)
             );
-            match &self.bar {
-                Some(b) => b.println(line),
-                None => {
-                    let _ = writeln!(stderr(), "{line}");
-                }
-            }
+            self.say(&line);
         }
         if !self.tty {
             let line = progress_line(st);
@@ -507,21 +549,27 @@ impl Progress {
             }
             return;
         }
+        let target = self.target.take();
         let b = self.bar.get_or_insert_with(|| {
-            let b = indicatif::ProgressBar::new(st.total);
+            let b = match target {
+                Some(t) => indicatif::ProgressBar::with_draw_target(Some(st.total), t),
+                None => indicatif::ProgressBar::new(st.total),
+            };
+            // The counts are all in the message, from one reading: a frame drawn between two
+            // setters shows the fill of one reading and the counts of another, never two
+            // readings' counts side by side.
             b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
             );
+            show_logs_above(Some(&b));
             b
         });
-        b.set_length(st.total);
-        b.set_position(st.finished());
         let mut msg = format!(
-            "done {} failed {} dead {} running {}",
+            "{}/{} done {} failed {} dead {} running {}",
+            st.finished(),
+            st.total,
             st.count(TaskState::Done),
             st.count(TaskState::Failed),
             st.count(TaskState::Dead),
@@ -533,11 +581,90 @@ impl Progress {
         if st.verify.is_some() {
             msg.push_str(&format!(" verifying {}", st.count(TaskState::Verifying)));
         }
+        b.update(|state| {
+            state.set_len(st.total);
+            state.set_pos(st.finished());
+        });
         b.set_message(msg);
+        // Drawn whatever the rate limit: the frame left on screen is this reading.
+        b.force_draw();
         if st.is_complete() {
-            b.finish();
+            self.finish();
         }
     }
+
+    /// Takes the bar off the terminal, so that what is printed next (the run's summary, an
+    /// error) starts on a line of its own; the summary repeats the bar's counts.
+    pub fn finish(&mut self) {
+        if let Some(b) = &self.bar {
+            show_logs_above(None);
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The progress bar that log lines are printed above, while one shows (see [`LogWriter`]).
+static LOGS_ABOVE: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+fn show_logs_above(bar: Option<&indicatif::ProgressBar>) {
+    if let Ok(mut above) = LOGS_ABOVE.lock() {
+        *above = bar.cloned();
+    }
+}
+
+/// The binaries' log writer: stderr, as a [`Pipe`], and while `run --wait` draws its bar, above
+/// it (the bar is taken off, the line printed, the bar drawn again), so that a warning logged
+/// meanwhile (Redis restarting) neither lands inside the bar's line nor is drawn over by it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+
+    fn make_writer(&'a self) -> LogWriter {
+        LogWriter
+    }
+}
+
+impl Write for LogWriter {
+    /// The formatter writes each event in one call.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let bar = LOGS_ABOVE.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(b) if !b.is_finished() => b.suspend(|| stderr().write_all(buf))?,
+            _ => stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        stderr().flush()
+    }
+}
+
+/// What `run --wait` says while no worker serves the LLM stage of its run: why the run does
+/// not move, and how to start a worker.
+pub fn no_worker(redis: &str, waiting: u64, others: usize) -> String {
+    let who = match others {
+        0 => "no worker is running".to_string(),
+        n => format!(
+            "no worker serves the LLM stage ({n} verifier{} only)",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    format!(
+        "warning: {who}: {waiting} task{} wait for one. Start one on this machine with \
+         `TARS_REDIS__URL={} worker` (and the same llm.* settings), or containers with \
+         `docker compose -f compose/docker-compose.yml up -d --scale worker=N`",
+        if waiting == 1 { "" } else { "s" },
+        shown(redis)
+    )
 }
 
 /// `run` with nothing to do (no TODO, or with `--only-new` none left): no run was created.
@@ -850,6 +977,138 @@ mod tests {
         writeln!(p, "two").expect("nor after");
         p.flush().expect("flush");
         assert_eq!(p.inner.0, 1, "nothing written after the reader left");
+    }
+
+    #[test]
+    fn an_error_message_shows_each_cause_once() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl fmt::Display for E {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        fn chain(e: &E) -> Vec<&(dyn std::error::Error + 'static)> {
+            let mut v: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+            while let Some(next) = v.last().and_then(|e| e.source()) {
+                v.push(next);
+            }
+            v
+        }
+        // A message that embeds its source, over a library error that repeats its I/O error.
+        let refused = E(
+            "cannot reach Redis at r: refused (os error 111). Start one",
+            Some(Box::new(E(
+                "refused (os error 111)",
+                Some(Box::new(E("refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(
+            error_message(chain(&refused)),
+            "cannot reach Redis at r: refused (os error 111). Start one"
+        );
+        // A context over a cause it does not repeat keeps both; the cause is escaped.
+        let ctx = E(
+            "writing the results",
+            Some(Box::new(E("disk \x1b full", None))),
+        );
+        assert_eq!(
+            error_message(chain(&ctx)),
+            "writing the results: disk \\x1b full"
+        );
+        let esc = E("bad \x1b[2J", None);
+        assert!(!error_message(chain(&esc)).contains('\x1b'));
+    }
+
+    /// A terminal that records what the bar writes.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl indicatif::TermLike for Recorder {
+        fn width(&self) -> u16 {
+            120
+        }
+        fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> io::Result<()> {
+            if !s.trim().is_empty() {
+                self.0.lock().expect("lock").push(s.to_string());
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> io::Result<()> {
+            self.0.lock().expect("lock").push("<clear>".into());
+            Ok(())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_frame_of_the_bar_shows_one_reading_and_the_bar_is_gone_at_the_end() {
+        let term = Recorder::default();
+        let mut p = Progress::new();
+        p.tty = true;
+        p.target = Some(indicatif::ProgressDrawTarget::term_like(Box::new(
+            term.clone(),
+        )));
+        let mut st = status();
+        for (done, failed, queued) in [(0, 0, 6), (2, 0, 4), (3, 2, 1), (4, 2, 0)] {
+            st.counts = StateCounts::default();
+            st.counts.set(TaskState::Done, done);
+            st.counts.set(TaskState::Failed, failed);
+            st.counts.set(TaskState::Queued, queued);
+            p.show(Waiting::Status(&st));
+        }
+        let frames = term.0.lock().expect("lock").clone();
+        let counts: Vec<&String> = frames.iter().filter(|f| f.contains("/6 ")).collect();
+        assert!(counts.len() >= 4, "{frames:#?}");
+        for f in &counts {
+            // `N/6 done D failed F dead X ...`: N is D + F + X, whatever frame it is.
+            let words: Vec<&str> = f
+                .split("] ")
+                .nth(1)
+                .unwrap_or_default()
+                .split(' ')
+                .collect();
+            let count = |i: usize| -> u64 {
+                let w = words.get(i).copied().unwrap_or_default();
+                w.trim_end_matches("/6")
+                    .parse()
+                    .unwrap_or_else(|_| panic!("a frame without its counts: {f:?}"))
+            };
+            let (n, sum) = (count(0), count(2) + count(4) + count(6));
+            assert_eq!(n, sum, "a frame mixes two readings: {f:?}");
+        }
+        assert!(
+            counts.last().unwrap().contains("6/6 done 4 failed 2"),
+            "{frames:#?}"
+        );
+        // Finished: the bar's line is cleared, for the summary to take.
+        assert_eq!(
+            frames.last().map(String::as_str),
+            Some("<clear>"),
+            "{frames:#?}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::queue::{Queue, QueueError, RunStatus};
+use crate::queue::{Queue, QueueError, RunStatus, TaskState};
 use crate::scan::ScanReport;
 use crate::task::TaskSpec;
 
@@ -199,19 +199,48 @@ async fn fill_run(
     Ok(added)
 }
 
+/// What [`wait_run`] reports while it waits.
+#[derive(Debug, Clone, Copy)]
+pub enum Waiting<'a> {
+    /// The run's counters, at every poll.
+    Status(&'a RunStatus),
+    /// The run has tasks waiting for the LLM stage and no live worker serves it (no heartbeat
+    /// with role `llm`): said at once, and again every [`NO_WORKER_REPEAT`] while it lasts.
+    NoWorker {
+        /// The Redis the workers must use, without its password.
+        redis: &'a str,
+        /// Tasks queued, running or retrying.
+        waiting: u64,
+        /// Live workers of other roles (verifiers).
+        others: usize,
+    },
+}
+
+/// How often [`wait_run`] repeats [`Waiting::NoWorker`] while no worker starts.
+pub const NO_WORKER_REPEAT: Duration = Duration::from_secs(30);
+
+/// Whether a heartbeat is an LLM-stage worker's; one without a role (an older worker) counts.
+fn serves_llm(h: &HashMap<String, String>) -> bool {
+    h.get("role")
+        .is_none_or(|r| r == crate::queue::Stage::Llm.as_str())
+}
+
 /// Polls the run's counters until every task has finished, calling `progress` with each
-/// reading (the CLI draws a bar or prints a line from it). Rides out a Redis restart: a
-/// transient error is retried for about half a minute before it is reported.
+/// reading (the CLI draws a bar or prints a line from it), and with [`Waiting::NoWorker`] when
+/// nothing serves the run's tasks. Rides out a Redis restart: a transient error is retried
+/// for about half a minute before it is reported.
 pub async fn wait_run(
     queue: &Queue,
     run: &str,
     timeout: Option<Duration>,
-    mut progress: impl FnMut(&RunStatus),
+    mut progress: impl FnMut(Waiting<'_>),
 ) -> Result<RunStatus, RunError> {
     let started = Instant::now();
     let mut failures = 0u32;
     let mut last: Option<RunStatus> = None;
     let mut polls = 0u64;
+    // When the missing worker was last said, while it is still missing.
+    let mut no_worker_said: Option<Instant> = None;
     loop {
         let st = match queue.run_status(run).await {
             Ok(st) => {
@@ -236,9 +265,29 @@ pub async fn wait_run(
             }
             Err(e) => return Err(e.into()),
         };
-        progress(&st);
+        progress(Waiting::Status(&st));
         if st.is_complete() {
             return Ok(st);
+        }
+        // At once, then every few seconds: heartbeats expire 15 s after a worker stops.
+        if polls.is_multiple_of(10) {
+            let waiting = st.count(TaskState::Queued)
+                + st.count(TaskState::Running)
+                + st.count(TaskState::Retrying);
+            match queue.heartbeats().await {
+                Ok(beats) if waiting > 0 && !beats.iter().any(serves_llm) => {
+                    if no_worker_said.is_none_or(|t| t.elapsed() >= NO_WORKER_REPEAT) {
+                        no_worker_said = Some(Instant::now());
+                        progress(Waiting::NoWorker {
+                            redis: queue.shown_url(),
+                            waiting,
+                            others: beats.len(),
+                        });
+                    }
+                }
+                Ok(_) => no_worker_said = None,
+                Err(e) => tracing::debug!(error = %e, "cannot read the workers' heartbeats"),
+            }
         }
         // Every few seconds: a Redis at maxmemory with noeviction refuses every start and
         // result, and the run would never move.

@@ -53,7 +53,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .fmt_fields(report::log_fields())
-        .with_writer(std::io::stderr)
+        .with_writer(report::LogWriter)
         // Colour codes only for a person at a terminal, not in `docker logs` or a file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -87,7 +87,7 @@ fn main() -> std::process::ExitCode {
             let _ = writeln!(
                 report::stderr(),
                 "error: {}",
-                report::shown(&format!("{e:#}"))
+                report::error_message(e.chain())
             );
             ExitCode::of_chain(e.chain()).into()
         }

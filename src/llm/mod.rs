@@ -54,6 +54,13 @@ pub enum LlmError {
         model: String,
         hint: String,
     },
+    /// The server speaks the other API than `llm.api`: the start check's listing answered
+    /// 404, the other API's answered with a model list.
+    #[error(
+        "the server at {url} is an OpenAI-compatible server (not Ollama): set llm.api = \"openai\" \
+         (TARS_LLM__API=openai; with several endpoints, api = \"openai\" on its [[llm.endpoints]] entry)"
+    )]
+    NotOllama { url: String },
     #[error("the LLM at {url} refused the request with HTTP {status}: {body}")]
     Rejected {
         url: String,
@@ -230,6 +237,7 @@ impl LlmError {
             | LlmError::Stream { .. } => FailureKind::Transient,
             LlmError::Truncated { .. } => FailureKind::Later,
             LlmError::ModelMissing { .. }
+            | LlmError::NotOllama { .. }
             | LlmError::Rejected { .. }
             | LlmError::Protocol { .. }
             | LlmError::TooLarge { .. } => FailureKind::Permanent,
@@ -244,6 +252,7 @@ impl LlmError {
             LlmError::Busy { .. } => "busy",
             LlmError::Server { .. } => "server_error",
             LlmError::ModelMissing { .. } => "model_missing",
+            LlmError::NotOllama { .. } => "wrong_api",
             LlmError::Rejected { .. } => "rejected",
             LlmError::Stream { .. } => "stream_error",
             LlmError::Truncated { .. } => "truncated",
@@ -461,6 +470,16 @@ impl LlmClient {
             .await
             .map_err(|e| self.send_error(e))?;
         if resp.status().as_u16() != 200 {
+            // Ollama's listing missing where OpenAI's answers: llama.cpp, vLLM, LM Studio...
+            // with the default `llm.api`. Say so rather than suggest `ollama pull`.
+            if resp.status().as_u16() == 404
+                && self.cfg.api == LlmApi::Ollama
+                && self.lists_openai_models().await
+            {
+                return Err(LlmError::NotOllama {
+                    url: self.cfg.shown_url(),
+                });
+            }
             return Err(self.response_error(resp).await);
         }
         let body = self
@@ -486,6 +505,26 @@ impl LlmClient {
                 hint: format!("{} (installed: {})", self.pull_hint(), models.join(", ")),
             })
         }
+    }
+
+    /// Whether the server answers OpenAI's `/v1/models` with a model list (`data`): an
+    /// OpenAI-compatible server. False on any error.
+    async fn lists_openai_models(&self) -> bool {
+        let Ok(resp) = self
+            .with_auth(self.http.get(format!("{}/v1/models", self.base)))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+        else {
+            return false;
+        };
+        if resp.status().as_u16() != 200 {
+            return false;
+        }
+        let Ok(body) = self.bounded_body(resp, 1 << 20).await else {
+            return false;
+        };
+        serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v["data"].is_array())
     }
 
     /// How many requests the server serves at once, where it says so: llama.cpp's `/props`

@@ -283,6 +283,11 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// The Redis URL as shown to a person: without its password.
+    pub fn shown_url(&self) -> &str {
+        &self.url
+    }
+
     /// Connects to the configured Redis (`redis.url`, `redis.password_file`, the TLS files,
     /// `queue.retention_days`).
     pub async fn open(cfg: &Config) -> Result<Queue, QueueError> {

@@ -271,7 +271,7 @@ pub(super) fn outcome_of(e: &LlmError) -> CallOutcome {
         LlmError::Timeout { .. } | LlmError::Server { .. } | LlmError::Stream { .. } => {
             CallOutcome::Down { refused: false }
         }
-        LlmError::ModelMissing { .. } => CallOutcome::Missing,
+        LlmError::ModelMissing { .. } | LlmError::NotOllama { .. } => CallOutcome::Missing,
         _ => CallOutcome::Other,
     }
 }

@@ -37,6 +37,56 @@ fn unreachable_redis_names_the_url_and_how_to_start_one() {
     );
 }
 
+/// How often `needle` occurs in `hay`.
+fn occurrences(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+#[test]
+fn unreachable_redis_says_its_cause_once_then_the_fix() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let mut c = cmd("dispatcher");
+    c.args(["--redis-url", &url, "status"]);
+    let out = run(c).code_is(4);
+    let err = out.stderr.trim_end();
+    assert_eq!(
+        occurrences(err, "Connection refused"),
+        1,
+        "the cause once:\n{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: cannot reach Redis at {url}: Connection refused"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("or set redis.url / TARS_REDIS__URL"),
+        "the fix last:\n{err}"
+    );
+}
+
+#[test]
+fn bad_config_values_say_their_cause_once() {
+    for (key, value, cause) in [
+        ("TARS_LLM__API", "gpt", "is not an LLM API"),
+        ("TARS_QUEUE__LEASE_SECS", "0", "is invalid"),
+        ("TARS_QUEUE__LEASE_SECS", "soon", "soon"),
+    ] {
+        let mut c = cmd("dispatcher");
+        c.env(key, value).args(["status"]);
+        let out = run(c).code_is(3);
+        let err = out.stderr.trim_end();
+        assert_eq!(
+            occurrences(err, cause),
+            1,
+            "{key}={value}: the cause once:\n{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
 #[test]
 fn bad_config_value_names_the_key() {
     let mut c = cmd("dispatcher");
@@ -95,6 +145,69 @@ fn worker_with_missing_ollama_model_suggests_pull() {
         out.stderr
     );
     assert!(out.stderr.contains(&fake.url()), "{}", out.stderr);
+}
+
+/// What a worker with the default `llm.api` (Ollama) says against the OpenAI-compatible
+/// server at `llm`: exit 3 (the configuration names the wrong API), how to set it, and no
+/// `ollama pull`.
+fn assert_worker_says_not_ollama(redis: &RedisServer, llm: &str) {
+    let mut c = cmd("worker");
+    c.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__URL", llm)
+        .env("TARS_LLM__API", "ollama");
+    let out = run(c).code_is(3);
+    assert!(
+        out.stderr.contains(&format!(
+            "the server at {llm} is an OpenAI-compatible server (not Ollama): \
+             set llm.api = \"openai\" (TARS_LLM__API=openai"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("ollama pull"), "{}", out.stderr);
+}
+
+#[test]
+fn worker_with_the_ollama_api_against_an_openai_server_says_set_llm_api() {
+    let redis = RedisServer::start();
+    // llama-cpp-python's answers (FastAPI's 404), llama.cpp's are alike.
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/v1/models" => crate::fake_llm::models_reply(),
+        _ => Reply::Json {
+            status: 404,
+            body: r#"{"detail":"Not Found"}"#.into(),
+        },
+    });
+    assert_worker_says_not_ollama(&redis, &fake.url());
+    assert_eq!(fake.count("/api/tags"), 1);
+}
+
+#[test]
+fn worker_with_the_ollama_api_against_llama_cpp_says_set_llm_api() {
+    let redis = RedisServer::start();
+    let llm = crate::util::LlamaServer::start();
+    assert_worker_says_not_ollama(&redis, &llm.url());
+}
+
+#[test]
+fn worker_against_a_server_without_either_listing_still_suggests_pull() {
+    // Neither Ollama's listing nor OpenAI's: no claim about what the server is.
+    let redis = RedisServer::start();
+    let fake = FakeLlm::start(|_, _| Reply::Json {
+        status: 404,
+        body: r#"{"error":"not found"}"#.into(),
+    });
+    let mut c = cmd("worker");
+    c.env("TARS_REDIS__URL", redis.url())
+        .env("TARS_LLM__URL", fake.url())
+        .env("TARS_LLM__MODEL", "qwen2.5-coder:7b");
+    let out = run(c).code_is(1);
+    assert!(
+        out.stderr.contains("ollama pull qwen2.5-coder:7b"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("OpenAI-compatible"), "{}", out.stderr);
 }
 
 #[test]

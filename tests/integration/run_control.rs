@@ -134,3 +134,145 @@ fn cancel_retry_and_purge_a_run() {
     let out = run(d).code_is(1);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
 }
+
+/// The live workers' roles, from their heartbeats in Redis.
+fn worker_roles(redis: &RedisServer) -> Vec<String> {
+    let mut c = redis.conn();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("{tars}:worker:*")
+        .query(&mut c)
+        .unwrap();
+    keys.iter()
+        .filter_map(|k| {
+            redis::cmd("HGET")
+                .arg(k)
+                .arg("role")
+                .query::<Option<String>>(&mut c)
+                .unwrap()
+        })
+        .collect()
+}
+
+fn run_wait(redis: &RedisServer, repo: &std::path::Path, timeout: &str) -> crate::util::Output {
+    let out = tempfile::tempdir().unwrap();
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args([
+            "run",
+            "--no-verify",
+            "--wait",
+            "--timeout",
+            timeout,
+            "--out",
+        ])
+        .arg(out.path())
+        .arg(repo);
+    run(d)
+}
+
+#[test]
+fn run_wait_without_a_worker_says_so_and_how_to_start_one() {
+    let redis = RedisServer::start();
+    let repo = demo_repo();
+    let out = run_wait(&redis, repo.path(), "3").code_is(6);
+    let said = out
+        .stderr
+        .lines()
+        .position(|l| l.starts_with("warning: no worker is running: 6 tasks wait for one."))
+        .unwrap_or_else(|| panic!("{}", out.explain("no word of the missing worker")));
+    let line = out.stderr.lines().nth(said).unwrap();
+    assert!(
+        line.contains(&format!("`TARS_REDIS__URL={} worker`", redis.url()))
+            && line.contains("docker compose -f compose/docker-compose.yml up -d --scale worker=N"),
+        "{line}"
+    );
+    let timed_out = out
+        .stderr
+        .lines()
+        .position(|l| l.starts_with("error: run ") && l.contains("did not finish within 3 s"))
+        .unwrap_or_else(|| panic!("{}", out.explain("the timeout's error")));
+    assert!(
+        said < timed_out,
+        "said at once, before the timeout:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_wait_with_only_a_verifier_says_no_worker_serves_the_llm_stage() {
+    let redis = RedisServer::start();
+    let repo = demo_repo();
+    let mut v = cmd("worker");
+    v.env("TARS_REDIS__URL", redis.url())
+        .args(["--role", "verify", "--root"])
+        .arg(repo.path())
+        .stderr(std::process::Stdio::null());
+    let _verifier = crate::util::Proc {
+        child: v.spawn().unwrap(),
+        name: "verifier".into(),
+    };
+    wait_until("the verifier's heartbeat", Duration::from_secs(30), || {
+        worker_roles(&redis) == ["verify"]
+    });
+    let out = run_wait(&redis, repo.path(), "3").code_is(6);
+    assert!(
+        out.stderr.contains(
+            "warning: no worker serves the LLM stage (1 verifier only): 6 tasks wait for one."
+        ),
+        "{}",
+        out.explain("no word of the missing LLM worker")
+    );
+}
+
+#[test]
+fn run_wait_says_no_worker_and_finishes_once_one_starts() {
+    use std::io::BufRead;
+    let redis = RedisServer::start();
+    let repo = demo_repo();
+    let out = tempfile::tempdir().unwrap();
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--no-verify", "--wait", "--timeout", "120", "--out"])
+        .arg(out.path())
+        .arg(repo.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut dispatcher = crate::util::Proc {
+        child: d.spawn().unwrap(),
+        name: "dispatcher".into(),
+    };
+    let stderr = std::io::BufReader::new(dispatcher.child.stderr.take().unwrap());
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        seen.push(line);
+        if seen
+            .last()
+            .unwrap()
+            .starts_with("warning: no worker is running")
+        {
+            break;
+        }
+    }
+    assert!(
+        seen.last()
+            .unwrap()
+            .starts_with("warning: no worker is running"),
+        "the dispatcher ended without a word of the missing worker:\n{}",
+        seen.join("\n")
+    );
+    // As the message says: a worker on this machine with TARS_REDIS__URL.
+    let fake = FakeLlm::resolving();
+    let _worker = spawn_worker(&redis, &fake.url(), &[], std::process::Stdio::null());
+    seen.extend(lines);
+    let status = dispatcher
+        .wait_timeout(Duration::from_secs(120))
+        .expect("the run finishes once a worker serves it");
+    assert!(status.success(), "{status}:\n{}", seen.join("\n"));
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("run ") && l.contains(" finished in ")),
+        "{}",
+        seen.join("\n")
+    );
+}

@@ -409,7 +409,7 @@ pub fn cmd(name: &str) -> Command {
 }
 
 /// `c` without the test's own TARS_* variables, logging at info.
-fn clean_env(mut c: Command) -> Command {
+pub fn clean_env(mut c: Command) -> Command {
     // vars_os: a variable that is not UTF-8 in the test's own environment must not panic here.
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("TARS_") {

@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .fmt_fields(report::log_fields())
-        .with_writer(std::io::stderr)
+        .with_writer(report::LogWriter)
         // Colour codes only for a person at a terminal, not in `docker logs` or a file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
             let _ = writeln!(
                 report::stderr(),
                 "error: {}",
-                report::shown(&format!("{e:#}"))
+                report::error_message(e.chain())
             );
             ExitCode::of_chain(e.chain()).into()
         }
@@ -189,7 +189,7 @@ async fn run_cmd(
     };
     let mut progress = report::Progress::new();
     let timeout = timeout.map(Duration::from_secs);
-    let st = run::wait_run(&queue, run, timeout, |st| progress.show(st)).await?;
+    let st = run::wait_run(&queue, run, timeout, |ev| progress.show(ev)).await?;
     let summary = results::write_results(&queue, run, &dir).await?;
     let secs = t0.elapsed().as_secs_f64();
     write!(
