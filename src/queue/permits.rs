@@ -26,7 +26,8 @@ impl Queue {
     /// has found), after everyone already waiting; the permit lapses after `ttl` unless
     /// renewed. With `wait`, a caller that gets none joins the queue (or keeps its place and
     /// renews its registration): a permit may then be handed to it, announced on
-    /// [`Queue::permit_wait`].
+    /// [`Queue::permit_wait`]. Returns, when the caller holds a permit, how many are out with
+    /// it (its own included).
     pub async fn permit_acquire(
         &self,
         endpoint: &str,
@@ -34,7 +35,7 @@ impl Queue {
         max: u32,
         ttl: Duration,
         wait: bool,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<Option<u32>, QueueError> {
         let mut c = self.conn();
         let n: i64 = invocation(&scripts::PERMIT_ACQUIRE, endpoint)
             .arg(holder)
@@ -44,18 +45,19 @@ impl Queue {
             .arg(keys::llm_wake_prefix(endpoint))
             .invoke_async(&mut c)
             .await?;
-        Ok(n == 1)
+        Ok(u32::try_from(n).ok().filter(|&n| n > 0))
     }
 
     /// Blocks up to `timeout` (on a connection of its own: see
     /// [`Queue::blocking_connection`]) until a permit is handed to one of the `(endpoint,
-    /// holder)` waiters; returns the index of the one that got it.
+    /// holder)` waiters; returns the index of the one that got it, and how many permits of
+    /// that endpoint were out with it.
     pub async fn permit_wait(
         &self,
         blocking: &mut MultiplexedConnection,
         waiting: &[(&str, &str)],
         timeout: Duration,
-    ) -> Result<Option<usize>, QueueError> {
+    ) -> Result<Option<(usize, u32)>, QueueError> {
         let wake: Vec<String> = waiting
             .iter()
             .map(|(e, h)| format!("{}{h}", keys::llm_wake_prefix(e)))
@@ -65,7 +67,10 @@ impl Queue {
             .arg(timeout.as_secs_f64())
             .query_async(blocking)
             .await?;
-        Ok(popped.and_then(|(key, _)| wake.iter().position(|k| *k == key)))
+        Ok(popped.and_then(|(key, out)| {
+            let i = wake.iter().position(|k| *k == key)?;
+            Some((i, out.parse().unwrap_or(1)))
+        }))
     }
 
     pub async fn permit_renew(
@@ -159,7 +164,8 @@ pub struct EndpointStatus {
 const ENDPOINT_TTL_SECS: u64 = 7 * 24 * 3600;
 
 impl Queue {
-    /// Records one call's outcome on the endpoint's shared state (see `llm_observe.lua`).
+    /// Records one call's outcome on the endpoint's shared state (see `llm_observe.lua`);
+    /// `at_start` is how many permits were out when it started (0: not known).
     pub async fn llm_observe(
         &self,
         endpoint: &str,
@@ -167,6 +173,7 @@ impl Queue {
         rtt: Duration,
         auto: bool,
         reason: &str,
+        at_start: u32,
     ) -> Result<(), QueueError> {
         let (word, refused) = match outcome {
             CallOutcome::Ok => ("ok", false),
@@ -184,6 +191,7 @@ impl Queue {
             .arg(if auto { "1" } else { "0" })
             .arg(reason.chars().take(300).collect::<String>())
             .arg(if refused { "1" } else { "0" })
+            .arg(at_start)
             .invoke_async(&mut c)
             .await?;
         let _: () = redis::pipe()

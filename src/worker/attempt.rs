@@ -303,7 +303,13 @@ async fn ask_candidates(
             // In-place retries of the call itself happen inside `chat`, through `decide`.
             let r = client.chat(messages).await;
             endpoints
-                .observe(shared, grant.index, r.as_ref().err(), t0.elapsed())
+                .observe(
+                    shared,
+                    grant.index,
+                    r.as_ref().err(),
+                    t0.elapsed(),
+                    grant.out,
+                )
                 .await;
             let index = grant.index;
             drop(grant);

@@ -60,6 +60,9 @@ pub(super) struct Endpoints {
 /// A call's place: the endpoint, and its permit when the endpoint is capped.
 pub(super) struct Grant {
     pub index: usize,
+    /// How many permits of the endpoint were out with this one when it was granted (0 for an
+    /// endpoint without a limit): `auto` raises its limit only on calls made at the limit.
+    pub out: u32,
     _permit: Option<Permit>,
 }
 
@@ -125,17 +128,19 @@ impl Endpoints {
                 let Some(limit) = e.limit else {
                     return Ok(Grant {
                         index: i,
+                        out: 0,
                         _permit: None,
                     });
                 };
                 let max = limit.script_arg();
-                if shared
+                if let Some(out) = shared
                     .queue
                     .permit_acquire(&e.key, &holder, max, ttl, false)
                     .await?
                 {
                     return Ok(Grant {
                         index: i,
+                        out,
                         _permit: Some(Permit::held(shared, &e.key, &holder, max)),
                     });
                 }
@@ -152,12 +157,12 @@ impl Endpoints {
                 let e = &self.list[i];
                 let max = e.limit.map_or(1, MaxInFlight::script_arg);
                 wait.entered.push((i, max));
-                if shared
+                if let Some(out) = shared
                     .queue
                     .permit_acquire(&e.key, &holder, max, ttl, true)
                     .await?
                 {
-                    return Ok(wait.granted(self, i));
+                    return Ok(wait.granted(self, i, out));
                 }
             }
             let mut conn = match self.blocking.lock().await.pop() {
@@ -176,10 +181,10 @@ impl Endpoints {
                 .permit_wait(&mut conn, &keys, (ttl / 3).min(Duration::from_secs(2)))
                 .await;
             match woke {
-                Ok(Some(k)) => {
+                Ok(Some((k, out))) => {
                     self.blocking.lock().await.push(conn);
                     let i = wait.entered[k].0;
-                    return Ok(wait.granted(self, i));
+                    return Ok(wait.granted(self, i, out));
                 }
                 Ok(None) => self.blocking.lock().await.push(conn),
                 Err(e) => return Err(e),
@@ -227,7 +232,7 @@ impl Endpoints {
             }
             Err(err) => tracing::warn!(endpoint = %e.key, error = %err, "LLM endpoint still out"),
         }
-        self.observe(shared, i, r.as_ref().err(), t0.elapsed())
+        self.observe(shared, i, r.as_ref().err(), t0.elapsed(), 0)
             .await;
         Ok(r.is_ok())
     }
@@ -240,6 +245,7 @@ impl Endpoints {
         i: usize,
         error: Option<&LlmError>,
         rtt: Duration,
+        at_start: u32,
     ) {
         let e = &self.list[i];
         let (outcome, reason) = match error {
@@ -255,7 +261,7 @@ impl Endpoints {
         let auto = e.limit == Some(MaxInFlight::Auto);
         if let Err(err) = shared
             .queue
-            .llm_observe(&e.key, outcome, rtt, auto, &reason)
+            .llm_observe(&e.key, outcome, rtt, auto, &reason, at_start)
             .await
         {
             tracing::debug!(error = %err, "could not record the LLM call's outcome");
@@ -306,7 +312,7 @@ impl<'a> Waiting<'a> {
     }
 
     /// Endpoint `i` handed a permit over: keep it, withdraw from the others.
-    fn granted(mut self, eps: &Endpoints, i: usize) -> Grant {
+    fn granted(mut self, eps: &Endpoints, i: usize, out: u32) -> Grant {
         let max = self
             .entered
             .iter()
@@ -315,6 +321,7 @@ impl<'a> Waiting<'a> {
         self.entered.retain(|(j, _)| *j != i);
         Grant {
             index: i,
+            out,
             _permit: Some(Permit::held(
                 self.shared,
                 &eps.list[i].key,

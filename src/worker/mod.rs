@@ -214,7 +214,7 @@ impl Worker {
                         if several {
                             tracing::warn!(endpoint = %e.key, error = %err, "LLM endpoint failed its check at start: out of service until a probe passes");
                             endpoints
-                                .observe(&worker.shared, i, Some(&err), t0.elapsed())
+                                .observe(&worker.shared, i, Some(&err), t0.elapsed(), 0)
                                 .await;
                         }
                         first_error.get_or_insert(err);

@@ -113,19 +113,29 @@ async fn permits_are_handed_over_first_come_first_served() {
     let q = Queue::connect(&redis.url(), 7).await.unwrap();
     let ttl = Duration::from_secs(30);
     let ep = "http://gpu:11434";
-    assert!(q.permit_acquire(ep, "h0", 1, ttl, true).await.unwrap());
+    assert_eq!(
+        q.permit_acquire(ep, "h0", 1, ttl, true).await.unwrap(),
+        Some(1)
+    );
     for h in ["h1", "h2", "h3"] {
-        assert!(!q.permit_acquire(ep, h, 1, ttl, true).await.unwrap(), "{h}");
+        assert_eq!(
+            q.permit_acquire(ep, h, 1, ttl, true).await.unwrap(),
+            None,
+            "{h}"
+        );
     }
     // A newcomer that does not queue finds no free permit while others wait.
     q.permit_release(ep, "h0", 1, ttl).await.unwrap();
-    assert!(!q.permit_acquire(ep, "late", 1, ttl, false).await.unwrap());
+    assert_eq!(
+        q.permit_acquire(ep, "late", 1, ttl, false).await.unwrap(),
+        None
+    );
     let mut blocking = q.blocking_connection().await.unwrap();
     let woke = q
         .permit_wait(&mut blocking, &[(ep, "h1")], Duration::from_secs(1))
         .await
         .unwrap();
-    assert_eq!(woke, Some(0), "h1 was handed the permit h0 gave back");
+    assert_eq!(woke, Some((0, 1)), "h1 was handed the permit h0 gave back");
     // h2 withdraws; h1's release goes to h3.
     q.permit_release(ep, "h2", 1, ttl).await.unwrap();
     q.permit_release(ep, "h1", 1, ttl).await.unwrap();
@@ -137,18 +147,25 @@ async fn permits_are_handed_over_first_come_first_served() {
         )
         .await
         .unwrap();
-    assert_eq!(woke, Some(1), "h3, not the withdrawn h2");
+    assert_eq!(woke, Some((1, 1)), "h3, not the withdrawn h2");
     // A holder that vanished (its lease lapsed) frees its permit for the next waiter.
     q.permit_release(ep, "h3", 1, ttl).await.unwrap();
     assert!(
         q.permit_acquire(ep, "crashed", 1, Duration::from_millis(200), false)
             .await
             .unwrap()
+            .is_some()
     );
-    assert!(!q.permit_acquire(ep, "next", 1, ttl, true).await.unwrap());
+    assert_eq!(
+        q.permit_acquire(ep, "next", 1, ttl, true).await.unwrap(),
+        None
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        q.permit_acquire(ep, "next", 1, ttl, true).await.unwrap(),
+        q.permit_acquire(ep, "next", 1, ttl, true)
+            .await
+            .unwrap()
+            .is_some(),
         "the lapsed permit went to the waiter"
     );
 }

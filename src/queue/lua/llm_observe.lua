@@ -1,7 +1,8 @@
 -- What one LLM call to an endpoint did, kept fleet-wide in the endpoint's state hash: request
 -- and error counters, the call's latency (the last 200, for p50/p95), the circuit breaker, and
 -- for `max_in_flight = "auto"` the limit (AIMD on latency: raised by one after `limit` calls in
--- a row that took no longer than the fastest seen (5% and 5 ms of slack), lowered by one when a
+-- a row, each made with every permit out, that took no longer than the fastest of the last 200
+-- (5% and 5 ms of slack), lowered by one when a
 -- call waited in the server's queue, halved on 429/503 and timeouts; each lowering at most once
 -- per fastest-call time, so one burst of slow calls counts once). Outcomes: ok, busy (429/503), down (refused connection,
 -- timeout, 5xx, broken stream: a refused connection takes the endpoint out at once, others
@@ -10,6 +11,8 @@
 -- back, `cooldown_ms` doubling from 5 s to 5 min while probes fail.
 local state_key, latencies = KEYS[1], KEYS[2]
 local outcome, rtt, auto, reason, refused = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4], ARGV[5] == '1'
+-- How many permits were out when the call started, its own included (0: not known).
+local at_start = tonumber(ARGV[6]) or 0
 local now = server_ms()
 redis.call('HINCRBY', state_key, 'requests', 1)
 local function cool(state, why, first_ms)
@@ -37,8 +40,14 @@ if auto and redis.call('HGET', state_key, 'limit_source') ~= 'server' then
   local last = tonumber(redis.call('HGET', state_key, 'lowered_at')) or 0
   local quiet = now - last > (min_rtt or 1000)
   if outcome == 'ok' then
-    -- The fastest call drifts up slowly, so a server that became slower for good is relearnt.
-    if not min_rtt or rtt < min_rtt then min_rtt = rtt else min_rtt = min_rtt * 1.002 end
+    -- The fastest of the last 200 calls (the latency list, this one included): a server that
+    -- became slower for good is relearnt within 200 calls, and the bar never drifts up while
+    -- the server stays as fast as it was.
+    min_rtt = rtt
+    for _, v in ipairs(redis.call('LRANGE', latencies, 0, -1)) do
+      local n = tonumber(v)
+      if n and n < min_rtt then min_rtt = n end
+    end
     if rtt > min_rtt * 1.05 + 5 then
       -- It waited in the server's queue: one request too many. (With one request always
       -- waiting, the waits of any `limit` calls in a row add up to about one answer time, so
@@ -48,7 +57,9 @@ if auto and redis.call('HGET', state_key, 'limit_source') ~= 'server' then
         limit = math.max(1, math.floor(limit) - 1)
         redis.call('HSET', state_key, 'lowered_at', now)
       end
-    else
+    elseif at_start >= math.floor(limit) then
+      -- Only a call made while the limit was in full use says the limit may grow: one made
+      -- with permits to spare says nothing about one more.
       streak = streak + 1
       if streak >= math.floor(limit) then
         limit = math.min(256, math.floor(limit) + 1)

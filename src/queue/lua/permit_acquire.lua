@@ -3,8 +3,8 @@
 -- the caller gets one if any is left, or (with `wait` = 1) joins the queue, keeping its place
 -- if it is already in it, with a registration that lapses after `ttl_ms` unless renewed by
 -- calling again. `max` 0: the limit the fleet found (`auto`, in the endpoint's limit hash).
--- Returns 1 when the caller holds a permit (taken now, or handed to it while
--- it waited), else 0. Server clock throughout: worker clocks need not agree.
+-- Returns, when the caller holds a permit (taken now, or handed to it while
+-- it waited), how many permits are out with it (at least 1), else 0. Server clock throughout: worker clocks need not agree.
 local permits, waiters, queue, limits = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local holder, ttl_ms, max = ARGV[1], tonumber(ARGV[2]), permit_max(KEYS[4], ARGV[3])
 local wait, wake_prefix = ARGV[4] == '1', ARGV[5]
@@ -13,13 +13,13 @@ max = grant_waiters(permits, waiters, queue, wake_prefix, max, now, ttl_ms)
 if redis.call('ZSCORE', permits, holder) then
   redis.call('ZADD', permits, now + ttl_ms, holder)
   redis.call('DEL', wake_prefix .. holder)
-  return 1
+  return redis.call('ZCARD', permits)
 end
 -- grant_waiters leaves free permits only when nobody waits: no one is overtaken here.
 if redis.call('ZCARD', permits) < max then
   redis.call('ZADD', permits, now + ttl_ms, holder)
   redis.call('ZREM', waiters, holder)
-  return 1
+  return redis.call('ZCARD', permits)
 end
 if wait then
   if not redis.call('ZSCORE', waiters, holder) then

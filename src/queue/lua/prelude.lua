@@ -102,7 +102,8 @@ local function grant_waiters(permits, waiters, queue, wake_prefix, max, now, ttl
       redis.call('ZREM', waiters, w)
       redis.call('ZADD', permits, now + ttl_ms, w)
       local wake = wake_prefix .. w
-      redis.call('RPUSH', wake, '1')
+      -- What the waiter learns: how many permits are out with its own (for `auto`).
+      redis.call('RPUSH', wake, redis.call('ZCARD', permits))
       redis.call('PEXPIRE', wake, ttl_ms)
     end
   end
