@@ -300,11 +300,7 @@ impl Queue {
         reason: &str,
         reason_kind: &str,
     ) -> Result<Completion, QueueError> {
-        let why = Why {
-            error,
-            reason,
-            reason_kind,
-        };
+        let why = Why::new(error, reason, reason_kind);
         self.retry_script(d, consumer, max_attempts, backoff, why, true)
             .await
     }
@@ -321,11 +317,7 @@ impl Queue {
         reason: &str,
         reason_kind: &str,
     ) -> Result<Completion, QueueError> {
-        let why = Why {
-            error,
-            reason,
-            reason_kind,
-        };
+        let why = Why::new(error, reason, reason_kind);
         self.retry_script(d, consumer, u32::MAX, backoff, why, false)
             .await
     }
@@ -493,4 +485,14 @@ struct Why<'a> {
     error: &'a serde_json::Value,
     reason: &'a str,
     reason_kind: &'a str,
+}
+
+impl<'a> Why<'a> {
+    fn new(error: &'a serde_json::Value, reason: &'a str, reason_kind: &'a str) -> Why<'a> {
+        Why {
+            error,
+            reason,
+            reason_kind,
+        }
+    }
 }

@@ -174,8 +174,10 @@ pub(super) async fn fail(
     Ok(c)
 }
 
-/// Ends this attempt with a retryable error: a new attempt after `delay`, or dead-lettered
-/// when the task has none left.
+/// Ends this attempt with a retryable error, recorded in the task's `errors`: with `counts`, a
+/// new attempt after `delay`, or dead-lettered when the task has none left; without, a
+/// deferral (the LLM server stayed busy past what `chat` waits in place): the task comes back
+/// after `delay` and the attempt is not counted.
 async fn retry_later(
     shared: &Shared,
     d: &Delivery,
@@ -183,53 +185,34 @@ async fn retry_later(
     delay: Duration,
     reason: String,
     kind: &str,
+    counts: bool,
 ) -> Result<Completion, QueueError> {
-    let error = serde_json::json!({
+    let mut error = serde_json::json!({
         "attempt": attempt,
         "kind": kind,
         "error": reason,
         "worker": shared.id,
     });
-    let c = persist("retry", || {
-        shared.queue.retry_later(
-            d,
-            &shared.id,
-            shared.cfg.queue.max_attempts,
-            delay,
-            &error,
-            &reason,
-            kind,
-        )
+    if !counts {
+        error["deferred"] = true.into();
+    }
+    let q = &shared.queue;
+    let max = shared.cfg.queue.max_attempts;
+    let c = persist(if counts { "retry" } else { "defer" }, || async {
+        match counts {
+            true => {
+                q.retry_later(d, &shared.id, max, delay, &error, &reason, kind)
+                    .await
+            }
+            false => q.defer(d, &shared.id, delay, &error, &reason, kind).await,
+        }
     })
     .await?;
-    tracing::warn!(task = %d.task, attempt, error = %reason, outcome = ?c, "attempt failed");
-    Ok(c)
-}
-
-/// Ends this attempt without counting it: the LLM server stayed busy past what `chat` waits in
-/// place. The task comes back after `delay`.
-async fn defer(
-    shared: &Shared,
-    d: &Delivery,
-    attempt: u32,
-    delay: Duration,
-    reason: String,
-    kind: &str,
-) -> Result<Completion, QueueError> {
-    let error = serde_json::json!({
-        "attempt": attempt,
-        "kind": kind,
-        "error": reason,
-        "worker": shared.id,
-        "deferred": true,
-    });
-    let c = persist("defer", || {
-        shared
-            .queue
-            .defer(d, &shared.id, delay, &error, &reason, kind)
-    })
-    .await?;
-    tracing::warn!(task = %d.task, attempt, error = %reason, retry_in = ?delay, outcome = ?c, "the LLM server stayed busy; task deferred without spending an attempt");
+    if counts {
+        tracing::warn!(task = %d.task, attempt, error = %reason, outcome = ?c, "attempt failed");
+    } else {
+        tracing::warn!(task = %d.task, attempt, error = %reason, retry_in = ?delay, outcome = ?c, "the LLM server stayed busy; task deferred without spending an attempt");
+    }
     Ok(c)
 }
 
@@ -408,9 +391,11 @@ async fn process(
             let (reason, kind) = (e.to_string(), e.kind());
             return match decide(e.failure_kind(), false, attempt) {
                 Decision::RetryLater { delay } => {
-                    retry_later(shared, d, attempt, delay, reason, kind).await
+                    retry_later(shared, d, attempt, delay, reason, kind, true).await
                 }
-                Decision::Defer { delay } => defer(shared, d, attempt, delay, reason, kind).await,
+                Decision::Defer { delay } => {
+                    retry_later(shared, d, attempt, delay, reason, kind, false).await
+                }
                 Decision::RetryInPlace | Decision::Fail => {
                     fail(shared, d, Vec::new(), reason, kind).await
                 }
@@ -493,7 +478,8 @@ async fn process(
             }
             Decision::RetryLater { delay } | Decision::Defer { delay } => {
                 let kind = rejection.kind();
-                return retry_later(shared, d, attempt, delay, rejection.to_string(), kind).await;
+                return retry_later(shared, d, attempt, delay, rejection.to_string(), kind, true)
+                    .await;
             }
             Decision::Fail => {
                 let kind = rejection.kind();

@@ -89,6 +89,11 @@ fn worker_with_config(redis: &RedisServer, config: &std::path::Path, env: &[(&st
     }
 }
 
+/// Two workers against `llm`, with `env`.
+fn two_workers(redis: &RedisServer, llm: &str, env: &[(&str, &str)]) -> [Proc; 2] {
+    [(); 2].map(|()| crate::util::spawn_worker(redis, llm, env, std::process::Stdio::null()))
+}
+
 fn run_wait(redis: &RedisServer, repo: &std::path::Path) -> crate::util::Output {
     let mut d = cmd("dispatcher");
     d.env("TARS_REDIS__URL", redis.url())
@@ -267,10 +272,7 @@ fn auto_finds_the_limit_and_never_exceeds_the_slots_plus_one() {
         ("TARS_LLM__MAX_IN_FLIGHT", "auto"),
         ("TARS_WORKER__CONCURRENCY", "4"),
     ];
-    let _w1 =
-        crate::util::spawn_worker(&redis, &server.llm.url(), &env, std::process::Stdio::null());
-    let _w2 =
-        crate::util::spawn_worker(&redis, &server.llm.url(), &env, std::process::Stdio::null());
+    let _workers = two_workers(&redis, &server.llm.url(), &env);
     let repo = many_todos_repo(6, 5);
     let out = run_wait(&redis, repo.path()).success();
     assert!(out.stderr.contains("30 done"), "{}", out.stderr);
@@ -294,10 +296,7 @@ fn auto_takes_the_slots_a_server_reports() {
         ("TARS_LLM__MAX_IN_FLIGHT", "auto"),
         ("TARS_WORKER__CONCURRENCY", "4"),
     ];
-    let _w1 =
-        crate::util::spawn_worker(&redis, &server.llm.url(), &env, std::process::Stdio::null());
-    let _w2 =
-        crate::util::spawn_worker(&redis, &server.llm.url(), &env, std::process::Stdio::null());
+    let _workers = two_workers(&redis, &server.llm.url(), &env);
     let repo = many_todos_repo(3, 6);
     run_wait(&redis, repo.path()).success();
     assert!(server.max_present() <= 3, "{}", server.max_present());
@@ -317,10 +316,7 @@ fn no_task_waits_in_a_worker_for_a_permit() {
         ("TARS_LLM__MAX_IN_FLIGHT", "1"),
         ("TARS_WORKER__CONCURRENCY", "4"),
     ];
-    let _w1 =
-        crate::util::spawn_worker(&redis, &server.llm.url(), &env, std::process::Stdio::null());
-    let _w2 =
-        crate::util::spawn_worker(&redis, &server.llm.url(), &env, std::process::Stdio::null());
+    let _workers = two_workers(&redis, &server.llm.url(), &env);
     let repo = many_todos_repo(2, 5);
     let mut d = cmd("dispatcher");
     d.env("TARS_REDIS__URL", redis.url())
