@@ -48,6 +48,12 @@ pub enum ApplyError {
         "run {run} says it scanned {recorded}, but that is not where you are: apply writes only into a repository you chose. Run it from inside that repository, or pass --repo PATH"
     )]
     RepoNotChosen { run: String, recorded: String },
+    /// The run scanned a path this machine does not have: most often `/repo`, where the compose
+    /// file mounts the repository inside the dispatcher's container.
+    #[error(
+        "run {run} scanned {recorded}, which does not exist on this machine (a path inside a container, as docker compose's /repo?): pass --repo PATH, the same repository here"
+    )]
+    RecordedRepoMissing { run: String, recorded: String },
     #[error("cannot lock {path} for apply: {detail}")]
     Lock { path: String, detail: String },
 }
@@ -69,7 +75,10 @@ pub fn chosen_repo(
         run: run.to_string(),
         recorded: recorded.to_string(),
     };
-    let rec = std::fs::canonicalize(recorded).map_err(|_| refuse())?;
+    let rec = std::fs::canonicalize(recorded).map_err(|_| ApplyError::RecordedRepoMissing {
+        run: run.to_string(),
+        recorded: recorded.to_string(),
+    })?;
     let here = std::fs::canonicalize(cwd).map_err(|_| refuse())?;
     if here.starts_with(&rec) {
         Ok(rec)

@@ -82,8 +82,10 @@ impl ExitCode {
             return Some(ExitCode::Usage);
         }
         // Where to apply must be said (cd into the repository or --repo): a usage error.
-        if let Some(crate::apply::ApplyError::RepoNotChosen { .. }) =
-            e.downcast_ref::<crate::apply::ApplyError>()
+        if let Some(
+            crate::apply::ApplyError::RepoNotChosen { .. }
+            | crate::apply::ApplyError::RecordedRepoMissing { .. },
+        ) = e.downcast_ref::<crate::apply::ApplyError>()
         {
             return Some(ExitCode::Usage);
         }

@@ -100,3 +100,41 @@ fn apply_writes_done_patches_but_never_onto_changed_or_uncommitted_files() {
     let r = run(a).code_is(1);
     assert!(r.stderr.contains("not a git work tree"), "{}", r.stderr);
 }
+
+/// Issue 15: a run made in docker compose records `/repo`, a path inside the container. On the
+/// host, `apply` and `land` without `--repo` say that the path does not exist here and how to
+/// name the repository, not that the user is in the wrong place or that it is no git tree.
+#[test]
+fn a_run_recorded_inside_a_container_asks_for_the_repository_here() {
+    let redis = RedisServer::start();
+    let repo = demo_repo();
+    let out = tempfile::tempdir().unwrap();
+    let run_id = crate::fake_llm::resolved_run(&redis, repo.path(), out.path());
+    let gone = "/nonexistent-tars-repo";
+    let _: () = redis::cmd("HSET")
+        .arg(tars_fleet::queue::keys::run(&run_id))
+        .arg("repo")
+        .arg(gone)
+        .query(&mut redis.conn())
+        .unwrap();
+    for verb in ["apply", "land"] {
+        let mut a = cmd("dispatcher");
+        a.env("TARS_REDIS__URL", redis.url())
+            .current_dir(repo.path())
+            .args([verb, &run_id]);
+        let r = run(a).code_is(2);
+        assert!(
+            r.stderr.contains(&format!(
+                "scanned {gone}, which does not exist on this machine"
+            )) && r.stderr.contains("--repo PATH"),
+            "{verb}: {}",
+            r.stderr
+        );
+    }
+    // Named, it works from anywhere.
+    let mut a = cmd("dispatcher");
+    a.env("TARS_REDIS__URL", redis.url())
+        .args(["land", &run_id, "--author", "T <t@example.org>", "--repo"])
+        .arg(repo.path());
+    run(a).success();
+}
