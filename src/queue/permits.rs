@@ -192,18 +192,8 @@ impl Queue {
             .arg(reason.chars().take(300).collect::<String>())
             .arg(if refused { "1" } else { "0" })
             .arg(at_start)
+            .arg(ENDPOINT_TTL_SECS)
             .invoke_async(&mut c)
-            .await?;
-        let _: () = redis::pipe()
-            .cmd("EXPIRE")
-            .arg(keys::llm_endpoint(endpoint))
-            .arg(ENDPOINT_TTL_SECS)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(keys::llm_latencies(endpoint))
-            .arg(ENDPOINT_TTL_SECS)
-            .ignore()
-            .query_async(&mut c)
             .await?;
         Ok(())
     }

@@ -156,7 +156,7 @@ impl Endpoints {
             for &i in &order {
                 let e = &self.list[i];
                 let max = e.limit.map_or(1, MaxInFlight::script_arg);
-                wait.entered.push((i, max));
+                wait.entered.push((i, e.key.clone(), max));
                 if let Some(out) = shared
                     .queue
                     .permit_acquire(&e.key, &holder, max, ttl, true)
@@ -172,7 +172,7 @@ impl Endpoints {
             let keys: Vec<(&str, &str)> = wait
                 .entered
                 .iter()
-                .map(|(i, _)| (self.list[*i].key.as_str(), holder.as_str()))
+                .map(|(_, key, _)| (key.as_str(), holder.as_str()))
                 .collect();
             // Re-registering (the next turn of the loop) keeps the place in each queue alive
             // and finds permits a crashed holder left behind once their lease lapsed.
@@ -298,7 +298,8 @@ struct Waiting<'a> {
     shared: &'a Shared,
     holder: &'a str,
     ttl: Duration,
-    entered: Vec<(usize, u32)>,
+    /// Where it queued: the endpoint's index and key, and its permit count.
+    entered: Vec<(usize, String, u32)>,
 }
 
 impl<'a> Waiting<'a> {
@@ -316,9 +317,9 @@ impl<'a> Waiting<'a> {
         let max = self
             .entered
             .iter()
-            .find(|(j, _)| *j == i)
-            .map_or(1, |(_, m)| *m);
-        self.entered.retain(|(j, _)| *j != i);
+            .find(|(j, _, _)| *j == i)
+            .map_or(1, |(_, _, m)| *m);
+        self.entered.retain(|(j, _, _)| *j != i);
         Grant {
             index: i,
             out,
@@ -342,32 +343,19 @@ impl Drop for Waiting<'_> {
         if self.entered.is_empty() {
             return;
         }
-        let Some(parts) = self.shared_endpoint_keys() else {
-            return;
-        };
+        let left: Vec<(String, u32)> = std::mem::take(&mut self.entered)
+            .into_iter()
+            .map(|(_, key, max)| (key, max))
+            .collect();
         let q = self.shared.queue.clone();
         let (holder, ttl) = (self.holder.to_string(), self.ttl);
         tokio::spawn(async move {
-            for (key, max) in parts {
+            for (key, max) in left {
                 if let Err(err) = q.permit_release(&key, &holder, max, ttl).await {
                     tracing::debug!(error = %err, "could not withdraw from an LLM queue; the registration lapses on its own");
                 }
             }
         });
-    }
-}
-
-impl Waiting<'_> {
-    fn shared_endpoint_keys(&self) -> Option<Vec<(String, u32)>> {
-        let super::Parts::Llm { endpoints } = &self.shared.parts else {
-            return None;
-        };
-        Some(
-            self.entered
-                .iter()
-                .filter_map(|(i, max)| Some((endpoints.list.get(*i)?.key.clone(), *max)))
-                .collect(),
-        )
     }
 }
 

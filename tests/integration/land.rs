@@ -26,6 +26,14 @@ fn land(redis: &RedisServer, repo: &Path, args: &[&str]) -> Output {
     run(c)
 }
 
+/// A clone of `repo` in a directory of its own.
+fn clone_of(repo: &Path) -> tempfile::TempDir {
+    let clone = tempfile::tempdir().unwrap();
+    let (from, to) = (repo.to_str().unwrap(), clone.path().to_str().unwrap());
+    git(clone.path(), &["clone", "-q", from, to]);
+    clone
+}
+
 /// Everything `land` must leave alone: the work tree's files, the index and HEAD, byte for byte.
 fn snapshot(repo: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
@@ -132,16 +140,7 @@ fn a_run_lands_one_commit_per_patch_and_leaves_work_tree_index_and_head_alone() 
     assert_eq!(stat.lines().filter(|l| !l.is_empty()).count(), 4, "{stat}");
 
     // The branch's tree is the patches applied in order by git itself, on a clone.
-    let clone = tempfile::tempdir().unwrap();
-    git(
-        clone.path().parent().unwrap(),
-        &[
-            "clone",
-            "-q",
-            repo.path().to_str().unwrap(),
-            clone.path().to_str().unwrap(),
-        ],
-    );
+    let clone = clone_of(repo.path());
     git(clone.path(), &["checkout", "-q", &base]);
     let mut patches: Vec<_> = std::fs::read_dir(out.path())
         .unwrap()
@@ -303,16 +302,7 @@ fn an_mbox_alone_writes_nothing_to_the_repository_and_git_am_rebuilds_the_branch
     );
 
     // `git am` on a clone at the scanned commit gives the tree a branch landing gives.
-    let clone = tempfile::tempdir().unwrap();
-    git(
-        clone.path().parent().unwrap(),
-        &[
-            "clone",
-            "-q",
-            repo.path().to_str().unwrap(),
-            clone.path().to_str().unwrap(),
-        ],
-    );
+    let clone = clone_of(repo.path());
     git(clone.path(), &["checkout", "-q", "-b", "review", &base]);
     git(
         clone.path(),

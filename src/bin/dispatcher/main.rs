@@ -248,6 +248,25 @@ async fn purge_cmd(cfg: &Config, run: &str) -> Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
+/// The run (default: the latest), the repository `apply` and `land` may write (see
+/// [`apply::chosen_repo`]) and the run's tasks.
+async fn run_in_repo(
+    cfg: &Config,
+    run: Option<String>,
+    repo: Option<PathBuf>,
+) -> Result<(
+    tars_fleet::queue::RunStatus,
+    PathBuf,
+    Vec<tars_fleet::queue::TaskRecord>,
+)> {
+    let queue = Queue::open(cfg).await?;
+    let run = run::resolve_run(&queue, run.as_deref()).await?;
+    let st = queue.run_status(&run).await?;
+    let repo = apply::chosen_repo(repo.as_deref(), &run, &st.repo, &std::env::current_dir()?)?;
+    let records = queue.run_tasks(&run).await?;
+    Ok((st, repo, records))
+}
+
 async fn apply_cmd(
     cfg: &Config,
     run: Option<String>,
@@ -255,11 +274,7 @@ async fn apply_cmd(
     tasks: &[String],
     unverified: bool,
 ) -> Result<ExitCode> {
-    let queue = Queue::open(cfg).await?;
-    let run = run::resolve_run(&queue, run.as_deref()).await?;
-    let st = queue.run_status(&run).await?;
-    let repo = apply::chosen_repo(repo.as_deref(), &run, &st.repo, &std::env::current_dir()?)?;
-    let records = queue.run_tasks(&run).await?;
+    let (st, repo, records) = run_in_repo(cfg, run, repo).await?;
     let verified_only = st.verify.is_some() && !unverified;
     let applied = apply::apply_patches(&repo, &records, tasks, verified_only)?;
     write!(
@@ -277,22 +292,17 @@ async fn land_cmd(
     opts: &land::LandOptions,
     json: bool,
 ) -> Result<ExitCode> {
-    let queue = Queue::open(cfg).await?;
-    let run = run::resolve_run(&queue, run.as_deref()).await?;
-    let st = queue.run_status(&run).await?;
-    let repo = apply::chosen_repo(repo.as_deref(), &run, &st.repo, &std::env::current_dir()?)?;
-    let records = queue.run_tasks(&run).await?;
+    let (st, repo, records) = run_in_repo(cfg, run, repo).await?;
     let info = land::RunInfo {
-        run: run.clone(),
+        run: st.run.clone(),
         commit: st.commit.clone(),
         verify_command: st.verify.as_ref().map(|v| v.command.clone()),
     };
     let landed = land::land(&repo, &info, &records, opts)?;
     write!(report::stderr(), "{}", report::landed(&landed))?;
     if json {
-        let mut out = report::stdout();
-        serde_json::to_writer_pretty(&mut out, &landed)?;
-        writeln!(out)?;
+        // Paths and reasons come from Redis: escaped as every JSON output is.
+        report::write_json(&mut report::stdout(), &landed)?;
     }
     Ok(if landed.landed() < landed.patches.len() {
         ExitCode::SomeSkipped

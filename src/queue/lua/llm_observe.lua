@@ -13,6 +13,8 @@ local state_key, latencies = KEYS[1], KEYS[2]
 local outcome, rtt, auto, reason, refused = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1', ARGV[4], ARGV[5] == '1'
 -- How many permits were out when the call started, its own included (0: not known).
 local at_start = tonumber(ARGV[6]) or 0
+-- Both keys live `keep_secs` after the endpoint's last call.
+local keep_secs = ARGV[7]
 local now = server_ms()
 redis.call('HINCRBY', state_key, 'requests', 1)
 local function cool(state, why, first_ms)
@@ -76,4 +78,6 @@ if auto and redis.call('HGET', state_key, 'limit_source') ~= 'server' then
   end
   redis.call('HSET', state_key, 'limit', limit, 'streak', streak, 'limit_source', 'found')
 end
+redis.call('EXPIRE', state_key, keep_secs)
+redis.call('EXPIRE', latencies, keep_secs)
 return 1
