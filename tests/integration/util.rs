@@ -304,6 +304,8 @@ impl Drop for TcpProxy {
     }
 }
 
+/// llama.cpp's own server (llama-server, from xllamacpp's wheel) with SmolLM2-135M, through
+/// scripts/llm-server.py: a real OpenAI-compatible LLM server, one slot.
 pub struct LlamaServer {
     pub port: u16,
     _proc: Proc,
@@ -332,21 +334,16 @@ impl LlamaServer {
             python.display(),
             model.display()
         );
+        let server = std::env::var("TARS_TEST_LLM_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("scripts/llm-server.py"));
         let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(&python)
-            .args(["-m", "llama_cpp.server", "--model"])
+            .arg(&server)
+            .arg("--model")
             .arg(&model)
-            .args([
-                "--host",
-                host,
-                "--port",
-                &port.to_string(),
-                "--n_ctx",
-                "2048",
-                "--verbose",
-                "false",
-            ])
+            .args(["--host", host, "--port", &port.to_string(), "--ctx", "2048"])
             .stdout(Stdio::null())
             .stderr(
                 log.reopen()
@@ -354,16 +351,16 @@ impl LlamaServer {
                     .unwrap_or_else(|_| Stdio::null()),
             )
             .spawn()
-            .expect("start llama_cpp.server");
+            .expect("start scripts/llm-server.py");
         let mut proc = Proc {
             child,
-            name: "llama_cpp.server".into(),
+            name: "llm-server".into(),
         };
-        wait_until("llama_cpp.server", Duration::from_secs(120), || {
+        wait_until("llm-server", Duration::from_secs(120), || {
             if let Ok(Some(st)) = proc.child.try_wait() {
                 let mut s = String::new();
                 let _ = std::fs::File::open(log.path()).and_then(|mut f| f.read_to_string(&mut s));
-                panic!("llama_cpp.server exited with {st}: {s}");
+                panic!("scripts/llm-server.py exited with {st}: {s}");
             }
             http_get(port, "/v1/models").is_some_and(|(code, _)| code == 200)
         });
