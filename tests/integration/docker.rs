@@ -128,6 +128,8 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
         ));
     }
     std::fs::write(repo.path().join("src/steps.py"), extra).unwrap();
+    crate::util::git(repo.path(), &["add", "src/steps.py"]);
+    git_commit(repo.path(), "steps");
     let out = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
         out.path(),
@@ -147,6 +149,8 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     env.insert("TARS_WORKER_MEMORY", "256m".to_string());
     env.insert("TARS_REPO", repo.path().display().to_string());
     env.insert("TARS_OUT", out.path().display().to_string());
+    let redis_port = free_port();
+    env.insert("TARS_REDIS_PORT", redis_port.to_string());
     let down = |env: &HashMap<&str, String>| {
         compose(
             &project,
@@ -271,6 +275,8 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
         "four distinct workers finished tasks: {hosts:?}"
     );
 
+    land_from_the_host(&project, &env, redis_port, repo.path(), tasks);
+
     let d = down(&env);
     assert!(
         d.status.success(),
@@ -311,6 +317,87 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
 }
 
 /// Every file under `dir` (`.git` included) with its mode and content.
+/// The README's compose workflow, last step: on the host, `dispatcher land --repo` against the
+/// compose Redis (published on the host's loopback, the password read from Redis's container
+/// into a pipe) lands the run that the dispatcher container made on a review branch, from the
+/// commit that container recorded (its image has no git: read from `.git` itself), without
+/// touching the work tree; `status` on the host sees the run too.
+fn land_from_the_host(
+    project: &str,
+    env: &HashMap<&str, String>,
+    redis_port: u16,
+    repo: &Path,
+    tasks: &[serde_json::Value],
+) {
+    let head = String::from_utf8_lossy(&crate::util::git(repo, &["rev-parse", "HEAD"]).stdout)
+        .trim()
+        .to_string();
+    let host = |args: &str| {
+        let script = format!(
+            "TARS_REDIS__PASSWORD_FILE=<(docker-compose -f docker-compose.yml -p {project} \
+             exec -T redis cat /run/secrets/redis_password) {} {args}",
+            crate::util::bin("dispatcher").display()
+        );
+        let mut c = crate::util::clean_env(Command::new("bash"));
+        c.current_dir(repo_root().join("compose"))
+            .args(["-c", &script])
+            .env("TARS_REDIS__URL", format!("redis://127.0.0.1:{redis_port}"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().expect("bash")
+    };
+    let status = host("status --json");
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(
+        status.status.success(),
+        "status from the host: {text}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let st: serde_json::Value = serde_json::from_str(&text).expect("status --json");
+    assert_eq!(st["repo"], "/repo", "{st}");
+    assert_eq!(
+        st["commit"],
+        head.as_str(),
+        "the container recorded the commit: {st}"
+    );
+
+    let land = host(&format!("land --repo {} --json", repo.display()));
+    let out = String::from_utf8_lossy(&land.stdout).to_string();
+    let err = String::from_utf8_lossy(&land.stderr).to_string();
+    assert!(
+        matches!(land.status.code(), Some(0 | 8)),
+        "land from the host: {out}{err}"
+    );
+    let done = tasks.iter().filter(|t| t["state"] == "done").count();
+    let report: serde_json::Value = serde_json::from_str(&out).expect("land --json");
+    let patches = report["patches"].as_array().expect("patches");
+    assert_eq!(
+        patches.len(),
+        done,
+        "every done patch is landed or skipped: {report}"
+    );
+    assert_eq!(report["base"], head.as_str(), "{report}");
+    let landed = patches.iter().filter(|p| p["skipped"].is_null()).count();
+    let branch = report["branch"].as_str().unwrap_or_default().to_string();
+    if landed > 0 {
+        let count = String::from_utf8_lossy(
+            &crate::util::git(repo, &["rev-list", "--count", &format!("{head}..{branch}")]).stdout,
+        )
+        .trim()
+        .parse::<usize>()
+        .unwrap();
+        assert_eq!(count, landed, "one commit per landed patch on {branch}");
+    }
+    let clean = crate::util::git(repo, &["status", "--porcelain"]);
+    assert!(clean.stdout.is_empty(), "the work tree was touched");
+    let now = String::from_utf8_lossy(&crate::util::git(repo, &["rev-parse", "HEAD"]).stdout)
+        .trim()
+        .to_string();
+    assert_eq!(now, head, "HEAD moved");
+    eprintln!("compose: landed {landed} of {done} done patches from the host on {branch}");
+}
+
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
