@@ -1,5 +1,6 @@
-# tars-fleet: the worker and dispatcher binaries in a small, non-root runtime image, and the
-# verifier (the same `worker` binary, `--role verify`) on a toolchain image of your choice.
+# tars-fleet: the worker and dispatcher (one binary, `worker` a symlink to `dispatcher`) in a
+# small, non-root runtime image, and the verifier (the same binary, `worker --role verify`) on a
+# toolchain image of your choice.
 #
 # The base images are build arguments so the same file builds from public images
 #   docker build -t tars-fleet .
@@ -38,13 +39,17 @@ RUN mkdir -p src/bin \
  && cargo build --release --locked --bins \
  && rm -rf src
 COPY src src
-RUN touch src/lib.rs src/bin/*.rs \
- && cargo build --release --locked --bins \
- && install -m 0755 target/release/dispatcher target/release/worker /usr/local/bin/ \
- && mkdir -p /empty
+# One binary for both programs: `dispatcher` is also the worker when called as `worker` (a
+# symlink), so the image carries one 21 MB binary, not two (and the build links one).
+RUN touch src/lib.rs src/bin/*.rs src/bin/dispatcher/*.rs \
+ && cargo build --release --locked --bin dispatcher \
+ && mkdir -p /tars/bin /empty \
+ && install -m 0755 target/release/dispatcher /tars/bin/ \
+ && ln -s dispatcher /tars/bin/worker
 
 FROM ${RUNTIME_IMAGE} AS worker
-COPY --from=build /usr/local/bin/dispatcher /usr/local/bin/worker /usr/local/bin/
+# A directory's contents: the symlink is copied as a symlink.
+COPY --from=build /tars/bin/ /usr/local/bin/
 # /out: where the dispatcher writes results; a new named volume mounted there inherits the owner.
 COPY --from=build --chown=65532:65532 /empty /out
 # Runs as an unprivileged user and needs no writable path but /tmp (a tmpfs under a read-only
@@ -82,7 +87,7 @@ RUN set -e; \
     grep -q '^[^:]*:[^:]*:65532:' /etc/group || echo 'tars:x:65532:' >> /etc/group; \
     mkdir -p /var/cache/tars/verify /var/cache/tars/home /repo; \
     chown -R 65532:65532 /var/cache/tars
-COPY --from=build /usr/local/bin/worker /usr/local/bin/worker
+COPY --from=build /tars/bin/ /usr/local/bin/
 USER 65532:65532
 WORKDIR /var/cache/tars
 ENV HOME=/var/cache/tars/home \

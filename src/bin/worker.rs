@@ -46,7 +46,8 @@ enum Role {
     Verify,
 }
 
-fn main() -> std::process::ExitCode {
+/// `pub`: the `dispatcher` binary calls it when it is run under the name `worker`.
+pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TARS_LOG")

@@ -15,6 +15,7 @@ mod layout;
 mod llm_backpressure;
 mod llm_endpoints;
 mod llm_ollama;
+mod multicall;
 mod only_new;
 mod queue_redis;
 mod redis_faults;

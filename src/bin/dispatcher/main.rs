@@ -3,6 +3,11 @@
 //! subcommand from the library, and map errors to the README's exit codes.
 
 mod cli;
+/// The worker's `main`, so that this one binary is both programs: called as `worker` (a
+/// symlink, as in the image, which then carries one 21 MB binary instead of two), it is the
+/// worker. `cargo install` still installs both names as binaries of their own.
+#[path = "../worker.rs"]
+mod worker;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +26,10 @@ use tars_fleet::{apply, land, report, results};
 use cli::{Cli, Cmd, FleetCmd};
 
 fn main() -> std::process::ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if Path::new(&argv0).file_name() == Some("worker".as_ref()) {
+        return worker::main();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TARS_LOG")
