@@ -322,10 +322,88 @@ pub fn print_scan(
             .join(", ");
         writeln!(err, "  skipped files: {s}")?;
     }
+    if let Some(line) = unknown_languages(report) {
+        writeln!(err, "{line}")?;
+    }
     for e in &report.errors {
         writeln!(err, "  warning: {}", shown(e))?;
     }
     Ok(())
+}
+
+/// `scan --languages`: one line per language (`name  Display  source  .ext file  comments`),
+/// then a count per source; with `json`, one object per language.
+pub fn print_languages(
+    rows: &[crate::scan::LanguageInfo],
+    json: bool,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    if json {
+        for r in rows {
+            write_json(out, r)?;
+        }
+        return Ok(());
+    }
+    let mut per_source: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rows {
+        *per_source.entry(r.source).or_default() += 1;
+        let names: Vec<String> = r
+            .extensions
+            .iter()
+            .map(|e| format!(".{e}"))
+            .chain(r.file_names.iter().map(|f| f.to_string()))
+            .chain(r.interpreters.iter().map(|i| format!("#!{i}")))
+            .collect();
+        let comments: Vec<String> = r
+            .line_comments
+            .iter()
+            .map(|c| c.to_string())
+            .chain(r.block_comments.iter().map(|(o, c)| format!("{o} {c}")))
+            .collect();
+        let comments = if r.scanned {
+            comments.join("  ") + if r.nested_comments { " (nested)" } else { "" }
+        } else {
+            "no comments: not read".to_string()
+        };
+        writeln!(
+            out,
+            "{:<16} {:<24} {:<28} {:<40} {}",
+            r.name,
+            r.display,
+            r.source,
+            names.join(" "),
+            comments
+        )?;
+    }
+    let sources: Vec<String> = per_source.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    writeln!(out, "{} languages: {}", rows.len(), sources.join(", "))
+}
+
+/// The files no language table knows, by extension, the ten most frequent first:
+/// `  unknown_language: 120 files (.png 80, .lock 20, no extension 12, ...)`; None when every
+/// file was known.
+pub fn unknown_languages(report: &ScanReport) -> Option<String> {
+    let total: u64 = report.unknown_language.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let mut by_count: Vec<(&String, &u64)> = report.unknown_language.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut parts: Vec<String> = by_count
+        .iter()
+        .take(10)
+        .map(|(ext, n)| match ext.as_str() {
+            "" => format!("no extension {n}"),
+            e => format!(".{} {n}", shown(e)),
+        })
+        .collect();
+    if by_count.len() > 10 {
+        parts.push(format!("{} more extensions", by_count.len() - 10));
+    }
+    Some(format!(
+        "  unknown_language: {total} files not scanned ({}); see `dispatcher scan --languages`",
+        parts.join(", ")
+    ))
 }
 
 /// `dispatcher status` in words.
@@ -698,6 +776,10 @@ pub fn run_started(run: &str, started: &Started, only_new: bool) -> String {
             "  {}\n",
             skipped_done_line(started.skipped_done as u64)
         ));
+    }
+    if let Some(line) = unknown_languages(&started.report) {
+        s.push_str(&line);
+        s.push('\n');
     }
     s
 }

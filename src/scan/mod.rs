@@ -34,8 +34,8 @@ use sha2::{Digest, Sha256};
 pub use syntax::{Definition, Definitions, SyntaxErrors, definitions, has_grammar, syntax_errors};
 
 pub use lang::{
-    BlockComment, CommentRule, Escape, LANGUAGES, Language, LineComment, StringKind, StringLiteral,
-    detect_language,
+    BlockComment, CommentRule, DATABASE, Escape, LANGUAGES, Language, LanguageInfo, LineComment,
+    StringKind, StringLiteral, db, detect_language, has_comments, language_list,
 };
 
 pub use text::scan_source;
@@ -170,9 +170,12 @@ pub struct ScanReport {
     pub files: Vec<FileTodos>,
     /// Files whose text was searched, including those the prefilter dismissed.
     pub files_scanned: u64,
-    /// Files in a known language that were not searched; files in no known language are not
-    /// counted anywhere.
+    /// Files in a known language that were not searched (those in no known language are in
+    /// `unknown_language`).
     pub skipped: BTreeMap<SkipReason, u64>,
+    /// Files in no language the scanner knows, by extension in lower case ("" for none): what
+    /// a scan could not look into, so a user sees it.
+    pub unknown_language: BTreeMap<String, u64>,
     /// A broken symlink or an unreadable directory should not cost the rest of the scan.
     pub errors: Vec<String>,
 }

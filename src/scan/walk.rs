@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::{DirEntry, WalkBuilder, WalkState};
 
-use super::lang::detect_language;
+use super::lang::{detect_language, extension, has_comments};
 use super::tags::TagSet;
 use super::text::scan_text;
 use super::{FileTodos, ScanError, ScanOptions, ScanReport, SkipReason};
@@ -68,6 +68,8 @@ const PREALLOC_MAX_BYTES: u64 = 16 << 20;
 pub(super) enum Outcome {
     Searched(Option<FileTodos>),
     Skipped(SkipReason),
+    /// In no language either table knows: its extension in lower case, or "" for none.
+    Unknown(String),
     WalkError(String),
 }
 
@@ -119,6 +121,7 @@ pub fn scan_path(root: &Path, opts: &ScanOptions) -> Result<ScanReport, ScanErro
                 report.files.extend(file);
             }
             Outcome::Skipped(reason) => *report.skipped.entry(reason).or_default() += 1,
+            Outcome::Unknown(ext) => *report.unknown_language.entry(ext).or_default() += 1,
             Outcome::WalkError(err) => report.errors.push(err),
         }
     }
@@ -139,6 +142,19 @@ pub(super) fn visit(
     let path = entry.path();
     let (rel, exact) = relative_path(root, path);
     let by_name = detect_language(&rel, "");
+    let ext = extension(rel.rsplit('/').next().unwrap_or(&rel));
+    match by_name {
+        // JSON, plain text: known, and no comment can be in them.
+        Some(lang) if !has_comments(lang) => return None,
+        // Only a file without an extension is opened for a shebang (`bin/tool`); a `.png` or
+        // a `.lock` is not read at all.
+        None if ext.is_some() => {
+            return Some(Outcome::Unknown(
+                ext.unwrap_or_default().to_ascii_lowercase(),
+            ));
+        }
+        _ => {}
+    }
     // A task names its file by `rel`: a name it cannot hold exactly would be patched under
     // another name, or collide with one.
     if by_name.is_some() && !exact {
@@ -164,7 +180,10 @@ pub(super) fn visit(
     let lang = match by_name {
         Some(lang) => lang,
         None => {
-            let lang = detect_language(&rel, &shebang_line(&bytes)?)?;
+            let by_shebang = shebang_line(&bytes).and_then(|l| detect_language(&rel, &l));
+            let Some(lang) = by_shebang.filter(|l| has_comments(l)) else {
+                return Some(Outcome::Unknown(String::new()));
+            };
             if !exact {
                 return Some(Outcome::Skipped(SkipReason::BadPath));
             }

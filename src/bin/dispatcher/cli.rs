@@ -35,6 +35,10 @@ pub enum Cmd {
         /// tree-sitter for Rust, Python, JavaScript, TypeScript, Go, C, C++ and Java (slower).
         #[arg(long)]
         context: bool,
+        /// List the languages the scanner knows (with --json, one object per language) and
+        /// where each definition comes from: the hand-written table or tokei's database.
+        #[arg(long)]
+        languages: bool,
         #[command(flatten)]
         filter: ScanFilter,
     },

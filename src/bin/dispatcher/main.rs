@@ -78,6 +78,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let cfg = Config::from_env(cli.config.as_deref(), &flags)?;
     match cli.cmd {
         Cmd::Scan {
+            languages: true,
+            json,
+            ..
+        } => {
+            let mut out = std::io::BufWriter::new(report::stdout());
+            report::print_languages(&scan::language_list(), json, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::Success)
+        }
+        Cmd::Scan {
             path,
             json,
             context,

@@ -3,7 +3,10 @@
 //!
 //! The types and [`detect_language`] are here; the rows are in `table`.
 
+mod db;
 mod table;
+
+pub use db::{SOURCE as DATABASE, db};
 
 pub use table::LANGUAGES;
 
@@ -79,7 +82,10 @@ pub struct StringLiteral {
 /// Comment and string syntax of one language, as the lexer and block finder need it.
 #[derive(Debug)]
 pub struct Language {
+    /// The id in tasks and output: lower case (`rust`, `cpp`, `fortranmodern`).
     pub name: &'static str,
+    /// The name a person knows it by (`C++`, `FORTRAN Modern`), for `scan --languages`.
+    pub display: &'static str,
     /// Lower-case extensions without the dot.
     pub extensions: &'static [&'static str],
     /// Exact file names for extension-less conventions (`Makefile`, `Dockerfile`).
@@ -99,20 +105,28 @@ pub struct Language {
 }
 
 /// Language by file name or extension, else by shebang; extension wins because a shebang in a
-/// `.py` file cannot make it anything but Python.
+/// `.py` file cannot make it anything but Python. At each step the hand-written table
+/// ([`LANGUAGES`]) is asked first, then tokei's database ([`db`]).
 pub fn detect_language(path: &str, first_line: &str) -> Option<&'static Language> {
     let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
     if let Some(lang) = LANGUAGES.iter().find(|l| l.file_names.contains(&name)) {
         return Some(lang);
     }
-    if let Some((stem, ext)) = name.rsplit_once('.')
-        && !stem.is_empty()
-    {
+    let db = db();
+    let ext = extension(name);
+    if let Some(ext) = ext {
         let ext = ext.to_ascii_lowercase();
         if let Some(lang) = LANGUAGES
             .iter()
             .find(|l| l.extensions.contains(&ext.as_str()))
         {
+            return Some(lang);
+        }
+        // `meson.build` and `CMakeLists.txt` are named files first, whatever their extension.
+        if let Some(lang) = db.by_file_name(&name.to_ascii_lowercase()) {
+            return Some(lang);
+        }
+        if let Some(lang) = db.by_extension(&ext) {
             return Some(lang);
         }
     }
@@ -122,14 +136,32 @@ pub fn detect_language(path: &str, first_line: &str) -> Option<&'static Language
     {
         return Some(lang);
     }
+    if ext.is_none()
+        && let Some(lang) = db.by_file_name(&name.to_ascii_lowercase())
+    {
+        return Some(lang);
+    }
     let interpreter = shebang_interpreter(first_line)?;
     LANGUAGES
         .iter()
         .find(|l| l.interpreters.contains(&interpreter))
+        .or_else(|| db.by_interpreter(interpreter))
+}
+
+/// The extension of a file name, if it has one (`.bashrc` has none: it is all stem).
+pub fn extension(name: &str) -> Option<&str> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    (!stem.is_empty() && !ext.is_empty()).then_some(ext)
+}
+
+/// Whether the language has any comment syntax: files of one without (JSON, plain text) are
+/// known but not worth reading.
+pub fn has_comments(lang: &Language) -> bool {
+    !lang.line_comments.is_empty() || !lang.block_comments.is_empty()
 }
 
 /// `#!/usr/bin/env -S python3.11 -u` -> `python`.
-fn shebang_interpreter(first_line: &str) -> Option<&str> {
+pub(super) fn shebang_interpreter(first_line: &str) -> Option<&str> {
     let rest = first_line
         .trim_start_matches('\u{feff}')
         .strip_prefix("#!")?;
@@ -144,4 +176,57 @@ fn shebang_interpreter(first_line: &str) -> Option<&str> {
 
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// One row of `dispatcher scan --languages`: a language, where its definition comes from, and
+/// what of it is in use.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LanguageInfo {
+    pub name: &'static str,
+    pub display: &'static str,
+    /// `hand-written` or the database ([`DATABASE`]).
+    pub source: &'static str,
+    /// The extensions and file names this row gets (a database row loses those the
+    /// hand-written table has).
+    pub extensions: Vec<&'static str>,
+    pub file_names: Vec<&'static str>,
+    pub interpreters: Vec<&'static str>,
+    pub line_comments: Vec<&'static str>,
+    pub block_comments: Vec<(&'static str, &'static str)>,
+    pub nested_comments: bool,
+    /// False for a language without comment syntax (JSON): its files are not read.
+    pub scanned: bool,
+}
+
+/// Every language known, hand-written rows first, then the database's by name; a database row
+/// whose every extension, file name and interpreter the hand-written table has is left out.
+pub fn language_list() -> Vec<LanguageInfo> {
+    let info = |l: &'static Language, source: &'static str| LanguageInfo {
+        name: l.name,
+        display: l.display,
+        source,
+        extensions: l.extensions.to_vec(),
+        file_names: l.file_names.to_vec(),
+        interpreters: l.interpreters.to_vec(),
+        line_comments: l.line_comments.iter().map(|c| c.open).collect(),
+        block_comments: l.block_comments.iter().map(|c| (c.open, c.close)).collect(),
+        nested_comments: l.block_comments.iter().any(|c| c.nests),
+        scanned: has_comments(l),
+    };
+    let mut out: Vec<LanguageInfo> = LANGUAGES.iter().map(|l| info(l, "hand-written")).collect();
+    for l in &db().languages {
+        let mut row = info(l, DATABASE);
+        let this = |d: &'static Language| std::ptr::eq(d, *l);
+        row.extensions
+            .retain(|e| detect_language(&format!("f.{e}"), "").is_some_and(this));
+        row.file_names
+            .retain(|f| detect_language(f, "").is_some_and(this));
+        row.interpreters
+            .retain(|i| detect_language("f", &format!("#!/usr/bin/env {i}")).is_some_and(this));
+        if row.extensions.is_empty() && row.file_names.is_empty() && row.interpreters.is_empty() {
+            continue;
+        }
+        out.push(row);
+    }
+    out
 }

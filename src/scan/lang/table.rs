@@ -90,6 +90,7 @@ const QUOTES: &[StringLiteral] = &[plain("\"", "\"", false), plain("'", "'", fal
 pub static LANGUAGES: &[Language] = &[
     Language {
         name: "rust",
+        display: "Rust",
         extensions: &["rs"],
         file_names: &[],
         interpreters: &[],
@@ -111,6 +112,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "python",
+        display: "Python",
         extensions: &["py", "pyi", "pyw"],
         file_names: &[],
         interpreters: &["python", "pypy"],
@@ -127,6 +129,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "javascript",
+        display: "JavaScript",
         extensions: &["js", "mjs", "cjs", "jsx"],
         file_names: &[],
         interpreters: &["node", "nodejs"],
@@ -138,6 +141,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "typescript",
+        display: "TypeScript",
         extensions: &["ts", "tsx", "mts", "cts"],
         file_names: &[],
         interpreters: &["deno", "ts-node"],
@@ -149,6 +153,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "go",
+        display: "Go",
         extensions: &["go"],
         file_names: &[],
         interpreters: &[],
@@ -160,6 +165,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "c",
+        display: "C",
         extensions: &["c", "h"],
         file_names: &[],
         interpreters: &[],
@@ -171,6 +177,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "cpp",
+        display: "C++",
         extensions: &[
             "cc", "cpp", "cxx", "c++", "hpp", "hh", "hxx", "h++", "ipp", "inl",
         ],
@@ -188,6 +195,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "java",
+        display: "Java",
         extensions: &["java"],
         file_names: &[],
         interpreters: &[],
@@ -203,6 +211,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "kotlin",
+        display: "Kotlin",
         extensions: &["kt", "kts"],
         file_names: &[],
         interpreters: &[],
@@ -218,6 +227,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "swift",
+        display: "Swift",
         extensions: &["swift"],
         file_names: &[],
         interpreters: &["swift"],
@@ -234,6 +244,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "csharp",
+        display: "C#",
         extensions: &["cs", "csx"],
         file_names: &[],
         interpreters: &[],
@@ -252,6 +263,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "scala",
+        display: "Scala",
         extensions: &["scala", "sc"],
         file_names: &[],
         interpreters: &["scala"],
@@ -267,6 +279,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "php",
+        display: "PHP",
         extensions: &["php", "phtml"],
         file_names: &[],
         interpreters: &["php"],
@@ -284,6 +297,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "ruby",
+        display: "Ruby",
         extensions: &["rb", "rake", "gemspec", "ru"],
         file_names: &["Rakefile", "Gemfile", "Guardfile", "Vagrantfile"],
         interpreters: &["ruby"],
@@ -300,6 +314,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "shell",
+        display: "Shell",
         extensions: &["sh", "bash", "zsh", "ksh", "dash"],
         file_names: &[".bashrc", ".zshrc", ".profile", ".bash_profile"],
         interpreters: &["sh", "bash", "zsh", "dash", "ksh", "ash"],
@@ -311,6 +326,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "perl",
+        display: "Perl",
         extensions: &["pl", "pm", "t"],
         file_names: &[],
         interpreters: &["perl"],
@@ -344,6 +360,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "yaml",
+        display: "YAML",
         extensions: &["yml", "yaml"],
         file_names: &[],
         interpreters: &[],
@@ -358,6 +375,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "toml",
+        display: "TOML",
         extensions: &["toml"],
         file_names: &[],
         interpreters: &[],
@@ -374,6 +392,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "sql",
+        display: "SQL",
         extensions: &["sql"],
         file_names: &[],
         interpreters: &[],
@@ -385,6 +404,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "lua",
+        display: "Lua",
         extensions: &["lua"],
         file_names: &[],
         interpreters: &["lua", "luajit"],
@@ -401,6 +421,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "haskell",
+        display: "Haskell",
         extensions: &["hs"],
         file_names: &[],
         interpreters: &["runhaskell", "runghc"],
@@ -412,6 +433,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "css",
+        display: "CSS",
         extensions: &["css"],
         file_names: &[],
         interpreters: &[],
@@ -423,6 +445,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "scss",
+        display: "SCSS",
         extensions: &["scss", "less"],
         file_names: &[],
         interpreters: &[],
@@ -434,6 +457,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "html",
+        display: "HTML",
         extensions: &["html", "htm", "xhtml", "vue", "svelte"],
         file_names: &[],
         interpreters: &[],
@@ -446,6 +470,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "xml",
+        display: "XML",
         extensions: &[
             "xml", "xsd", "xsl", "xslt", "svg", "plist", "csproj", "props",
         ],
@@ -459,6 +484,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "make",
+        display: "Makefile",
         extensions: &["mk", "mak"],
         file_names: &["Makefile", "makefile", "GNUmakefile"],
         interpreters: &["make"],
@@ -473,6 +499,7 @@ pub static LANGUAGES: &[Language] = &[
     },
     Language {
         name: "dockerfile",
+        display: "Dockerfile",
         extensions: &["dockerfile"],
         file_names: &["Dockerfile", "Containerfile"],
         interpreters: &[],
