@@ -229,6 +229,23 @@ fn comment_rule_allows(rule: CommentRule, b: &[u8], i: usize, len: usize) -> boo
         CommentRule::WordStart => i == 0 || matches!(b[i - 1], b' ' | b'\t' | b'\n' | b'\r' | b';'),
         CommentRule::NotAfter(set) => i == 0 || !set.contains(&b[i - 1]),
         CommentRule::NotBefore(set) => b.get(i + len).is_none_or(|c| !set.contains(c)),
+        CommentRule::CommandStart(separators) => command_start(b, i, separators),
+        CommentRule::CommandStartOrUnclosed(separators) => {
+            let end = memchr(b'\n', &b[i + len..]).map_or(b.len(), |p| i + len + p);
+            command_start(b, i, separators) || memchr(b[i], &b[i + len..end]).is_none()
+        }
+    }
+}
+
+/// Nothing but whitespace before `i` on its line, or a separator as the last thing before it.
+fn command_start(b: &[u8], i: usize, separators: &[u8]) -> bool {
+    let line = b[..i]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |p| p + 1);
+    match b[line..i].iter().rposition(|c| !c.is_ascii_whitespace()) {
+        None => true,
+        Some(p) => separators.contains(&b[line + p]),
     }
 }
 
@@ -259,6 +276,9 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
     let starts = opener_bytes(lang);
     let mut stops = starts;
     stops[usize::from(b'\n')] = true;
+    if lang.code_escapes {
+        stops[usize::from(b'\\')] = true;
+    }
     let bounded = bounded_only(lang);
     // Bracket depth, kept only where a string's meaning depends on it: a Python docstring is a
     // statement, and nothing inside `(`, `[` or `{` is one.
@@ -357,8 +377,22 @@ pub(crate) fn lex(text: &str, lang: &Language) -> Lexed {
                     continue;
                 }
                 let rest = &b[i..];
+                if lang.code_escapes && c == b'\\' {
+                    lines[ln].code = true;
+                    // The escaped byte is plain code, unless it ends the line.
+                    i += if matches!(b.get(i + 1), Some(b'\n') | None) {
+                        1
+                    } else {
+                        2
+                    };
+                    continue;
+                }
                 if let Some((idx, bc)) = lang.block_comments.iter().enumerate().find(|(_, bc)| {
-                    has_prefix(rest, bc.open.as_bytes()) && (!bc.line_start || at_line_start(b, i))
+                    has_prefix(rest, bc.open.as_bytes())
+                        && (!bc.line_start || at_line_start(b, i))
+                        && rest
+                            .get(bc.open.len())
+                            .is_none_or(|c| !bc.not_before.contains(c))
                 }) {
                     lines[ln].comment = true;
                     lines[ln].comment_at = Some(i);
@@ -639,8 +673,11 @@ fn opener_bytes(lang: &Language) -> [bool; 256] {
 /// opener without a terminator is treated as a misreading and ignored.
 fn find_heredoc_end(text: &str, lines: &[LineInfo], from: usize, word: &[u8]) -> Option<usize> {
     let b = text.as_bytes();
+    // The word alone on its line, or (PHP) followed by what ends the expression: `SQL;`.
     (from..lines.len()).find(|&l| {
         let info = &lines[l];
-        b[info.start..info.end].trim_ascii() == word
+        let t = b[info.start..info.end].trim_ascii();
+        t.strip_prefix(word)
+            .is_some_and(|rest| rest.is_empty() || matches!(rest.first(), Some(b';' | b',' | b')')))
     })
 }

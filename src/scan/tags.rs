@@ -274,9 +274,23 @@ fn may_be_tag(hay: &[u8], start: usize, end: usize, lower: bool) -> bool {
         None => true,
         // `=begin todo` (Ruby, Perl POD): the opener is a word.
         Some(_) if head.trim_ascii_start().starts_with(b"=") => true,
+        // `rem todo` (batch files): the opener is a word.
+        Some(p) if p >= 2 && head[p - 2..=p].eq_ignore_ascii_case(b"rem") => true,
         Some(p) => matches!(
             head[p],
-            b'/' | b'!' | b'*' | b'#' | b'-' | b'<' | b'>' | b';' | b'%' | b'+' | b'[' | b'\''
+            b'/' | b'!'
+                | b'*'
+                | b'#'
+                | b'-'
+                | b'<'
+                | b'>'
+                | b';'
+                | b'%'
+                | b'+'
+                | b'['
+                | b'\''
+                | b'"'
+                | b':'
         ),
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::block::{BlockFinder, collapse_whitespace};
-use super::lang::{Language, detect_language};
+use super::lang::{Language, detect_language, refine};
 use super::tags::TagSet;
 use super::{ByteRange, ScanOptions, Todo, lex, sha256_hex, syntax};
 
@@ -19,6 +19,7 @@ pub fn scan_source(path: &str, content: &str, opts: &ScanOptions) -> Vec<Todo> {
     let Some(lang) = detect_language(path, first_line) else {
         return Vec::new();
     };
+    let lang = refine(lang, &text.as_bytes()[..text.len().min(8 << 10)]);
     // No whole-file prefilter for a single file: setting it up costs more than it saves.
     scan_text(path, content, lang, &TagSet::new(&opts.tags), None, opts)
 }

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::{DirEntry, WalkBuilder, WalkState};
 
-use super::lang::{detect_language, extension, has_comments};
+use super::lang::{detect_language, extension, has_comments, refine};
 use super::tags::TagSet;
 use super::text::scan_text;
 use super::{FileTodos, ScanError, ScanOptions, ScanReport, SkipReason};
@@ -190,6 +190,8 @@ pub(super) fn visit(
             lang
         }
     };
+    // `.m`: Objective-C or MATLAB, told apart by the head.
+    let lang = refine(lang, &bytes);
     if len > opts.max_file_bytes {
         return Some(Outcome::Skipped(SkipReason::TooLarge));
     }

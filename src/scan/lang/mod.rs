@@ -22,6 +22,13 @@ pub enum CommentRule {
     NotAfter(&'static [u8]),
     /// Not when the next byte is one of these (PHP 8 attributes `#[...]`).
     NotBefore(&'static [u8]),
+    /// Only where a command starts: first on its line (after whitespace), or after one of
+    /// these separators (Tcl's `;`, Vim script's `|`, batch's `&`). Elsewhere the opener is an
+    /// argument (`set url http://x/#y`, `echo "..."`).
+    CommandStart(&'static [u8]),
+    /// Vim script's `"`: a comment where a command starts, and after a command when no other
+    /// `"` follows on the line (`set ts=4  " comment`); else it opens a string.
+    CommandStartOrUnclosed(&'static [u8]),
 }
 
 /// A line comment opener and the rule deciding when it really opens a comment.
@@ -40,6 +47,9 @@ pub struct BlockComment {
     pub close: &'static str,
     pub nests: bool,
     pub line_start: bool,
+    /// Not when the opener is followed by one of these: F#'s `(*)` is the multiplication
+    /// operator, not `(*` opening a comment.
+    pub not_before: &'static [u8],
 }
 
 /// Whether a backslash protects the next byte inside a string.
@@ -98,6 +108,9 @@ pub struct Language {
     /// `<<EOF` here-documents: their bodies are prose where a stray apostrophe must not open a
     /// string that swallows the rest of the file.
     pub heredocs: bool,
+    /// A backslash in code makes the next byte plain code: TeX's `\%` is a percent sign, not a
+    /// comment; Lisp's and Clojure's `\"` and `#\"` are characters, not a string's start.
+    pub code_escapes: bool,
     /// `name:` alone on a line is a goto label or an access specifier (`public:`), outdented by
     /// convention; the block finder must not read it as the end or start of a scope. Off for
     /// Python and YAML, where that same line does open a scope.
@@ -146,6 +159,37 @@ pub fn detect_language(path: &str, first_line: &str) -> Option<&'static Language
         .iter()
         .find(|l| l.interpreters.contains(&interpreter))
         .or_else(|| db.by_interpreter(interpreter))
+}
+
+/// The language of a file whose name is ambiguous, from its first bytes: a `.m` file is
+/// Objective-C (as tokei's database says) unless it reads like MATLAB or Octave: a line that
+/// starts with `%`, `function` or `classdef`, and none with `#import`, `#include`, `@interface`,
+/// `@implementation`, `//` or `/*`.
+pub fn refine(lang: &'static Language, head: &[u8]) -> &'static Language {
+    const OBJC: [&str; 7] = [
+        "#import",
+        "#include",
+        "@interface",
+        "@implementation",
+        "@protocol",
+        "//",
+        "/*",
+    ];
+    if lang.name != "objectivec" {
+        return lang;
+    }
+    let mut matlab = false;
+    for line in head.split(|&c| c == b'\n') {
+        let t = line.trim_ascii_start();
+        if OBJC.iter().any(|p| t.starts_with(p.as_bytes())) {
+            return lang;
+        }
+        matlab |= t.starts_with(b"%") || t.starts_with(b"function") || t.starts_with(b"classdef");
+    }
+    match LANGUAGES.iter().find(|l| l.name == "matlab") {
+        Some(m) if matlab => m,
+        _ => lang,
+    }
 }
 
 /// The extension of a file name, if it has one (`.bashrc` has none: it is all stem).
@@ -214,6 +258,10 @@ pub fn language_list() -> Vec<LanguageInfo> {
         scanned: has_comments(l),
     };
     let mut out: Vec<LanguageInfo> = LANGUAGES.iter().map(|l| info(l, "hand-written")).collect();
+    // MATLAB gets `.m` from [`refine`], by content.
+    for row in out.iter_mut().filter(|r| r.name == "matlab") {
+        row.extensions.push("m");
+    }
     for l in &db().languages {
         let mut row = info(l, DATABASE);
         let this = |d: &'static Language| std::ptr::eq(d, *l);

@@ -58,6 +58,7 @@ const fn block(open: &'static str, close: &'static str, nests: bool) -> BlockCom
         close,
         nests,
         line_start: false,
+        not_before: &[],
     }
 }
 
@@ -108,6 +109,7 @@ pub static LANGUAGES: &[Language] = &[
             CHAR,
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -125,6 +127,7 @@ pub static LANGUAGES: &[Language] = &[
             plain("'", "'", false),
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -137,6 +140,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: JS_STRINGS,
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -149,6 +153,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: JS_STRINGS,
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -161,6 +166,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: &[plain("\"", "\"", false), raw("`", "`", true), CHAR],
         heredocs: false,
+        code_escapes: false,
         labels: true,
     },
     Language {
@@ -173,6 +179,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: C_STRINGS,
         heredocs: false,
+        code_escapes: false,
         labels: true,
     },
     Language {
@@ -191,6 +198,7 @@ pub static LANGUAGES: &[Language] = &[
             CHAR,
         ],
         heredocs: false,
+        code_escapes: false,
         labels: true,
     },
     Language {
@@ -207,6 +215,7 @@ pub static LANGUAGES: &[Language] = &[
             CHAR,
         ],
         heredocs: false,
+        code_escapes: false,
         labels: true,
     },
     Language {
@@ -223,6 +232,7 @@ pub static LANGUAGES: &[Language] = &[
             CHAR,
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -240,6 +250,7 @@ pub static LANGUAGES: &[Language] = &[
             plain("\"", "\"", false),
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -259,6 +270,7 @@ pub static LANGUAGES: &[Language] = &[
             CHAR,
         ],
         heredocs: false,
+        code_escapes: false,
         labels: true,
     },
     Language {
@@ -275,6 +287,7 @@ pub static LANGUAGES: &[Language] = &[
             CHAR,
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -293,6 +306,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: QUOTES,
         heredocs: true,
+        code_escapes: false,
         labels: true,
     },
     Language {
@@ -307,9 +321,11 @@ pub static LANGUAGES: &[Language] = &[
             close: "=end",
             nests: false,
             line_start: true,
+            not_before: &[],
         }],
         strings: QUOTES,
         heredocs: true,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -322,6 +338,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: NONE_BLOCK,
         strings: &[plain("\"", "\"", true), raw("'", "'", true)],
         heredocs: true,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -340,22 +357,26 @@ pub static LANGUAGES: &[Language] = &[
                 close: "=cut",
                 nests: false,
                 line_start: true,
+                not_before: &[],
             },
             BlockComment {
                 open: "=head",
                 close: "=cut",
                 nests: false,
                 line_start: true,
+                not_before: &[],
             },
             BlockComment {
                 open: "=begin",
                 close: "=cut",
                 nests: false,
                 line_start: true,
+                not_before: &[],
             },
         ],
         strings: QUOTES,
         heredocs: true,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -371,6 +392,7 @@ pub static LANGUAGES: &[Language] = &[
             bounded(raw("'", "'", false)),
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -388,6 +410,7 @@ pub static LANGUAGES: &[Language] = &[
             raw("'", "'", false),
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -400,6 +423,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: &[raw("'", "'", true), raw("\"", "\"", true)],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -417,6 +441,7 @@ pub static LANGUAGES: &[Language] = &[
             plain("'", "'", false),
         ],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -429,6 +454,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: &[block("{-", "-}", true)],
         strings: &[plain("\"", "\"", false), CHAR],
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -441,6 +467,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: QUOTES,
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -453,6 +480,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: C_BLOCK,
         strings: QUOTES,
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -466,6 +494,7 @@ pub static LANGUAGES: &[Language] = &[
         // Prose apostrophes would open strings; attribute values rarely hide comment openers.
         strings: NONE_STR,
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -480,6 +509,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: &[block("<!--", "-->", false)],
         strings: NONE_STR,
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -495,6 +525,7 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: NONE_BLOCK,
         strings: NONE_STR,
         heredocs: false,
+        code_escapes: false,
         labels: false,
     },
     Language {
@@ -507,6 +538,30 @@ pub static LANGUAGES: &[Language] = &[
         block_comments: NONE_BLOCK,
         strings: NONE_STR,
         heredocs: false,
+        code_escapes: false,
+        labels: false,
+    },
+    // `.m` is Objective-C's too: tokei's database has it so, and `refine` makes a `.m` file
+    // MATLAB when its head reads like MATLAB (see `super::refine`). So no extension here.
+    Language {
+        name: "matlab",
+        display: "MATLAB/Octave",
+        extensions: &[],
+        file_names: &[],
+        interpreters: &["octave"],
+        line_comments: &[line("%")],
+        // `%{` and `%}` alone on their lines.
+        block_comments: &[BlockComment {
+            open: "%{",
+            close: "%}",
+            nests: true,
+            line_start: true,
+            not_before: &[],
+        }],
+        // Quotes are doubled, never escaped; `x'` is a transpose, not a string.
+        strings: &[raw("\"", "\"", false), bounded(raw("'", "'", false))],
+        heredocs: false,
+        code_escapes: false,
         labels: false,
     },
 ];
