@@ -28,6 +28,9 @@ ARG VERIFY_BASE=python:3.12-slim-bookworm
 ARG VERIFY_PACKAGES=make
 
 FROM ${BUILDER_IMAGE} AS build
+# Marks this stage's images, so that compose/build-offline can remove the ones a new build left
+# behind (they are not part of any image you run).
+LABEL org.tars-fleet.stage=build
 WORKDIR /src
 # Dependencies first, in their own layer, so a source change does not refetch and rebuild them.
 COPY Cargo.toml Cargo.lock ./

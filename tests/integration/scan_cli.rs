@@ -177,3 +177,86 @@ fn scan_context_shows_the_syntax_tree_block_with_the_same_ids() {
     assert_eq!(&src[start..end], src, "the whole function");
     assert_ne!(plain["block_lines"], tree["block_lines"]);
 }
+
+/// Files in no known language are not scanned, and the summary says which, by extension;
+/// languages from tokei's database are scanned (Zig here), and an extension-less file with a
+/// known shebang is too.
+#[test]
+fn scan_counts_files_of_unknown_languages_by_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(
+        p.join("alloc.zig"),
+        "// TODO: free on error\nconst s = \"TODO\";\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("logo.png"), b"\x89PNG TODO").unwrap();
+    std::fs::write(p.join("a.lock"), "# TODO: not ours\n").unwrap();
+    std::fs::write(p.join("b.lock"), "# TODO: not ours\n").unwrap();
+    std::fs::write(p.join("LICENSE"), "TODO text\n").unwrap();
+    std::fs::write(p.join("tool"), "#!/bin/sh\n# FIXME: quote the path\n").unwrap();
+    // Known, with no comment syntax: neither scanned nor unknown.
+    std::fs::write(p.join("data.json"), "{\"TODO\": 1}\n").unwrap();
+    let mut c = cmd("dispatcher");
+    c.arg("scan").arg(p);
+    let out = run(c).success();
+    assert_eq!(
+        out.stdout,
+        "alloc.zig:1: TODO free on error\ntool:2: FIXME quote the path\n"
+    );
+    assert!(
+        out.stderr
+            .contains("unknown_language: 4 files not scanned (.lock 2, no extension 1, .png 1)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("(2 files scanned)"), "{}", out.stderr);
+}
+
+/// `scan --languages`: the hand-written rows, then tokei's, each with where it comes from.
+#[test]
+fn scan_languages_lists_every_language_and_its_source() {
+    let mut c = cmd("dispatcher");
+    c.args(["scan", "--languages", "--json"]);
+    let out = run(c).success();
+    let rows: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert!(rows.len() >= 300, "{} languages", rows.len());
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .clone()
+    };
+    assert_eq!(row("rust")["source"], "hand-written");
+    assert_eq!(row("zig")["source"], "tokei 15.0.0 languages.json");
+    assert_eq!(row("zig")["extensions"][0], "zig");
+    assert_eq!(row("cmake")["file_names"][0], "cmakelists.txt");
+    assert_eq!(row("matlab")["extensions"][0], "m");
+    assert_eq!(row("json")["scanned"], false);
+    // A database row loses the names the hand-written table has (Python's `.py`).
+    assert!(
+        rows.iter()
+            .filter(|r| r["extensions"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|x| x == "py")))
+            .count()
+            == 1
+    );
+
+    let mut c = cmd("dispatcher");
+    c.args(["scan", "--languages"]);
+    let text = run(c).success().stdout;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("zig ") && l.contains("tokei")),
+        "{text}"
+    );
+    assert!(
+        text.trim_end().ends_with("tokei 15.0.0 languages.json"),
+        "{text}"
+    );
+}
