@@ -232,7 +232,14 @@ fn scan_languages_lists_every_language_and_its_source() {
             .clone()
     };
     assert_eq!(row("rust")["source"], "hand-written");
-    assert_eq!(row("zig")["source"], "tokei 15.0.0 languages.json");
+    let tokei = row("zig")["source"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        tokei.starts_with("tokei ") && tokei.ends_with(" languages.json"),
+        "{tokei}"
+    );
     assert_eq!(row("zig")["extensions"][0], "zig");
     assert_eq!(row("cmake")["file_names"][0], "cmakelists.txt");
     assert_eq!(row("matlab")["extensions"][0], "m");
