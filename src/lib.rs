@@ -37,6 +37,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod dashboard;
 pub mod exit;
 pub mod failure;
 pub mod fleet;

@@ -375,17 +375,46 @@ impl Queue {
 
     /// Requeues a run's tasks that ended in `state` (failed, dead or cancelled).
     pub async fn retry_run(&self, run: &str, state: TaskState) -> Result<u64, QueueError> {
+        self.retry_tasks(run, state, None).await
+    }
+
+    /// [`Queue::retry_run`] limited to the tasks `only` (when given: the dashboard retries
+    /// the tasks its filter shows). An empty `only` retries nothing.
+    pub async fn retry_tasks(
+        &self,
+        run: &str,
+        state: TaskState,
+        only: Option<&[String]>,
+    ) -> Result<u64, QueueError> {
+        if only.is_some_and(<[String]>::is_empty) {
+            return Ok(0);
+        }
         let mut c = self.conn();
-        let n: i64 = scripts::RETRY_RUN
-            .key(keys::run(run))
+        let mut inv = scripts::RETRY_RUN.prepare_invoke();
+        inv.key(keys::run(run))
             .key(keys::run_tasks(run))
             .key(keys::tasks_stream())
             .arg(run)
             .arg(state.as_str())
-            .arg(self.retention_secs)
-            .invoke_async(&mut c)
-            .await?;
+            .arg(self.retention_secs);
+        for id in only.unwrap_or_default() {
+            inv.arg(id);
+        }
+        let n: i64 = inv.invoke_async(&mut c).await?;
         u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
+    }
+
+    /// The listed runs, newest first, at most `limit`.
+    pub async fn recent_runs(&self, limit: usize) -> Result<Vec<String>, QueueError> {
+        let mut c = self.conn();
+        let v: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys::runs())
+            .arg(0)
+            .arg(limit.saturating_sub(1))
+            .arg("REV")
+            .query_async(&mut c)
+            .await?;
+        Ok(v)
     }
 
     /// Removes a run and its tasks; returns how many tasks were removed.

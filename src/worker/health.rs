@@ -39,7 +39,7 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationTo
         ];
         match shared
             .queue
-            .heartbeat(&shared.id, &fields, Duration::from_secs(15))
+            .heartbeat(&shared.id, &fields, Duration::from_millis(HEARTBEAT_TTL_MS))
             .await
         {
             Ok(()) => touch_health_file(),
@@ -54,6 +54,10 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationTo
 
 /// Where the container health check looks (`worker --health`); unset outside containers.
 pub const HEALTH_FILE_ENV: &str = "TARS_HEALTH_FILE";
+
+/// How long a heartbeat outlives its last write: a worker that stops beating disappears from
+/// Redis this long after (the dashboard reads a beat's age from the key's time to live).
+pub const HEARTBEAT_TTL_MS: u64 = 15_000;
 /// A worker is healthy while its heartbeat reached Redis within this long.
 pub const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
 

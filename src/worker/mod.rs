@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::llm::{LlmClient, LlmError};
 use crate::queue::{Queue, QueueError, Stage};
 
-pub use health::{HEALTH_FILE_ENV, HEALTHY_WITHIN, check_health};
+pub use health::{HEALTH_FILE_ENV, HEALTHY_WITHIN, HEARTBEAT_TTL_MS, check_health};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {

@@ -137,6 +137,17 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a web dashboard of runs, tasks, workers and endpoints, with Prometheus metrics
+    /// at /metrics; read-only unless an admin token is given.
+    Dashboard {
+        /// Address to listen on (default: loopback only).
+        #[arg(long, default_value = "127.0.0.1:8088")]
+        listen: std::net::SocketAddr,
+        /// A file holding the admin token that cancel, retry and purge ask for (also
+        /// TARS_DASHBOARD_TOKEN_FILE). Without one the dashboard is read-only.
+        #[arg(long, value_name = "FILE", env = "TARS_DASHBOARD_TOKEN_FILE")]
+        admin_token_file: Option<PathBuf>,
+    },
     /// Manage worker containers through the Docker engine (DOCKER_HOST or the local socket).
     Fleet {
         #[command(subcommand)]

@@ -136,6 +136,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             land_cmd(&cfg, run, repo, &opts, json).await
         }
         Cmd::Results { run, out } => results_cmd(&cfg, run, out).await,
+        Cmd::Dashboard {
+            listen,
+            admin_token_file,
+        } => dashboard_cmd(&cfg, listen, admin_token_file).await,
         Cmd::Fleet { cmd } => fleet_cmd(&cfg, cmd).await,
     }
 }
@@ -328,6 +332,42 @@ async fn land_cmd(
     } else {
         ExitCode::Success
     })
+}
+
+async fn dashboard_cmd(
+    cfg: &Config,
+    listen: std::net::SocketAddr,
+    token_file: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let token = token_file
+        .map(|p| tars_fleet::config::read_secret("--admin-token-file", &p))
+        .transpose()?;
+    let queue = Queue::open(cfg).await?;
+    writeln!(
+        report::stderr(),
+        "dashboard on http://{listen}/ ({}); Ctrl-C stops it",
+        if token.is_some() {
+            "actions need the admin token"
+        } else {
+            "read-only"
+        }
+    )?;
+    tars_fleet::dashboard::serve(queue, listen, token, async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    })
+    .await?;
+    Ok(ExitCode::Success)
 }
 
 async fn results_cmd(cfg: &Config, run: Option<String>, out: Option<PathBuf>) -> Result<ExitCode> {
