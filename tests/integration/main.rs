@@ -6,6 +6,7 @@ mod apply_hostile;
 mod bad_input;
 mod bounded_answers;
 mod crash_safety;
+mod dashboard;
 mod demo_script;
 mod docker;
 mod e2e;
