@@ -73,7 +73,10 @@ pub struct RunRow {
     pub llm_ms: u64,
 }
 
-pub fn runs_page(rows: &[RunRow], now_ms: u64) -> String {
+/// Minutes with their counts per final state, oldest first (the bounded history).
+pub type History = [(u64, std::collections::BTreeMap<String, u64>)];
+
+pub fn runs_page(rows: &[RunRow], history: &History, now_ms: u64) -> String {
     let mut b = String::new();
     if rows.is_empty() {
         b.push_str("<p>No runs in Redis. Start one with <code>dispatcher run PATH</code>.</p>");
@@ -127,6 +130,35 @@ pub fn runs_page(rows: &[RunRow], now_ms: u64) -> String {
             r.prompt_tokens,
             r.completion_tokens,
             r.llm_ms as f64 / 1000.0
+        );
+    }
+    b.push_str("</table>");
+    // The fleet's last hour, from the per-minute counters the scripts keep in Redis.
+    b.push_str(
+        "<h2>Tasks finished per minute, last hour (all runs)</h2><table id=\"history\">\
+         <tr><th>minute (UTC)</th><th>done</th><th>failed</th><th>dead</th><th>cancelled</th>\
+         <th></th></tr>",
+    );
+    let top = history
+        .iter()
+        .map(|(_, c)| c.values().sum::<u64>())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    for (minute, counts) in history {
+        let n = |s: &str| counts.get(s).copied().unwrap_or(0);
+        let all: u64 = counts.values().sum();
+        let _ = write!(
+            b,
+            "<tr class=\"minute\"><td>{:02}:{:02}</td><td class=\"done\">{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td><span class=\"bar\" style=\"width:{}px\"></span></td></tr>",
+            (minute / 60) % 24,
+            minute % 60,
+            n("done"),
+            n("failed"),
+            n("dead"),
+            n("cancelled"),
+            200 * all / top
         );
     }
     b.push_str("</table>");

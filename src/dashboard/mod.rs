@@ -132,7 +132,8 @@ async fn runs(State(d): State<Shared>) -> Response {
             llm_ms: s.llm_ms_total,
         });
     }
-    Html(html::runs_page(&rows, now)).into_response()
+    let history = d.queue.minute_history(60).await.unwrap_or_default();
+    Html(html::runs_page(&rows, &history, now)).into_response()
 }
 
 /// What a run page needs; `notice` says what an action just did.

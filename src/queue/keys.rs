@@ -11,6 +11,18 @@ pub const GROUP: &str = "workers";
 pub const VERIFY_GROUP: &str = "verifiers";
 
 /// ZSET run id -> creation time (ms, Redis's clock): the run list, newest last.
+/// Tasks finished in one minute (Unix minute, Redis's clock), by final state: the dashboard's
+/// bounded history. Each expires after [`history_window`]'s seconds.
+pub fn minute(minute: u64) -> String {
+    format!("{PREFIX}:minute:{minute}")
+}
+
+/// How long a [`minute`] hash is kept, in seconds (a number; absent: 24 h). Set by
+/// `dispatcher dashboard --history-hours`.
+pub fn history_window() -> String {
+    format!("{PREFIX}:history_window")
+}
+
 pub fn runs() -> String {
     format!("{PREFIX}:runs")
 }

@@ -404,6 +404,45 @@ impl Queue {
         u64::try_from(n).map_err(|_| QueueError::NoSuchRun(run.to_string()))
     }
 
+    /// Keeps the per-minute history ([`keys::minute`]) for `secs` from now on.
+    pub async fn set_history_window(&self, secs: u64) -> Result<(), QueueError> {
+        let mut c = self.conn();
+        redis::cmd("SET")
+            .arg(keys::history_window())
+            .arg(secs.max(60))
+            .query_async::<()>(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    /// Tasks finished per minute over the last `minutes` minutes (Redis's clock), oldest first:
+    /// (Unix minute, final state -> count), minutes without any left out.
+    pub async fn minute_history(
+        &self,
+        minutes: u64,
+    ) -> Result<Vec<(u64, std::collections::BTreeMap<String, u64>)>, QueueError> {
+        let mut c = self.conn();
+        let (secs, _): (u64, u64) = redis::cmd("TIME").query_async(&mut c).await?;
+        let now = secs / 60;
+        let first = now.saturating_sub(minutes.saturating_sub(1));
+        let mut p = redis::pipe();
+        for m in first..=now {
+            p.hgetall(keys::minute(m));
+        }
+        let all: Vec<std::collections::HashMap<String, String>> = p.query_async(&mut c).await?;
+        Ok((first..=now)
+            .zip(all)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(m, h)| {
+                let counts = h
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, v.parse::<u64>().ok()?)))
+                    .collect();
+                (m, counts)
+            })
+            .collect())
+    }
+
     /// The listed runs, newest first, at most `limit`.
     pub async fn recent_runs(&self, limit: usize) -> Result<Vec<String>, QueueError> {
         let mut c = self.conn();

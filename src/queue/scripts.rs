@@ -35,9 +35,12 @@ fn header() -> String {
         .collect();
     format!(
         "local TASK_KEY = {}\nlocal RUN_KEY = {}\nlocal LOG_MAXLEN = {LOG_MAXLEN}\n\
+         local MINUTE_KEY = {}\nlocal HISTORY_WINDOW_KEY = {}\n\
          local TERMINAL_STATES = {{{}}}\n",
         lua_string(&keys::task(SLOT, SLOT)),
         lua_string(&keys::run(SLOT)),
+        lua_string(&keys::minute(0).replace(":0", ":%d")),
+        lua_string(&keys::history_window()),
         terminal.join(", ")
     )
 }

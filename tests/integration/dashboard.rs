@@ -152,6 +152,29 @@ fn dashboard_pages_show_runs_filters_paging_and_tasks() {
     assert!(runs.contains("<td>61/61</td>"), "{runs}");
     assert!(runs.contains("<td class=\"done\">31</td>"), "{runs}");
     assert!(runs.contains("<td class=\"failed\">30</td>"), "{runs}");
+    // The bounded history: per-minute counts in Redis, each with its time to live.
+    let done_in_history: u64 = runs
+        .split("<tr class=\"minute\">")
+        .skip(1)
+        .filter_map(|r| {
+            r.split("<td class=\"done\">")
+                .nth(1)?
+                .split('<')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(done_in_history, 31, "{runs}");
+    let minutes: Vec<String> = redis::cmd("KEYS")
+        .arg("{tars}:minute:*")
+        .query(&mut redis.conn())
+        .unwrap();
+    assert!(!minutes.is_empty());
+    for k in &minutes {
+        let ttl: i64 = redis::cmd("TTL").arg(k).query(&mut redis.conn()).unwrap();
+        assert!(ttl > 0 && ttl <= 24 * 3600, "{k}: ttl {ttl}");
+    }
 
     let page = get(port, &format!("/runs/{run_id}"));
     assert!(page.contains("61 tasks match; page 1 of 2"), "{page}");

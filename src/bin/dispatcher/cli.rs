@@ -147,6 +147,9 @@ pub enum Cmd {
         /// TARS_DASHBOARD_TOKEN_FILE). Without one the dashboard is read-only.
         #[arg(long, value_name = "FILE", env = "TARS_DASHBOARD_TOKEN_FILE")]
         admin_token_file: Option<PathBuf>,
+        /// How long the fleet keeps its per-minute counts of finished tasks, in hours.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+        history_hours: u64,
     },
     /// Manage worker containers through the Docker engine (DOCKER_HOST or the local socket).
     Fleet {

@@ -139,7 +139,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Dashboard {
             listen,
             admin_token_file,
-        } => dashboard_cmd(&cfg, listen, admin_token_file).await,
+            history_hours,
+        } => dashboard_cmd(&cfg, listen, admin_token_file, history_hours).await,
         Cmd::Fleet { cmd } => fleet_cmd(&cfg, cmd).await,
     }
 }
@@ -338,11 +339,13 @@ async fn dashboard_cmd(
     cfg: &Config,
     listen: std::net::SocketAddr,
     token_file: Option<PathBuf>,
+    history_hours: u64,
 ) -> Result<ExitCode> {
     let token = token_file
         .map(|p| tars_fleet::config::read_secret("--admin-token-file", &p))
         .transpose()?;
     let queue = Queue::open(cfg).await?;
+    queue.set_history_window(history_hours * 3600).await?;
     writeln!(
         report::stderr(),
         "dashboard on http://{listen}/ ({}); Ctrl-C stops it",

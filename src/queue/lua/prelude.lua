@@ -77,6 +77,11 @@ local function finish(task_key, run_key, run_tasks, results_stream, run, task, f
   redis.call('EXPIRE', run_tasks, ttl)
   redis.call('XADD', results_stream, 'MAXLEN', '~', LOG_MAXLEN, '*', 'run', run, 'task', task,
     'state', state)
+  -- The bounded history: this minute's count per final state (Redis's clock), kept for the
+  -- window (24 h unless the dashboard set another).
+  local minute_key = string.format(MINUTE_KEY, math.floor(tonumber(redis.call('TIME')[1]) / 60))
+  redis.call('HINCRBY', minute_key, state, 1)
+  redis.call('EXPIRE', minute_key, tonumber(redis.call('GET', HISTORY_WINDOW_KEY)) or 86400)
   maybe_finish(run_key, run_tasks, now, ttl)
 end
 -- LLM permits (a lease-based counting semaphore per endpoint, FIFO for its waiters): drops
