@@ -151,6 +151,8 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     env.insert("TARS_OUT", out.path().display().to_string());
     let redis_port = free_port();
     env.insert("TARS_REDIS_PORT", redis_port.to_string());
+    let dashboard_port = free_port();
+    env.insert("TARS_DASHBOARD_PORT", dashboard_port.to_string());
     let down = |env: &HashMap<&str, String>| {
         compose(
             &project,
@@ -276,6 +278,14 @@ fn compose_scales_four_limited_workers_that_finish_a_run() {
     );
 
     land_from_the_host(&project, &env, redis_port, repo.path(), tasks);
+    // The compose file's dashboard, on the host's loopback, shows the run.
+    let (code, page) = crate::util::http_get(dashboard_port, "/").unwrap_or_default();
+    assert_eq!(code, 200, "{page}");
+    let run_id = summary["run"].as_str().unwrap_or_default();
+    assert!(
+        !run_id.is_empty() && page.contains(&format!("data-run=\"{run_id}\"")),
+        "the compose dashboard shows run {run_id}: {page}"
+    );
 
     let d = down(&env);
     assert!(
@@ -562,6 +572,9 @@ fn compose_verifiers_check_patches_with_no_network_but_redis_socket() {
     env.insert("TARS_VERIFY_COMMAND", check.to_string());
     env.insert("TARS_REPO", repo.path().display().to_string());
     env.insert("TARS_OUT", out.path().display().to_string());
+    // Host ports of their own (the defaults may be taken on this machine).
+    env.insert("TARS_REDIS_PORT", free_port().to_string());
+    env.insert("TARS_DASHBOARD_PORT", free_port().to_string());
     let profiles = ["--profile", "cli", "--profile", "verify"];
     let down = |env: &HashMap<&str, String>| {
         let mut args = profiles.to_vec();
