@@ -192,6 +192,50 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
             *n as f64,
         );
     }
+    // Whole tasks, enqueued to finished, by final state (counters kept by the scripts).
+    let mut c = q.conn();
+    let h: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+        .arg(keys::task_durations())
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default();
+    o.family(
+        "tars_task_duration_seconds",
+        "histogram",
+        "Whole tasks, enqueued to finished (queue wait, every attempt and verification included), by final state.",
+    );
+    for s in TaskState::ALL.into_iter().filter(|s| s.is_terminal()) {
+        let state = s.as_str();
+        let count = h.get(&format!("{state}:count")).copied().unwrap_or(0);
+        if count == 0 {
+            continue;
+        }
+        let mut cum = 0u64;
+        for b in keys::TASK_BUCKETS_MS {
+            cum += h.get(&format!("{state}:{b}")).copied().unwrap_or(0);
+            o.sample(
+                "tars_task_duration_seconds_bucket",
+                &[("state", state), ("le", &format!("{}", b as f64 / 1000.0))],
+                cum as f64,
+            );
+        }
+        cum += h.get(&format!("{state}:inf")).copied().unwrap_or(0);
+        o.sample(
+            "tars_task_duration_seconds_bucket",
+            &[("state", state), ("le", "+Inf")],
+            cum as f64,
+        );
+        o.sample(
+            "tars_task_duration_seconds_sum",
+            &[("state", state)],
+            h.get(&format!("{state}:sum_ms")).copied().unwrap_or(0) as f64 / 1000.0,
+        );
+        o.sample(
+            "tars_task_duration_seconds_count",
+            &[("state", state)],
+            count as f64,
+        );
+    }
     // Streams and their consumer groups.
     o.family("tars_stream_length", "gauge", "Entries in a stream.");
     let mut groups = Vec::new();
@@ -299,8 +343,33 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
             o.sample("tars_llm_limit", &[("endpoint", &e.url)], f64::from(l));
         }
     }
-    // Gauges, not a summary: the fleet keeps recent latencies' percentiles, not a sum and a
-    // count since the start.
+    o.family(
+        "tars_llm_request_duration_seconds",
+        "histogram",
+        "Latency of an endpoint's successful LLM calls, since the fleet's record of the endpoint \
+         began (it resets after a week without calls).",
+    );
+    for e in &eps {
+        for (le, n) in &e.latency_buckets {
+            let le = le.map_or("+Inf".to_string(), |ms| format!("{}", ms as f64 / 1000.0));
+            o.sample(
+                "tars_llm_request_duration_seconds_bucket",
+                &[("endpoint", &e.url), ("le", &le)],
+                *n as f64,
+            );
+        }
+        o.sample(
+            "tars_llm_request_duration_seconds_sum",
+            &[("endpoint", &e.url)],
+            e.latency_sum_ms as f64 / 1000.0,
+        );
+        o.sample(
+            "tars_llm_request_duration_seconds_count",
+            &[("endpoint", &e.url)],
+            e.latency_count as f64,
+        );
+    }
+    // The recent percentiles too, as `status` shows them (the last 200 calls).
     for (name, help, pick) in [
         (
             "tars_llm_latency_p50_seconds",

@@ -17,6 +17,19 @@ pub fn minute(minute: u64) -> String {
     format!("{PREFIX}:minute:{minute}")
 }
 
+/// HASH: a histogram of whole-task durations (enqueued to finished, ms), by final state:
+/// `<state>:<bucket ms>` and `<state>:inf` (calls in the first bucket that fits), `<state>:sum_ms`,
+/// `<state>:count`. Counters since the queue was made, for Prometheus.
+/// Upper bounds (ms) of [`task_durations`]' buckets: a task takes from a second (a fast model,
+/// a small block) to many minutes (retries, verification, repairs).
+pub const TASK_BUCKETS_MS: [u64; 10] = [
+    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_800_000, 3_600_000,
+];
+
+pub fn task_durations() -> String {
+    format!("{PREFIX}:task_durations")
+}
+
 /// How long a [`minute`] hash is kept, in seconds (a number; absent: 24 h). Set by
 /// `dispatcher dashboard --history-hours`.
 pub fn history_window() -> String {

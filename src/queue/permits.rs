@@ -137,6 +137,12 @@ pub enum CallOutcome {
     Other,
 }
 
+/// Upper bounds (ms) of the LLM latency histogram's buckets, kept per endpoint by the
+/// `llm_observe` script: from a fast local model's short answer to a slow model's long one.
+pub const LATENCY_BUCKETS_MS: [u64; 10] = [
+    100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000,
+];
+
 /// One endpoint as `dispatcher status` shows it.
 #[derive(Debug, Clone, serde::Serialize, PartialEq)]
 pub struct EndpointStatus {
@@ -155,6 +161,11 @@ pub struct EndpointStatus {
     pub p95_ms: Option<u64>,
     /// `serving`, `cooling` (after failures) or `missing_model`.
     pub state: String,
+    /// Successful calls by latency: (upper bound in ms, None for +Inf; calls at or under it,
+    /// cumulative), since the endpoint's state was made.
+    pub latency_buckets: Vec<(Option<u64>, u64)>,
+    pub latency_sum_ms: u64,
+    pub latency_count: u64,
     /// Why it is out, when it is.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
@@ -338,6 +349,20 @@ impl Queue {
                 errors: num("errors").unwrap_or(0.0) as u64,
                 p50_ms: pct(0.5),
                 p95_ms: pct(0.95),
+                latency_buckets: {
+                    let mut cum = 0u64;
+                    LATENCY_BUCKETS_MS
+                        .iter()
+                        .map(|b| (Some(*b), format!("h_{b}")))
+                        .chain([(None, "h_inf".to_string())])
+                        .map(|(le, field)| {
+                            cum += num(&field).unwrap_or(0.0) as u64;
+                            (le, cum)
+                        })
+                        .collect()
+                },
+                latency_sum_ms: num("h_sum_ms").unwrap_or(0.0) as u64,
+                latency_count: num("h_count").unwrap_or(0.0) as u64,
                 state,
                 reason: h.get("reason").cloned().unwrap_or_default(),
             });

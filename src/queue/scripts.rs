@@ -36,11 +36,24 @@ fn header() -> String {
     format!(
         "local TASK_KEY = {}\nlocal RUN_KEY = {}\nlocal LOG_MAXLEN = {LOG_MAXLEN}\n\
          local MINUTE_KEY = {}\nlocal HISTORY_WINDOW_KEY = {}\n\
+         local LATENCY_BUCKETS_MS = {{{}}}\nlocal TASK_BUCKETS_MS = {{{}}}\n\
+         local TASK_DURATIONS_KEY = {}\n\
          local TERMINAL_STATES = {{{}}}\n",
         lua_string(&keys::task(SLOT, SLOT)),
         lua_string(&keys::run(SLOT)),
         lua_string(&keys::minute(0).replace(":0", ":%d")),
         lua_string(&keys::history_window()),
+        super::permits::LATENCY_BUCKETS_MS
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        keys::TASK_BUCKETS_MS
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        lua_string(&keys::task_durations()),
         terminal.join(", ")
     )
 }

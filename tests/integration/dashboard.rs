@@ -34,9 +34,14 @@ fn have(program: &str, hint: &str) -> bool {
     ok
 }
 
-/// A finished run of 60 tasks (30 done, 30 failed); returns the run id. The worker is stopped
+/// A finished run of 61 tasks (31 done, 30 failed); returns the run id. The worker is stopped
 /// afterwards, so that tasks queued again by an action stay queued.
 fn finished_run(redis: &RedisServer) -> String {
+    finished_run_counted(redis).0
+}
+
+/// [`finished_run`], and how many chat completions the LLM answered.
+fn finished_run_counted(redis: &RedisServer) -> (String, usize) {
     let fake = FakeLlm::start(|req, _| match req.path.as_str() {
         "/v1/chat/completions" if req.body.contains("handle case 1-") => Reply::Json {
             status: 200,
@@ -67,7 +72,10 @@ fn finished_run(redis: &RedisServer) -> String {
         out.stderr
     );
     drop(worker);
-    out.stdout.trim().to_string()
+    (
+        out.stdout.trim().to_string(),
+        fake.count("/v1/chat/completions"),
+    )
 }
 
 /// The dashboard process, on a free port.
@@ -354,7 +362,7 @@ fn metrics_pass_promtool_and_a_real_prometheus_reads_the_done_count() {
         return;
     }
     let redis = RedisServer::start();
-    let run_id = finished_run(&redis);
+    let (run_id, calls) = finished_run_counted(&redis);
     let (_d, port) = dashboard(&redis, None);
     let text = get(port, "/metrics");
     assert!(
@@ -364,6 +372,29 @@ fn metrics_pass_promtool_and_a_real_prometheus_reads_the_done_count() {
         "{text}"
     );
     assert!(text.contains("reason_kind=\"no_code_block\"} 30"), "{text}");
+    // Whole tasks: 31 done and 30 failed in the duration histogram.
+    assert!(
+        text.contains("tars_task_duration_seconds_count{state=\"done\"} 31")
+            && text.contains("tars_task_duration_seconds_bucket{state=\"failed\",le=\"+Inf\"} 30"),
+        "{text}"
+    );
+    // The latency histogram: every call the LLM answered counted (a failed task is asked again
+    // with the reason, so more than 61), the +Inf bucket holding all.
+    let count = text
+        .lines()
+        .find(|l| l.starts_with("tars_llm_request_duration_seconds_count{"))
+        .unwrap_or_else(|| panic!("no latency histogram: {text}"));
+    assert!(
+        calls > 61 && count.ends_with(&format!(" {calls}")),
+        "{count}: {calls} calls"
+    );
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("tars_llm_request_duration_seconds_bucket{")
+                && l.contains(&format!("le=\"+Inf\"}} {calls}"))
+        ),
+        "{text}"
+    );
     let mut check = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -25,6 +25,15 @@ end
 if outcome == 'ok' then
   redis.call('LPUSH', latencies, rtt)
   redis.call('LTRIM', latencies, 0, 199)
+  -- A latency histogram since the hash was made (Prometheus's `_bucket`/`_sum`/`_count`): one
+  -- counter per bucket the call falls in first (the reader makes them cumulative).
+  local le = 'inf'
+  for _, b in ipairs(LATENCY_BUCKETS_MS) do
+    if rtt <= b then le = tostring(b) break end
+  end
+  redis.call('HINCRBY', state_key, 'h_' .. le, 1)
+  redis.call('HINCRBY', state_key, 'h_sum_ms', rtt)
+  redis.call('HINCRBY', state_key, 'h_count', 1)
   redis.call('HSET', state_key, 'failures', 0, 'state', 'serving', 'cooldown_ms', 0, 'reason', '')
 else
   redis.call('HINCRBY', state_key, 'errors', 1)

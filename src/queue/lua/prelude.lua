@@ -79,6 +79,19 @@ local function finish(task_key, run_key, run_tasks, results_stream, run, task, f
     'state', state)
   -- The bounded history: this minute's count per final state (Redis's clock), kept for the
   -- window (24 h unless the dashboard set another).
+  -- The whole task's duration (enqueued to finished, queue wait included; the dispatcher's and
+  -- the worker's clocks) in the fleet's histogram, per final state.
+  local started = tonumber(redis.call('HGET', task_key, 'enqueued_at'))
+  if started and tonumber(now) and tonumber(now) >= started then
+    local took = tonumber(now) - started
+    local le = 'inf'
+    for _, b in ipairs(TASK_BUCKETS_MS) do
+      if took <= b then le = tostring(b) break end
+    end
+    redis.call('HINCRBY', TASK_DURATIONS_KEY, state .. ':' .. le, 1)
+    redis.call('HINCRBY', TASK_DURATIONS_KEY, state .. ':sum_ms', took)
+    redis.call('HINCRBY', TASK_DURATIONS_KEY, state .. ':count', 1)
+  end
   local minute_key = string.format(MINUTE_KEY, math.floor(tonumber(redis.call('TIME')[1]) / 60))
   redis.call('HINCRBY', minute_key, state, 1)
   redis.call('EXPIRE', minute_key, tonumber(redis.call('GET', HISTORY_WINDOW_KEY)) or 86400)
