@@ -97,14 +97,16 @@ fn inspect(id: &str) -> serde_json::Value {
 }
 
 fn compose(project: &str, env: &HashMap<&str, String>, args: &[&str]) -> std::process::Output {
-    let mut c = Command::new("docker-compose");
+    // Compose v2, the `docker compose` plugin, as the README says (scripts/setup-test-deps
+    // installs it where the engine's CLI has none).
+    let mut c = Command::new("docker");
     c.current_dir(repo_root().join("compose"))
-        .args(["-f", "docker-compose.yml", "-p", project])
+        .args(["compose", "-f", "docker-compose.yml", "-p", project])
         .args(args);
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("docker-compose")
+    c.output().expect("docker compose")
 }
 
 fn mem_usage(id: &str) -> String {
@@ -344,7 +346,7 @@ fn land_from_the_host(
         .to_string();
     let host = |args: &str| {
         let script = format!(
-            "TARS_REDIS__PASSWORD_FILE=<(docker-compose -f docker-compose.yml -p {project} \
+            "TARS_REDIS__PASSWORD_FILE=<(docker compose -f docker-compose.yml -p {project} \
              exec -T redis cat /run/secrets/redis_password) {} {args}",
             crate::util::bin("dispatcher").display()
         );
