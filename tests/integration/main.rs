@@ -8,6 +8,7 @@ mod bounded_answers;
 mod crash_safety;
 mod dashboard;
 mod demo_script;
+mod deploy_manifests;
 mod docker;
 mod e2e;
 mod fake_llm;

@@ -1,0 +1,181 @@
+//! The deployment files, checked as far as this machine allows (no cluster runs here): the
+//! Kubernetes manifests against the Kubernetes schemas of current versions
+//! (`kubernetes-validate`, PyPI, offline), every container with resource limits and a
+//! securityContext; the KEDA ScaledObject against what the workers really use (the stream key,
+//! the consumer group, the Deployment's name); the Prometheus config with `promtool`; the
+//! Grafana dashboard's queries against the metrics `/metrics` exports.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::util::repo_root;
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// The test venv's python (scripts/setup-test-deps), with kubernetes-validate and PyYAML.
+fn venv_python() -> Option<PathBuf> {
+    let python = std::env::var("TARS_TEST_LLM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/tars-fleet/venv/bin/python")
+        });
+    let ok = Command::new(&python)
+        .args(["-c", "import kubernetes_validate, yaml"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !in_ci(),
+            "kubernetes-validate is required in CI: run scripts/setup-test-deps"
+        );
+        eprintln!("SKIPPED: kubernetes-validate is not installed (scripts/setup-test-deps)");
+        return None;
+    }
+    Some(python)
+}
+
+#[test]
+fn kubernetes_manifests_validate_against_current_schemas_with_limits_everywhere() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let manifest = repo_root().join("deploy/kubernetes/tars-fleet.yaml");
+    for version in ["1.33.0", "1.37.0"] {
+        let out = Command::new(python.with_file_name("kubernetes-validate"))
+            .args(["--strict", "-k", version])
+            .arg(&manifest)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "kubernetes-validate {version}: {text}"
+        );
+        assert!(!text.contains("WARN") && !text.contains("ERROR"), "{text}");
+        assert!(text.matches(" passed for resource ").count() >= 8, "{text}");
+    }
+    // Every pod: non-root, no service-account token; every container: limits, read-only root,
+    // no privilege escalation, all capabilities dropped.
+    let check = r#"
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+pods = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+assert len(pods) == 3, [d["metadata"]["name"] for d in pods]
+for d in pods:
+    spec = d["spec"]["template"]["spec"]
+    name = d["metadata"]["name"]
+    assert spec["securityContext"]["runAsNonRoot"] is True, name
+    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+    assert spec.get("automountServiceAccountToken") is False, name
+    for c in spec["containers"]:
+        lim = c["resources"]["limits"]
+        assert "memory" in lim and "cpu" in lim, (name, c["name"])
+        sc = c["securityContext"]
+        assert sc["readOnlyRootFilesystem"] is True, (name, c["name"])
+        assert sc["allowPrivilegeEscalation"] is False, (name, c["name"])
+        assert sc["capabilities"]["drop"] == ["ALL"], (name, c["name"])
+kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+assert ("NetworkPolicy", "tars-redis") in kinds, kinds
+print("ok", len(docs))
+"#;
+    let out = Command::new(&python)
+        .args(["-c", check])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_keda_scaled_object_scales_the_worker_deployment_on_the_real_stream() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let check = r#"
+import sys, yaml
+stream, group = sys.argv[2], sys.argv[3]
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+so = next(d for d in docs if d["kind"] == "ScaledObject")
+manifest = [d for d in yaml.safe_load_all(open(sys.argv[4])) if d]
+workers = next(d for d in manifest if d["kind"] == "Deployment" and d["metadata"]["name"] == so["spec"]["scaleTargetRef"]["name"])
+assert workers["spec"]["template"]["spec"]["containers"][0]["name"] == "worker"
+assert so["spec"]["maxReplicaCount"] >= 1 and so["spec"]["minReplicaCount"] == 0
+triggers = so["spec"]["triggers"]
+assert all(t["type"] == "redis-streams" for t in triggers)
+assert all(t["metadata"]["stream"] == stream and t["metadata"]["consumerGroup"] == group for t in triggers), triggers
+kinds = {k for t in triggers for k in t["metadata"]}
+# lagCount AND pending entries (pending alone never scales: kedacore/keda#2819).
+assert "lagCount" in kinds and "pendingEntriesCount" in kinds, kinds
+auth = next(d for d in docs if d["kind"] == "TriggerAuthentication")
+assert all(t["authenticationRef"]["name"] == auth["metadata"]["name"] for t in triggers)
+print("ok")
+"#;
+    let out = Command::new(&python)
+        .args(["-c", check])
+        .arg(repo_root().join("deploy/kubernetes/keda-scaledobject.yaml"))
+        .arg(tars_fleet::queue::keys::tasks_stream())
+        .arg(tars_fleet::queue::keys::GROUP)
+        .arg(repo_root().join("deploy/kubernetes/tars-fleet.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The Grafana dashboard asks only for metrics that `/metrics` exports, and the Prometheus
+/// config is valid.
+#[test]
+fn grafana_queries_name_exported_metrics_and_the_prometheus_config_is_valid() {
+    let grafana = std::fs::read_to_string(repo_root().join("deploy/grafana/tars-fleet.json"))
+        .expect("deploy/grafana/tars-fleet.json");
+    let dash: serde_json::Value = serde_json::from_str(&grafana).expect("valid JSON");
+    let exported = std::fs::read_to_string(repo_root().join("src/dashboard/metrics.rs")).unwrap();
+    let mut names = Vec::new();
+    for p in dash["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            let expr = t["expr"].as_str().unwrap_or_default();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("tars_") {
+                    names.push(word.to_string());
+                }
+            }
+        }
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    for n in &names {
+        assert!(
+            exported.contains(&format!("\"{n}\"")),
+            "the Grafana dashboard queries {n}, which /metrics does not export"
+        );
+    }
+    if Command::new("promtool").arg("--version").output().is_ok() {
+        let out = Command::new("promtool")
+            .args(["check", "config"])
+            .arg(repo_root().join("deploy/prometheus/prometheus.yml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            !in_ci(),
+            "promtool is required in CI: run scripts/setup-test-deps"
+        );
+    }
+}
