@@ -508,6 +508,42 @@ pub fn workers_page(
     );
     for (w, beat_age) in workers {
         let g = |k: &str| esc(w.get(k).map(String::as_str).unwrap_or(""));
+        // Each task at work, linked, with how long it has been at it.
+        let field = |k: &str| -> Vec<String> {
+            w.get(k)
+                .map(|v| {
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (tasks, runs, since) = (
+            field("current"),
+            field("current_runs"),
+            field("current_since"),
+        );
+        let current: Vec<String> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let age_of = since
+                    .get(i)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map(|s| format!(" ({})", age(now_ms, s)))
+                    .unwrap_or_default();
+                match runs.get(i) {
+                    Some(r) => format!(
+                        "<a href=\"/runs/{}/tasks/{}\">{}</a>{age_of}",
+                        percent(r),
+                        percent(t),
+                        esc(t)
+                    ),
+                    None => format!("{}{age_of}", esc(t)),
+                }
+            })
+            .collect();
         let up = w
             .get("started_at")
             .and_then(|s| s.parse::<u64>().ok())
@@ -521,7 +557,7 @@ pub fn workers_page(
             g("host"),
             g("role"),
             g("state"),
-            g("current"),
+            current.join(" "),
             g("done"),
             g("failed"),
             beat_age

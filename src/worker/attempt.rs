@@ -63,7 +63,11 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery, grant: Option<Grant
             return;
         }
     };
-    shared.in_flight.lock().await.push(d.task.clone());
+    shared
+        .in_flight
+        .lock()
+        .await
+        .push((d.run.clone(), d.task.clone(), crate::time::now_ms()));
     shared.changed.notify_one();
     let renew_stop = CancellationToken::new();
     let lost = CancellationToken::new();
@@ -118,7 +122,11 @@ pub(super) async fn handle(shared: Arc<Shared>, d: Delivery, grant: Option<Grant
             }
         }),
     }
-    shared.in_flight.lock().await.retain(|t| t != &d.task);
+    shared
+        .in_flight
+        .lock()
+        .await
+        .retain(|(run, task, _)| !(run == &d.run && task == &d.task));
     shared.changed.notify_one();
 }
 

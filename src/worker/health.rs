@@ -15,7 +15,19 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationTo
     let started = now_ms();
     let host = super::hostname();
     loop {
-        let current = shared.in_flight.lock().await.join(",");
+        // Task ids, and in the same order their runs and start times (ms), so a dashboard can
+        // link each and say how long it has been at work.
+        let (current, current_runs, current_since) = {
+            let f = shared.in_flight.lock().await;
+            let col = |pick: &dyn Fn(&(String, String, u64)) -> String| {
+                f.iter().map(pick).collect::<Vec<_>>().join(",")
+            };
+            (
+                col(&|t| t.1.clone()),
+                col(&|t| t.0.clone()),
+                col(&|t| t.2.to_string()),
+            )
+        };
         let s = shared.stats();
         let fields = [
             ("id", shared.id.clone()),
@@ -25,6 +37,8 @@ pub(super) async fn heartbeat_loop(shared: Arc<Shared>, shutdown: CancellationTo
             ("concurrency", shared.cfg.worker.concurrency.to_string()),
             ("role", shared.stage.as_str().to_string()),
             ("current", current),
+            ("current_runs", current_runs),
+            ("current_since", current_since),
             ("done", s.done.to_string()),
             ("failed", s.failed.to_string()),
             (

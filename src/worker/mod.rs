@@ -94,7 +94,8 @@ struct Shared {
     parts: Parts,
     id: String,
     stats: std::sync::Mutex<WorkerStats>,
-    in_flight: Mutex<Vec<String>>,
+    /// The tasks at work: (run, task, started at in ms), for the heartbeat.
+    in_flight: Mutex<Vec<(String, String, u64)>>,
     /// Wakes the heartbeat when the in-flight set changes, so `current` is fresh.
     changed: Notify,
     /// Cancelled after the grace period: in-flight tasks stop and are handed back.

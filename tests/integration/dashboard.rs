@@ -523,3 +523,40 @@ fn a_real_browser_renders_the_runs_a_run_and_a_task() {
         );
     }
 }
+
+/// A worker at work: the workers page links its current task, with how long it has been at it.
+#[test]
+fn the_workers_page_links_the_task_a_worker_is_at() {
+    let redis = RedisServer::start();
+    // An LLM that takes its time, so the task is still at work while the page is read.
+    let fake = FakeLlm::start(|req, _| match req.path.as_str() {
+        "/v1/chat/completions" => {
+            std::thread::sleep(Duration::from_secs(20));
+            Reply::Json {
+                status: 200,
+                body: openai_completion(&resolving_answer(&req.body)),
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 1);
+    let _worker = spawn_worker(&redis, &fake.url(), &[], Stdio::null());
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .arg("run")
+        .arg(repo.path());
+    let run_id = run(d).success().stdout.trim().to_string();
+    let (_d, port) = dashboard(&redis, None);
+    let link = format!("<a href=\"/runs/{run_id}/tasks/");
+    let mut page = String::new();
+    wait_until(
+        "the worker's current task on /workers",
+        Duration::from_secs(15),
+        || {
+            page = get(port, "/workers");
+            page.contains(&link)
+        },
+    );
+    assert!(page.contains("<tr class=\"worker\">"), "{page}");
+    assert!(page.contains("</a> (") && page.contains(" s)"), "{page}");
+}
