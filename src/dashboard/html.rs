@@ -112,16 +112,7 @@ pub fn runs_page(rows: &[RunRow], history: &History, now_ms: u64) -> String {
             age = age(now_ms, st.created_at),
             total = st.total
         );
-        for s in [
-            TaskState::Queued,
-            TaskState::Running,
-            TaskState::Retrying,
-            TaskState::Verifying,
-            TaskState::Done,
-            TaskState::Failed,
-            TaskState::Dead,
-            TaskState::Cancelled,
-        ] {
+        for s in TaskState::ALL {
             let _ = write!(b, "<td class=\"{}\">{}</td>", s.as_str(), c.get(s));
         }
         let _ = write!(

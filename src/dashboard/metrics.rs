@@ -297,50 +297,39 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
     }
     // LLM endpoints, as the fleet records them.
     let eps: Vec<EndpointStatus> = q.llm_endpoint_status().await?;
-    o.family(
-        "tars_llm_requests_total",
-        "counter",
-        "LLM requests the fleet made to an endpoint.",
-    );
-    for e in &eps {
-        o.sample(
+    type Pick = fn(&EndpointStatus) -> Option<f64>;
+    let per_endpoint: [(&str, &str, &str, Pick); 4] = [
+        (
             "tars_llm_requests_total",
-            &[("endpoint", &e.url)],
-            e.requests as f64,
-        );
-    }
-    o.family(
-        "tars_llm_errors_total",
-        "counter",
-        "LLM requests to an endpoint that failed.",
-    );
-    for e in &eps {
-        o.sample(
+            "counter",
+            "LLM requests the fleet made to an endpoint.",
+            |e| Some(e.requests as f64),
+        ),
+        (
             "tars_llm_errors_total",
-            &[("endpoint", &e.url)],
-            e.errors as f64,
-        );
-    }
-    o.family(
-        "tars_llm_in_flight",
-        "gauge",
-        "Requests at an endpoint now.",
-    );
-    for e in &eps {
-        o.sample(
+            "counter",
+            "LLM requests to an endpoint that failed.",
+            |e| Some(e.errors as f64),
+        ),
+        (
             "tars_llm_in_flight",
-            &[("endpoint", &e.url)],
-            e.in_flight as f64,
-        );
-    }
-    o.family(
-        "tars_llm_limit",
-        "gauge",
-        "The concurrency limit in force at an endpoint (absent: none).",
-    );
-    for e in &eps {
-        if let Some(l) = e.limit {
-            o.sample("tars_llm_limit", &[("endpoint", &e.url)], f64::from(l));
+            "gauge",
+            "Requests at an endpoint now.",
+            |e| Some(e.in_flight as f64),
+        ),
+        (
+            "tars_llm_limit",
+            "gauge",
+            "The concurrency limit in force at an endpoint (absent: none).",
+            |e| e.limit.map(f64::from),
+        ),
+    ];
+    for (name, kind, help, pick) in per_endpoint {
+        o.family(name, kind, help);
+        for e in &eps {
+            if let Some(v) = pick(e) {
+                o.sample(name, &[("endpoint", &e.url)], v);
+            }
         }
     }
     o.family(
