@@ -16,7 +16,7 @@ use crate::util::{
 };
 
 /// The tests use the one `tars-network`: run them one at a time.
-static DOCKER: Mutex<()> = Mutex::new(());
+pub(crate) static DOCKER: Mutex<()> = Mutex::new(());
 static IMAGES: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Whether the tests run under CI: `CI` set to `true` or `1`, as CI services set it.
@@ -26,7 +26,7 @@ fn in_ci() -> bool {
 
 /// Whether a Docker engine answers. Without one the Docker tests are skipped with a message,
 /// except in CI, where that is a failure: a CI run must not go green without them.
-fn engine_answers() -> bool {
+pub(crate) fn engine_answers() -> bool {
     let why = match Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
@@ -52,7 +52,7 @@ fn engine_answers() -> bool {
 }
 
 /// Builds the images once per test run with the script users run on offline machines.
-fn images() {
+pub(crate) fn images() {
     let r = IMAGES.get_or_init(|| {
         let t = Instant::now();
         let o = Command::new(repo_root().join("compose/build-offline"))
@@ -74,7 +74,7 @@ fn images() {
     }
 }
 
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let o = Command::new("docker").args(args).output().expect("docker");
     assert!(
         o.status.success(),
@@ -84,7 +84,7 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn docker_ok(args: &[&str]) -> bool {
+pub(crate) fn docker_ok(args: &[&str]) -> bool {
     Command::new("docker")
         .args(args)
         .output()
