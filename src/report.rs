@@ -938,6 +938,9 @@ mod tests {
             skipped_done: Some(1),
             commit: None,
             verify: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            llm_ms: 0,
         }
     }
 

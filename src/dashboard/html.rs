@@ -130,15 +130,18 @@ pub fn runs_page(rows: &[RunRow], history: &History, now_ms: u64) -> String {
          <tr><th>minute (UTC)</th><th>done</th><th>failed</th><th>dead</th><th>cancelled</th>\
          <th></th></tr>",
     );
+    let total = |c: &std::collections::BTreeMap<String, u64>| {
+        c.values().fold(0u64, |a, v| a.saturating_add(*v))
+    };
     let top = history
         .iter()
-        .map(|(_, c)| c.values().sum::<u64>())
+        .map(|(_, c)| total(c))
         .max()
         .unwrap_or(1)
         .max(1);
     for (minute, counts) in history {
         let n = |s: &str| counts.get(s).copied().unwrap_or(0);
-        let all: u64 = counts.values().sum();
+        let all = total(counts);
         let _ = write!(
             b,
             "<tr class=\"minute\"><td>{:02}:{:02}</td><td class=\"done\">{}</td><td>{}</td>\
@@ -149,7 +152,7 @@ pub fn runs_page(rows: &[RunRow], history: &History, now_ms: u64) -> String {
             n("failed"),
             n("dead"),
             n("cancelled"),
-            200 * all / top
+            (200.0 * all as f64 / top as f64) as u64
         );
     }
     b.push_str("</table>");
@@ -298,7 +301,7 @@ pub fn run_page(p: &RunPage<'_>) -> String {
             }
             .query(1),
             k = esc(kind),
-            w = 200 * n / top
+            w = (200.0 * *n as f64 / top as f64) as u64
         );
     }
     b.push_str("</table>");
@@ -329,8 +332,8 @@ pub fn run_page(p: &RunPage<'_>) -> String {
         esc(&f.path),
         esc(&f.q)
     );
-    let page_no = f.page.max(1);
     let pages = p.matching.div_ceil(PAGE_SIZE).max(1);
+    let page_no = f.page.clamp(1, pages);
     let _ = write!(
         b,
         "<p id=\"matching\">{} tasks match; page {page_no} of {pages}</p>",

@@ -7,8 +7,10 @@ use std::fmt::Write;
 
 use crate::queue::{EndpointStatus, Queue, QueueError, TaskState, keys};
 
-/// The newest runs described per run.
+/// The newest runs described per run (from their run hashes).
 pub const MAX_RUNS: usize = 20;
+/// The newest runs whose tasks are read for reasons, retries and verification outcomes.
+pub const TASK_RUNS: usize = 5;
 
 /// A label value, escaped as the text format asks (backslash, double quote, newline).
 fn label(v: &str) -> String {
@@ -119,24 +121,44 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
     let mut llm_ms: BTreeMap<String, u64> = BTreeMap::new();
     let mut retries: BTreeMap<String, u64> = BTreeMap::new();
     for st in &statuses {
+        tokens.insert((st.run.clone(), "prompt"), st.prompt_tokens);
+        tokens.insert((st.run.clone(), "completion"), st.completion_tokens);
+        llm_ms.insert(st.run.clone(), st.llm_ms);
+    }
+    // What only the tasks say (reasons, retries, verification outcomes): the newest runs only,
+    // since it reads every task of each on every scrape.
+    for st in statuses.iter().take(TASK_RUNS) {
         let Ok(tasks) = q.run_tasks(&st.run).await else {
             continue;
         };
         for t in &tasks {
             let o = &t.outcome;
             if matches!(t.state, TaskState::Failed | TaskState::Dead) {
-                let kind = o.reason_kind.clone().unwrap_or_else(|| "unknown".into());
-                *kinds
+                // A reason kind is a short word from our code; anything else (a hostile
+                // writer's) is counted as `other`, so labels stay bounded.
+                let kind = o
+                    .reason_kind
+                    .clone()
+                    .filter(|k| {
+                        k.len() <= 40 && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    })
+                    .unwrap_or_else(|| "other".into());
+                let e = kinds
                     .entry((st.run.clone(), t.state.as_str().to_string(), kind))
-                    .or_default() += 1;
+                    .or_default();
+                *e = e.saturating_add(1);
             }
-            *tokens.entry((st.run.clone(), "prompt")).or_default() += o.prompt_tokens.unwrap_or(0);
-            *tokens.entry((st.run.clone(), "completion")).or_default() +=
-                o.completion_tokens.unwrap_or(0);
-            *llm_ms.entry(st.run.clone()).or_default() += o.llm_ms.unwrap_or(0);
-            *retries.entry(st.run.clone()).or_default() += u64::from(o.attempts.saturating_sub(1));
-            if let Some(v) = &o.verified {
-                *verified.entry((st.run.clone(), v.clone())).or_default() += 1;
+            let r = retries.entry(st.run.clone()).or_default();
+            *r = r.saturating_add(u64::from(o.attempts.saturating_sub(1)));
+            let outcome = o.verified.clone().filter(|v| {
+                matches!(
+                    v.as_str(),
+                    "passed" | "failed" | "skipped" | "baseline_failed"
+                )
+            });
+            if let Some(v) = outcome {
+                let e = verified.entry((st.run.clone(), v)).or_default();
+                *e = e.saturating_add(1);
             }
         }
     }
@@ -212,14 +234,14 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
         }
         let mut cum = 0u64;
         for b in keys::TASK_BUCKETS_MS {
-            cum += h.get(&format!("{state}:{b}")).copied().unwrap_or(0);
+            cum = cum.saturating_add(h.get(&format!("{state}:{b}")).copied().unwrap_or(0));
             o.sample(
                 "tars_task_duration_seconds_bucket",
                 &[("state", state), ("le", &format!("{}", b as f64 / 1000.0))],
                 cum as f64,
             );
         }
-        cum += h.get(&format!("{state}:inf")).copied().unwrap_or(0);
+        cum = cum.saturating_add(h.get(&format!("{state}:inf")).copied().unwrap_or(0));
         o.sample(
             "tars_task_duration_seconds_bucket",
             &[("state", state), ("le", "+Inf")],
@@ -244,7 +266,10 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
         ("verify", keys::verify_stream()),
         ("dead", keys::dead_stream()),
     ] {
-        let (len, gs) = stream_info(q, &key).await?;
+        // A stream of the wrong type (a hostile writer) drops out; the scrape goes on.
+        let Ok((len, gs)) = stream_info(q, &key).await else {
+            continue;
+        };
         o.sample("tars_stream_length", &[("stream", name)], len as f64);
         for (g, pending, lag) in gs {
             groups.push((name, g, pending, lag));
@@ -277,7 +302,7 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
         }
     }
     // Workers.
-    let beats = q.heartbeats().await?;
+    let beats = q.heartbeats().await.unwrap_or_default();
     let mut alive: BTreeMap<String, u64> = BTreeMap::new();
     for b in &beats {
         let role = b.get("role").cloned().unwrap_or_else(|| "llm".into());
@@ -296,7 +321,7 @@ pub async fn render(q: &Queue) -> Result<String, QueueError> {
         );
     }
     // LLM endpoints, as the fleet records them.
-    let eps: Vec<EndpointStatus> = q.llm_endpoint_status().await?;
+    let eps: Vec<EndpointStatus> = q.llm_endpoint_status().await.unwrap_or_default();
     type Pick = fn(&EndpointStatus) -> Option<f64>;
     let per_endpoint: [(&str, &str, &str, Pick); 4] = [
         (

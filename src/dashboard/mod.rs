@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -44,6 +44,61 @@ pub struct Dashboard {
 
 type Shared = Arc<Dashboard>;
 
+/// Headers on every answer: no page may be framed by another site (the action forms would be
+/// clickjacked), no content sniffed, nothing loaded from elsewhere.
+async fn hardened(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    r
+}
+
+/// A dashboard on a loopback address answers only requests for that address (`Host:
+/// 127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`): a web page elsewhere cannot read it through
+/// a DNS name that resolves to 127.0.0.1 (DNS rebinding).
+async fn loopback_host(
+    State(port): State<Option<u16>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(port) = port {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let ok = ["127.0.0.1", "localhost", "[::1]"]
+            .iter()
+            .any(|h| host == format!("{h}:{port}") || (port == 80 && host == *h));
+        if !ok {
+            return (
+                StatusCode::MISDIRECTED_REQUEST,
+                "this dashboard listens on loopback and answers only for 127.0.0.1, localhost \
+                 or [::1] with its port",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 /// The app, for [`serve`] and for tests that drive it without a socket.
 pub fn router(queue: Queue, admin_token: Option<Secret>) -> Router {
     let state: Shared = Arc::new(Dashboard { queue, admin_token });
@@ -57,6 +112,7 @@ pub fn router(queue: Queue, admin_token: Option<Secret>) -> Router {
         .route("/workers", get(workers))
         .route("/metrics", get(metrics_handler))
         .with_state(state)
+        .layer(axum::middleware::map_response(hardened))
 }
 
 /// Serves on `addr` until `shutdown` completes; logs the address it listens on.
@@ -75,7 +131,12 @@ pub async fn serve(
         actions = if admin_token.is_some() { "on (token required)" } else { "off (read-only)" },
         "dashboard listening on http://{local}/"
     );
-    axum::serve(listener, router(queue, admin_token))
+    let loopback = local.ip().is_loopback().then_some(local.port());
+    let app = router(queue, admin_token).layer(axum::middleware::from_fn_with_state(
+        loopback,
+        loopback_host,
+    ));
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(DashboardError::Serve)
@@ -120,16 +181,16 @@ async fn runs(State(d): State<Shared>) -> Response {
     let mut rows = Vec::new();
     for id in ids {
         // A run purged between the listing and now is left out.
+        // One hash per run: its counters and cost totals are kept by the scripts, so a page
+        // that reloads every few seconds never reads a run's tasks.
         let Ok(status) = d.queue.run_status(&id).await else {
             continue;
         };
-        let tasks = d.queue.run_tasks(&id).await.unwrap_or_default();
-        let s = stats::summarize(&tasks);
         rows.push(html::RunRow {
+            prompt_tokens: status.prompt_tokens,
+            completion_tokens: status.completion_tokens,
+            llm_ms: status.llm_ms,
             status,
-            prompt_tokens: s.prompt_tokens,
-            completion_tokens: s.completion_tokens,
-            llm_ms: s.llm_ms_total,
         });
     }
     let history = d.queue.minute_history(60).await.unwrap_or_default();
@@ -158,10 +219,11 @@ async fn render_run(d: &Dashboard, run: &str, filter: &Filter, notice: Option<St
     kinds.dedup();
     let mut matching: Vec<&TaskRecord> = tasks.iter().filter(|t| filter.matches(t)).collect();
     matching.sort_by(|a, b| (&a.spec.path, a.spec.line).cmp(&(&b.spec.path, b.spec.line)));
-    let page_no = filter.page.max(1);
+    let pages = matching.len().div_ceil(PAGE_SIZE).max(1);
+    let page_no = filter.page.clamp(1, pages);
     let shown: Vec<&TaskRecord> = matching
         .iter()
-        .skip((page_no - 1) * PAGE_SIZE)
+        .skip((page_no - 1).saturating_mul(PAGE_SIZE))
         .take(PAGE_SIZE)
         .copied()
         .collect();
@@ -184,7 +246,8 @@ async fn run(
     Path(run): Path<String>,
     Query(filter): Query<Filter>,
 ) -> Response {
-    render_run(&d, &run, &filter, None).await
+    let notice = (!filter.notice.is_empty()).then(|| filter.notice.clone());
+    render_run(&d, &run, &filter, notice).await
 }
 
 async fn task(State(d): State<Shared>, Path((run, id)): Path<(String, String)>) -> Response {
@@ -265,7 +328,7 @@ fn refusal(d: &Dashboard, headers: &HeaderMap, form: &ActionForm) -> Option<Resp
                 Html(html::page(
                     "Read-only",
                     "<p>This dashboard is read-only: start it with --admin-token-file FILE (or \
-                 TARS_DASHBOARD_TOKEN) to allow cancel, retry and purge.</p>",
+                 TARS_DASHBOARD_TOKEN_FILE) to allow cancel, retry and purge.</p>",
                     None,
                 )),
             )
@@ -275,7 +338,11 @@ fn refusal(d: &Dashboard, headers: &HeaderMap, form: &ActionForm) -> Option<Resp
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme's name is case-insensitive (RFC 9110).
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
         .unwrap_or("");
     let given = if form.token.is_empty() {
         bearer
@@ -301,6 +368,23 @@ fn refusal(d: &Dashboard, headers: &HeaderMap, form: &ActionForm) -> Option<Resp
     }
 }
 
+/// An action's form, from a urlencoded body whatever its content type says (a client that sends
+/// only `Authorization: Bearer` sends no form at all); a body that does not parse is empty.
+fn action_form(body: &[u8]) -> ActionForm {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+/// After an action, the run page by GET (303), with what was done: a reload of the page does
+/// not repeat the action, and its links and filter work from the run's own URL.
+fn done(run: &str, notice: &str) -> Response {
+    Redirect::to(&format!(
+        "/runs/{}?notice={}",
+        stats::percent(run),
+        stats::percent(notice)
+    ))
+    .into_response()
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for (i, x) in a.iter().enumerate() {
@@ -313,21 +397,16 @@ async fn cancel(
     State(d): State<Shared>,
     Path(run): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<ActionForm>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let form = action_form(&body);
     if let Some(r) = refusal(&d, &headers, &form) {
         return r;
     }
     match d.queue.cancel_run(&run).await {
         Ok(n) => {
             tracing::info!(run = %run, tasks = n, "dashboard: run cancelled");
-            render_run(
-                &d,
-                &run,
-                &Filter::default(),
-                Some(format!("cancelled {n} tasks")),
-            )
-            .await
+            done(&run, &format!("cancelled {n} tasks"))
         }
         Err(e) => failure(e),
     }
@@ -337,8 +416,9 @@ async fn retry(
     State(d): State<Shared>,
     Path(run): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<ActionForm>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let form = action_form(&body);
     if let Some(r) = refusal(&d, &headers, &form) {
         return r;
     }
@@ -358,7 +438,7 @@ async fn retry(
         lang: form.lang.clone(),
         path: form.path.clone(),
         q: form.q.clone(),
-        page: 1,
+        ..Filter::default()
     };
     let filtered = !(filter.kind.is_empty()
         && filter.lang.is_empty()
@@ -380,13 +460,7 @@ async fn retry(
     match result {
         Ok(n) => {
             tracing::info!(run = %run, state = state.as_str(), tasks = n, filtered, "dashboard: tasks retried");
-            render_run(
-                &d,
-                &run,
-                &Filter::default(),
-                Some(format!("{n} {} tasks queued again", state.as_str())),
-            )
-            .await
+            done(&run, &format!("{n} {} tasks queued again", state.as_str()))
         }
         Err(e) => failure(e),
     }
@@ -396,8 +470,9 @@ async fn purge(
     State(d): State<Shared>,
     Path(run): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<ActionForm>,
+    body: axum::body::Bytes,
 ) -> Response {
+    let form = action_form(&body);
     if let Some(r) = refusal(&d, &headers, &form) {
         return r;
     }

@@ -23,6 +23,8 @@ pub struct Filter {
     pub q: String,
     /// 1-based.
     pub page: usize,
+    /// What an action just did (after its redirect); shown, never part of the filter.
+    pub notice: String,
 }
 
 impl Filter {
@@ -58,6 +60,10 @@ impl Filter {
 
 /// Percent-encoding for a query value: everything but unreserved characters.
 pub fn percent(s: &str) -> String {
+    // A path segment `.` or `..` would be resolved away by the browser: encoded whole.
+    if s == "." || s == ".." {
+        return s.replace('.', "%2E");
+    }
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -75,7 +81,9 @@ pub fn percentile(values: &mut [u64], p: u32) -> Option<u64> {
         return None;
     }
     values.sort_unstable();
-    let rank = (u64::from(p) * values.len() as u64).div_ceil(100).max(1) as usize;
+    let rank = (u64::from(p).saturating_mul(values.len() as u64))
+        .div_ceil(100)
+        .max(1) as usize;
     values.get(rank - 1).copied()
 }
 
@@ -112,15 +120,19 @@ pub fn summarize(tasks: &[TaskRecord]) -> RunSummary {
     let mut whole = Vec::new();
     for t in tasks {
         let o = &t.outcome;
-        s.prompt_tokens += o.prompt_tokens.unwrap_or(0);
-        s.completion_tokens += o.completion_tokens.unwrap_or(0);
-        s.llm_ms_total += o.llm_ms.unwrap_or(0);
+        // Numbers from Redis: saturating, so a hostile one cannot overflow.
+        s.prompt_tokens = s.prompt_tokens.saturating_add(o.prompt_tokens.unwrap_or(0));
+        s.completion_tokens = s
+            .completion_tokens
+            .saturating_add(o.completion_tokens.unwrap_or(0));
+        s.llm_ms_total = s.llm_ms_total.saturating_add(o.llm_ms.unwrap_or(0));
         if !t.state.is_terminal() {
             continue;
         }
         if matches!(t.state, TaskState::Failed | TaskState::Dead) {
             let kind = o.reason_kind.clone().unwrap_or_else(|| "unknown".into());
-            *reasons.entry(kind).or_default() += 1;
+            let e = reasons.entry(kind).or_default();
+            *e = e.saturating_add(1);
         }
         if t.state == TaskState::Cancelled {
             continue;
@@ -134,11 +146,12 @@ pub fn summarize(tasks: &[TaskRecord]) -> RunSummary {
             ),
         ] {
             let e = map.entry(key).or_default();
-            e.0 += done;
-            e.1 += 1;
+            e.0 = e.0.saturating_add(done);
+            e.1 = e.1.saturating_add(1);
         }
         if let Some(f) = o.finished_at {
-            *s.per_minute.entry(f / 60_000).or_default() += 1;
+            let m = s.per_minute.entry(f / 60_000).or_default();
+            *m = m.saturating_add(1);
             if let Some(st) = o.started_at {
                 whole.push(f.saturating_sub(st));
             }
@@ -177,5 +190,7 @@ mod tests {
         };
         assert_eq!(f.query(2), "state=failed&q=a%20b%26c&page=2");
         assert_eq!(Filter::default().query(1), "");
+        assert_eq!(percent(".."), "%2E%2E");
+        assert_eq!(percent("a.b"), "a.b");
     }
 }

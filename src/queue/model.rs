@@ -209,6 +209,10 @@ pub struct RunStatus {
     /// The run's verification, when it verifies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyStatus>,
+    /// What the run's finished tasks cost, summed by the scripts as they end.
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub llm_ms: u64,
 }
 
 /// What a run asks of the verify stage, as `dispatcher run` records it.

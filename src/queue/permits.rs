@@ -305,10 +305,15 @@ impl Queue {
         let now = secs * 1000 + micros / 1000;
         let mut out = Vec::new();
         for name in names {
-            let h: HashMap<String, String> = redis::cmd("HGETALL")
+            // An endpoint whose keys a hostile writer damaged (another type, bytes that are
+            // not UTF-8) is left out; the others are still shown.
+            let Ok(h) = redis::cmd("HGETALL")
                 .arg(keys::llm_endpoint(&name))
-                .query_async(&mut c)
-                .await?;
+                .query_async::<HashMap<String, String>>(&mut c)
+                .await
+            else {
+                continue;
+            };
             if h.is_empty() {
                 continue;
             }
@@ -317,13 +322,15 @@ impl Queue {
                 .arg(now)
                 .arg("+inf")
                 .query_async(&mut c)
-                .await?;
+                .await
+                .unwrap_or(0);
             let mut lat: Vec<u64> = redis::cmd("LRANGE")
                 .arg(keys::llm_latencies(&name))
                 .arg(0)
                 .arg(-1)
                 .query_async::<Vec<String>>(&mut c)
-                .await?
+                .await
+                .unwrap_or_default()
                 .iter()
                 .filter_map(|v| v.parse().ok())
                 .collect();
@@ -356,7 +363,7 @@ impl Queue {
                         .map(|b| (Some(*b), format!("h_{b}")))
                         .chain([(None, "h_inf".to_string())])
                         .map(|(le, field)| {
-                            cum += num(&field).unwrap_or(0.0) as u64;
+                            cum = cum.saturating_add(num(&field).unwrap_or(0.0) as u64);
                             (le, cum)
                         })
                         .collect()

@@ -234,6 +234,9 @@ impl Queue {
                     failed: num("verified_failed"),
                     baseline_failed: num("verified_baseline_failed"),
                 }),
+            prompt_tokens: num("prompt_tokens"),
+            completion_tokens: num("completion_tokens"),
+            llm_ms: num("llm_ms"),
         })
     }
 
@@ -446,14 +449,18 @@ impl Queue {
     /// The listed runs, newest first, at most `limit`.
     pub async fn recent_runs(&self, limit: usize) -> Result<Vec<String>, QueueError> {
         let mut c = self.conn();
-        let v: Vec<String> = redis::cmd("ZRANGE")
+        // Raw bytes: a member that is not UTF-8 (a hostile writer's) names no run of ours and
+        // is left out, rather than failing the whole listing.
+        let v: Vec<Vec<u8>> = redis::cmd("ZRANGE")
             .arg(keys::runs())
             .arg(0)
             .arg(limit.saturating_sub(1))
             .arg("REV")
             .query_async(&mut c)
             .await?;
-        Ok(v)
+        Ok(v.into_iter()
+            .filter_map(|r| String::from_utf8(r).ok())
+            .collect())
     }
 
     /// Removes a run and its tasks; returns how many tasks were removed.

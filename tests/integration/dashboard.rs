@@ -103,10 +103,11 @@ fn http(port: u16, method: &str, path: &str, body: &str, headers: &[&str]) -> (u
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if method == "POST" {
+    // A bearer-only client sends no form, and so no content type.
+    if method == "POST" && !body.is_empty() {
         req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
     }
     for h in headers {
@@ -123,11 +124,18 @@ fn http(port: u16, method: &str, path: &str, body: &str, headers: &[&str]) -> (u
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    (code, body)
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    // A redirect (an action's 303) is followed with a GET, as a browser does.
+    if code == 303
+        && let Some(to) = head.lines().find_map(|l| {
+            l.strip_prefix("location: ")
+                .or_else(|| l.strip_prefix("Location: "))
+        })
+    {
+        let (c, b) = http(port, "GET", to.trim(), "", &[]);
+        return (if c == 200 { 303 } else { c }, b);
+    }
+    (code, body.to_string())
 }
 
 fn get(port: u16, path: &str) -> String {
@@ -272,6 +280,27 @@ fn dashboard_pages_show_runs_filters_paging_and_tasks() {
     );
     let w = get(port, "/workers");
     assert!(w.contains("id=\"endpoints\""), "{w}");
+    // On loopback it answers only for loopback names (no DNS rebinding), never framed.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 421"), "{head}");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).unwrap();
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        lower.contains("x-frame-options: deny") && lower.contains("frame-ancestors 'none'"),
+        "{head}"
+    );
 }
 
 #[test]
@@ -324,18 +353,19 @@ fn dashboard_actions_need_the_admin_token_and_are_done_with_it() {
         "state=failed&q=case+1-1&token=s3cret-token",
         &[],
     );
-    assert_eq!(code, 200, "{body}");
+    // Answered with a redirect to the run page (a reload does not repeat the action).
+    assert_eq!(code, 303, "{body}");
     assert!(body.contains("11 failed tasks queued again"), "{body}");
     assert_eq!((status("failed"), status("queued")), (19, 11));
-    // The bearer header works as well.
+    // The bearer header works as well, with no form and in any case.
     let (code, body) = http(
         port,
         "POST",
         &format!("/runs/{run_id}/cancel"),
         "",
-        &["Authorization: Bearer s3cret-token"],
+        &["Authorization: bearer s3cret-token"],
     );
-    assert_eq!(code, 200, "{body}");
+    assert_eq!(code, 303, "{body}");
     assert!(body.contains("cancelled 11 tasks"), "{body}");
     assert_eq!(status("cancelled"), 11);
     let (code, body) = http(
@@ -559,4 +589,79 @@ fn the_workers_page_links_the_task_a_worker_is_at() {
     );
     assert!(page.contains("<tr class=\"worker\">"), "{page}");
     assert!(page.contains("</a> (") && page.contains(" s)"), "{page}");
+}
+
+/// Keys a hostile Redis writer damaged (a run id that is not UTF-8, an endpoint and a stream of
+/// the wrong type, counters at u64::MAX, a page number past the end) cost the damaged item,
+/// not the page: every page still answers, and the metrics still parse.
+#[test]
+fn damaged_keys_cost_the_item_not_the_page() {
+    let redis = RedisServer::start();
+    let run_id = finished_run(&redis);
+    let mut c = redis.conn();
+    let max = u64::MAX.to_string();
+    let ids: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(tars_fleet::queue::keys::run_tasks(&run_id))
+        .query(&mut c)
+        .unwrap();
+    for id in ids.iter().take(2) {
+        let _: () = redis::cmd("HSET")
+            .arg(tars_fleet::queue::keys::task(&run_id, id))
+            .arg("prompt_tokens")
+            .arg(&max)
+            .arg("llm_ms")
+            .arg(&max)
+            .query(&mut c)
+            .unwrap();
+    }
+    let _: () = redis::cmd("ZADD")
+        .arg("{tars}:runs")
+        .arg(5)
+        .arg(b"bad\xff".as_slice())
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("{tars}:llm:endpoints")
+        .arg("bad")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("{tars}:llm:bad:state")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg("{tars}:stream:dead")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("{tars}:stream:dead")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    let minute = tars_fleet::time::now_secs() / 60;
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{{tars}}:minute:{minute}"))
+        .arg("done")
+        .arg(&max)
+        .query(&mut c)
+        .unwrap();
+    let (_d, port) = dashboard(&redis, None);
+    let runs = get(port, "/");
+    assert!(runs.contains(&format!("data-run=\"{run_id}\"")), "{runs}");
+    let page = get(port, &format!("/runs/{run_id}?page=18446744073709551615"));
+    assert!(page.contains("page 2 of 2"), "{page}");
+    assert!(
+        page.contains("18446744073709551615 prompt"),
+        "saturated, not wrapped: {page}"
+    );
+    get(port, "/workers");
+    let text = get(port, "/metrics");
+    assert!(
+        text.contains(&format!(
+            "tars_run_tasks{{run=\"{run_id}\",state=\"done\"}} 31"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("stream=\"dead\""), "{text}");
 }

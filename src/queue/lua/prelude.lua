@@ -72,6 +72,15 @@ local function finish(task_key, run_key, run_tasks, results_stream, run, task, f
   if redis.call('HGET', task_key, 'reason') == '' then
     redis.call('HDEL', task_key, 'reason', 'reason_kind')
   end
+  -- The run's totals of what its tasks cost, so that a listing of runs reads one hash per run
+  -- and not every task (the dashboard).
+  local extra = {...}
+  for i = 1, #extra - 1, 2 do
+    local k = extra[i]
+    if (k == 'prompt_tokens' or k == 'completion_tokens' or k == 'llm_ms') and tonumber(extra[i + 1]) then
+      redis.call('HINCRBY', run_key, k, math.floor(tonumber(extra[i + 1])))
+    end
+  end
   redis.call('EXPIRE', task_key, ttl)
   redis.call('EXPIRE', run_key, ttl)
   redis.call('EXPIRE', run_tasks, ttl)
