@@ -454,11 +454,21 @@ pub fn task_page(t: &TaskRecord, block: Option<&str>) -> String {
         }
     }
     for (i, e) in o.errors.iter().enumerate() {
+        let when = e["at"]
+            .as_u64()
+            .map(|at| format!("{} ", crate::time::format_utc(at / 1000)))
+            .unwrap_or_default();
+        let what = e["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string());
         let _ = write!(
             b,
-            "<tr><td>attempt {} failed</td><td>{}</td></tr>",
-            i + 1,
-            esc(&e.to_string())
+            "<tr class=\"attempt\"><td>attempt {} failed</td><td>{}{} ({})</td></tr>",
+            e["attempt"].as_u64().unwrap_or(i as u64 + 1),
+            esc(&when),
+            esc(&what),
+            esc(e["kind"].as_str().unwrap_or(""))
         );
     }
     b.push_str("</table>");

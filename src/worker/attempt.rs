@@ -200,6 +200,8 @@ async fn retry_later(
         "kind": kind,
         "error": reason,
         "worker": shared.id,
+        // When it failed (ms, the worker's clock): the task's timeline, one entry per ask.
+        "at": crate::time::now_ms(),
     });
     if !counts {
         error["deferred"] = true.into();

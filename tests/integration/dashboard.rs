@@ -665,3 +665,55 @@ fn damaged_keys_cost_the_item_not_the_page() {
     );
     assert!(!text.contains("stream=\"dead\""), "{text}");
 }
+
+/// A task whose first attempt failed: its page lists the attempt, when it failed and why,
+/// between the enqueue and the end.
+#[test]
+fn a_task_page_lists_each_failed_attempt_in_its_timeline() {
+    let redis = RedisServer::start();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    let fake = FakeLlm::start(move |req, _| match req.path.as_str() {
+        "/v1/chat/completions" => {
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                Reply::Json {
+                    status: 500,
+                    body: r#"{"error":"the model crashed"}"#.into(),
+                }
+            } else {
+                Reply::Json {
+                    status: 200,
+                    body: openai_completion(&resolving_answer(&req.body)),
+                }
+            }
+        }
+        _ => models_reply(),
+    });
+    let repo = many_todos_repo(1, 1);
+    let _worker = spawn_worker(
+        &redis,
+        &fake.url(),
+        &[("TARS_LLM__RETRIES", "0")],
+        Stdio::null(),
+    );
+    let mut d = cmd("dispatcher");
+    d.env("TARS_REDIS__URL", redis.url())
+        .args(["run", "--wait", "--timeout", "120", "--out"])
+        .arg(repo.path().join(".out"))
+        .arg(repo.path());
+    let run_id = run(d).success().stdout.trim().to_string();
+    let (_d, port) = dashboard(&redis, None);
+    let page = get(port, &format!("/runs/{run_id}"));
+    let id = &task_links(&page)[0];
+    let t = get(port, &format!("/runs/{run_id}/tasks/{id}"));
+    assert!(t.contains("<td id=\"state\">done</td>"), "{t}");
+    let attempt = t
+        .split("<tr class=\"attempt\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no failed attempt in the timeline: {t}"));
+    assert!(
+        attempt.starts_with("<td>attempt 1 failed</td><td>2"),
+        "{attempt}"
+    );
+    assert!(attempt.contains("500"), "{attempt}");
+}
