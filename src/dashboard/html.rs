@@ -65,18 +65,10 @@ fn age(now_ms: u64, then_ms: u64) -> String {
     }
 }
 
-/// One run's row data for the runs page.
-pub struct RunRow {
-    pub status: RunStatus,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub llm_ms: u64,
-}
-
 /// Minutes with their counts per final state, oldest first (the bounded history).
 pub type History = [(u64, std::collections::BTreeMap<String, u64>)];
 
-pub fn runs_page(rows: &[RunRow], history: &History, now_ms: u64) -> String {
+pub fn runs_page(rows: &[RunStatus], history: &History, now_ms: u64) -> String {
     let mut b = String::new();
     if rows.is_empty() {
         b.push_str("<p>No runs in Redis. Start one with <code>dispatcher run PATH</code>.</p>");
@@ -88,8 +80,7 @@ pub fn runs_page(rows: &[RunRow], history: &History, now_ms: u64) -> String {
          <th>LLM time</th></tr>",
     );
     let mut live = false;
-    for r in rows {
-        let st = &r.status;
+    for st in rows {
         let c = &st.counts;
         let finished = c.finished();
         live |= st.finished_at.is_none() && finished < st.total;
@@ -118,9 +109,9 @@ pub fn runs_page(rows: &[RunRow], history: &History, now_ms: u64) -> String {
         let _ = write!(
             b,
             "<td>{ratio}</td><td>{} + {}</td><td>{:.1} s</td></tr>",
-            r.prompt_tokens,
-            r.completion_tokens,
-            r.llm_ms as f64 / 1000.0
+            st.prompt_tokens,
+            st.completion_tokens,
+            st.llm_ms as f64 / 1000.0
         );
     }
     b.push_str("</table>");

@@ -186,12 +186,7 @@ async fn runs(State(d): State<Shared>) -> Response {
         let Ok(status) = d.queue.run_status(&id).await else {
             continue;
         };
-        rows.push(html::RunRow {
-            prompt_tokens: status.prompt_tokens,
-            completion_tokens: status.completion_tokens,
-            llm_ms: status.llm_ms,
-            status,
-        });
+        rows.push(status);
     }
     let history = d.queue.minute_history(60).await.unwrap_or_default();
     Html(html::runs_page(&rows, &history, now)).into_response()

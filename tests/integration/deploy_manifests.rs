@@ -82,9 +82,14 @@ kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
 assert ("NetworkPolicy", "tars-redis") in kinds, kinds
 print("ok", len(docs))
 "#;
-    let out = Command::new(&python)
+    run_check(&python, check, &[manifest.into_os_string()]);
+}
+
+/// Runs `check` (Python, with PyYAML) with `args`; it must succeed.
+fn run_check(python: &std::path::Path, check: &str, args: &[std::ffi::OsString]) {
+    let out = Command::new(python)
         .args(["-c", check])
-        .arg(&manifest)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -119,19 +124,17 @@ auth = next(d for d in docs if d["kind"] == "TriggerAuthentication")
 assert all(t["authenticationRef"]["name"] == auth["metadata"]["name"] for t in triggers)
 print("ok")
 "#;
-    let out = Command::new(&python)
-        .args(["-c", check])
-        .arg(repo_root().join("deploy/kubernetes/keda-scaledobject.yaml"))
-        .arg(tars_fleet::queue::keys::tasks_stream())
-        .arg(tars_fleet::queue::keys::GROUP)
-        .arg(repo_root().join("deploy/kubernetes/tars-fleet.yaml"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_check(
+        &python,
+        check,
+        &[
+            repo_root()
+                .join("deploy/kubernetes/keda-scaledobject.yaml")
+                .into(),
+            tars_fleet::queue::keys::tasks_stream().into(),
+            tars_fleet::queue::keys::GROUP.into(),
+            repo_root().join("deploy/kubernetes/tars-fleet.yaml").into(),
+        ],
     );
 }
 
