@@ -216,8 +216,15 @@ impl Default for VerifyConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`, `rediss://` for TLS, `unix:///path`, or a
+    /// Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port...]` (any nodes; the
+    /// rest are discovered), `rediss+cluster://` for TLS.
     pub url: String,
+    /// After recording a result or listing a run, wait until this many replicas have it
+    /// (`WAIT`), so that a failover does not lose it. Unset: 1 for a cluster URL, 0 otherwise.
+    pub wait_replicas: Option<u32>,
+    /// How long that wait may take, in milliseconds, before going on with a warning.
+    pub wait_timeout_ms: u64,
     /// A file holding the Redis password (a Docker or Kubernetes secret mounted at
     /// `/run/secrets/...`), so the password is in neither the URL nor the environment, where
     /// `docker inspect` and `ps` show it. Wins over a password in the URL.
@@ -302,6 +309,8 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
+            wait_replicas: None,
+            wait_timeout_ms: 1_000,
             password_file: None,
             password: None,
             ca_file: None,
@@ -597,14 +606,32 @@ impl Config {
                 allowed: allowed.to_string(),
             }
         }
-        if !(self.redis.url.starts_with("redis://")
-            || self.redis.url.starts_with("rediss://")
-            || self.redis.url.starts_with("unix://"))
+        let url = &self.redis.url;
+        let tls_url = url.starts_with("rediss://") || url.starts_with("rediss+cluster://");
+        if !(tls_url
+            || url.starts_with("redis://")
+            || url.starts_with("redis+cluster://")
+            || url.starts_with("unix://"))
         {
             return Err(invalid(
                 "redis.url",
-                crate::secret::redact_url(&self.redis.url),
-                "a URL such as redis://127.0.0.1:6379",
+                crate::secret::redact_url(url),
+                "a URL such as redis://127.0.0.1:6379, or for a Redis Cluster \
+                 redis+cluster://HOST:PORT[,HOST:PORT...]",
+            ));
+        }
+        if self.redis.wait_timeout_ms == 0 || self.redis.wait_timeout_ms > 60_000 {
+            return Err(invalid(
+                "redis.wait_timeout_ms",
+                self.redis.wait_timeout_ms,
+                "a whole number of milliseconds from 1 to 60000",
+            ));
+        }
+        if self.redis.wait_replicas.is_some_and(|n| n > 16) {
+            return Err(invalid(
+                "redis.wait_replicas",
+                self.redis.wait_replicas.unwrap_or_default(),
+                "a whole number of replicas from 0 to 16 (0: no WAIT)",
             ));
         }
         for (key, file) in [
@@ -613,13 +640,14 @@ impl Config {
             ("redis.client_key_file", &self.redis.client_key_file),
         ] {
             if let Some(path) = file
-                && !self.redis.url.starts_with("rediss://")
+                && !tls_url
             {
                 return Err(invalid(
                     key,
                     path.display(),
                     &format!(
-                        "set only with a rediss:// (TLS) redis.url, and redis.url is {}",
+                        "set only with a rediss:// or rediss+cluster:// (TLS) redis.url, and \
+                         redis.url is {}",
                         crate::secret::redact_url(&self.redis.url)
                     ),
                 ));

@@ -331,3 +331,27 @@ fn redis_tls_files_are_read_only_for_rediss_and_name_their_key() {
         "{e}"
     );
 }
+
+#[test]
+fn cluster_urls_and_the_replica_wait_are_checked() {
+    let load = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs), &Overrides::default());
+    let cfg = load(&[("TARS_REDIS__URL", "redis+cluster://a:7000,b:7001")]).unwrap();
+    assert_eq!(
+        cfg.redis.wait_replicas, None,
+        "unset: 1 for a cluster, 0 otherwise"
+    );
+    assert_eq!(cfg.redis.wait_timeout_ms, 1_000);
+    load(&[
+        ("TARS_REDIS__URL", "rediss+cluster://a:7000"),
+        ("TARS_REDIS__WAIT_REPLICAS", "0"),
+    ])
+    .unwrap();
+    for (key, value, named) in [
+        ("TARS_REDIS__URL", "cluster://a:7000", "redis+cluster://"),
+        ("TARS_REDIS__WAIT_TIMEOUT_MS", "0", "redis.wait_timeout_ms"),
+        ("TARS_REDIS__WAIT_REPLICAS", "99", "redis.wait_replicas"),
+    ] {
+        let err = load(&[(key, value)]).unwrap_err().to_string();
+        assert!(err.contains(named), "{key}={value}: {err}");
+    }
+}

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::queue::Conn;
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 
 use super::keys;
 use super::model::{Completion, Delivery, Release, Stage, Start, TaskRecord, TaskState};
@@ -126,7 +126,7 @@ impl Queue {
     /// from [`Queue::blocking_connection`].
     pub async fn fetch(
         &self,
-        blocking: &mut MultiplexedConnection,
+        blocking: &mut Conn,
         stage: Stage,
         consumer: &str,
         count: usize,
@@ -282,7 +282,11 @@ impl Queue {
             }
         }
         let r: String = inv.invoke_async(&mut c).await?;
-        Ok(refusal(&r).unwrap_or(Completion::Recorded))
+        let completion = refusal(&r).unwrap_or(Completion::Recorded);
+        if completion == Completion::Recorded {
+            self.replicate().await;
+        }
+        Ok(completion)
     }
 
     /// Records a retryable failure: the task waits out `backoff` in the delayed set, or is

@@ -13,6 +13,7 @@
 //! (fleet-wide LLM concurrency), [`presence`] (worker heartbeats), [`model`] (the types).
 
 pub mod blobs;
+pub mod conn;
 pub mod delivery;
 pub mod keys;
 pub mod model;
@@ -24,7 +25,7 @@ pub mod wire;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::ConnectionManagerConfig;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo, RetryMethod};
 
 pub use model::{
@@ -74,6 +75,13 @@ pub enum QueueError {
          the host name the certificate was issued for"
     )]
     TlsUntrusted { url: String, reason: String },
+    /// A `redis+cluster://` URL that does not say which nodes to reach, or a plain URL that
+    /// points at a cluster node.
+    #[error(
+        "redis.url {url} cannot be used: {problem}. For a Redis Cluster write \
+         redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...] (rediss+cluster:// for TLS)"
+    )]
+    BadUrl { url: String, problem: String },
     #[error("Redis command failed: {0}")]
     Redis(#[source] redis::RedisError),
     #[error("Redis holds a malformed {what}: {detail}")]
@@ -116,12 +124,18 @@ impl QueueError {
                     | RetryMethod::WaitAndRetry
                     | RetryMethod::ReconnectFromInitialConnections
                     | RetryMethod::RefreshSlotsAndRetry
+                    // A cluster's MOVED or ASK that redis-rs could not follow within its own
+                    // retries: mid-failover, the nodes still name the dead master as the
+                    // slot's owner until the replica's promotion reaches them.
+                    | RetryMethod::MovedRedirect
+                    | RetryMethod::AskRedirect
             ),
             QueueError::AuthFailed { .. }
             | QueueError::ServerTooOld { .. }
             | QueueError::OutOfMemory { .. }
             | QueueError::NoPermission { .. }
             | QueueError::TlsUntrusted { .. }
+            | QueueError::BadUrl { .. }
             | QueueError::Malformed { .. }
             | QueueError::NoSuchRun(_)
             | QueueError::NoRuns
@@ -244,6 +258,41 @@ fn connect_error(url: &str, source: redis::RedisError) -> QueueError {
     }
 }
 
+/// The cluster client for a parsed `redis+cluster://` URL; the password file wins over the
+/// URL's password, as for one server.
+fn cluster_client(
+    url: &conn::ClusterUrl,
+    redis: &RedisConfig,
+) -> Result<redis::cluster::ClusterClient, redis::RedisError> {
+    let mut b = redis::cluster::ClusterClientBuilder::new(url.nodes.clone())
+        .retries(conn::CLUSTER_RETRIES)
+        .min_retry_wait(conn::CLUSTER_MIN_WAIT_MS)
+        .max_retry_wait(conn::CLUSTER_MAX_WAIT_MS)
+        .connection_timeout(conn::CONNECT_TIMEOUT)
+        .response_timeout(conn::RESPONSE_TIMEOUT);
+    if let Some(user) = &url.username {
+        b = b.username(user);
+    }
+    match (&redis.password, &url.password) {
+        (Some(pw), _) => b = b.password(pw.expose()),
+        (None, Some(pw)) => b = b.password(pw),
+        (None, None) => {}
+    }
+    if url.tls {
+        b = b.tls(redis::TlsMode::Secure);
+        if let Some(certs) = &redis.tls {
+            b = b.certs(certs.clone());
+        }
+    }
+    b.build()
+}
+
+async fn cluster_connection(
+    client: &redis::cluster::ClusterClient,
+) -> Result<redis::cluster_async::ClusterConnection, redis::RedisError> {
+    client.get_async_connection().await
+}
+
 /// The reason rustls gave for rejecting the server's certificate, if that is the error.
 fn untrusted_certificate(e: &redis::RedisError) -> Option<String> {
     type Dyn = dyn std::error::Error + 'static;
@@ -272,15 +321,29 @@ fn untrusted_certificate(e: &redis::RedisError) -> Option<String> {
     find(e, 0)
 }
 
-/// A handle on the queue. Cheap to clone: the connection manager multiplexes and reconnects.
+pub use conn::Conn;
+
+/// A handle on the queue. Cheap to clone: the connection multiplexes and reconnects.
 #[derive(Clone)]
 pub struct Queue {
     /// The URL as shown in errors: without its password.
     url: String,
-    client: redis::Client,
-    conn: ConnectionManager,
+    client: conn::Client,
+    conn: Conn,
     retention_secs: u64,
+    /// `WAIT` for this many replicas after recording a result or listing a run (0: no WAIT).
+    wait_replicas: u32,
+    wait_timeout_ms: u64,
+    /// Until when (ms on this process's clock, since `started`) no WAIT is sent: after one
+    /// timed out, the master lacks replicas (e.g. just after a failover, before its old master
+    /// comes back as a replica), and waiting out the timeout on every result would slow the
+    /// whole fleet to one result per timeout per slot.
+    wait_paused_until: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    started: std::time::Instant,
 }
+
+/// How long results are not waited for after a WAIT timed out.
+const WAIT_PAUSE: Duration = Duration::from_secs(30);
 
 impl Queue {
     /// The Redis URL as shown to a person: without its password.
@@ -322,25 +385,40 @@ impl Queue {
         crate::tls::install_crypto_provider();
         let shown = crate::secret::redact_url(&redis.url);
         let fail = |source| connect_error(&shown, source);
-        let mut info = redis.url.as_str().into_connection_info().map_err(fail)?;
-        if let Some(pw) = &redis.password {
-            let settings = info.redis_settings().clone().set_password(pw.expose());
-            info = info.set_redis_settings(settings);
-        }
-        let client = match &redis.tls {
-            Some(certs) => redis::Client::build_with_tls(info, certs.clone()),
-            None => redis::Client::open(info),
-        }
-        .map_err(fail)?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(2));
-        let mut conn = client
-            .get_connection_manager_with_config(cfg)
-            .await
-            .map_err(fail)?;
+        let (client, mut conn) = match conn::cluster_nodes(&redis.url) {
+            Some(parsed) => {
+                let parsed = parsed.map_err(|problem| QueueError::BadUrl {
+                    url: shown.clone(),
+                    problem,
+                })?;
+                let client = cluster_client(&parsed, redis).map_err(fail)?;
+                let conn = cluster_connection(&client).await.map_err(fail)?;
+                (conn::Client::Cluster(client), Conn::Cluster(conn))
+            }
+            None => {
+                let mut info = redis.url.as_str().into_connection_info().map_err(fail)?;
+                if let Some(pw) = &redis.password {
+                    let settings = info.redis_settings().clone().set_password(pw.expose());
+                    info = info.set_redis_settings(settings);
+                }
+                let client = match &redis.tls {
+                    Some(certs) => redis::Client::build_with_tls(info, certs.clone()),
+                    None => redis::Client::open(info),
+                }
+                .map_err(fail)?;
+                let cfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(conn::CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(conn::RESPONSE_TIMEOUT))
+                    .set_number_of_retries(3)
+                    .set_max_delay(Duration::from_secs(2));
+                let conn = client
+                    .get_connection_manager_with_config(cfg)
+                    .await
+                    .map_err(fail)?;
+                (conn::Client::Single(client), Conn::Managed(conn))
+            }
+        };
+        let cluster = matches!(client, conn::Client::Cluster(_));
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
@@ -369,26 +447,111 @@ impl Queue {
             }
             Err(e) => return Err(fail(e)),
         }
+        // A cluster node reached through a plain URL answers for its own slots only: every
+        // command would fail with "MOVED 1040" unless it happens to hold tars's slot, and
+        // then only until the next failover or resharding.
+        if !cluster
+            && let Ok(info) = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async::<String>(&mut conn)
+                .await
+            && info_field(&info, "cluster_enabled") == Some("1")
+        {
+            return Err(QueueError::BadUrl {
+                url: shown.clone(),
+                problem: "the server is a node of a Redis Cluster, which a plain redis:// URL \
+                          cannot follow"
+                    .into(),
+            });
+        }
         Ok(Queue {
             url: shown,
             client,
             conn,
             retention_secs: retention_days.saturating_mul(86_400),
+            wait_replicas: redis.wait_replicas.unwrap_or(u32::from(cluster)),
+            wait_timeout_ms: redis.wait_timeout_ms,
+            wait_paused_until: Default::default(),
+            started: std::time::Instant::now(),
         })
     }
     /// A dedicated connection for blocking reads: its response timeout must outlast the BLOCK,
     /// and a blocked command would stall every other command multiplexed with it.
-    pub async fn blocking_connection(&self) -> Result<MultiplexedConnection, QueueError> {
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(10)));
-        self.client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await
-            .map_err(|source| connect_error(&self.url, source))
+    /// In a cluster, a second cluster connection: its per-node connections are its own.
+    pub async fn blocking_connection(&self) -> Result<Conn, QueueError> {
+        let fail = |source| connect_error(&self.url, source);
+        match &self.client {
+            conn::Client::Single(client) => {
+                let cfg = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(conn::CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(conn::RESPONSE_TIMEOUT));
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+                    .map(Conn::Direct)
+                    .map_err(fail)
+            }
+            conn::Client::Cluster(client) => cluster_connection(client)
+                .await
+                .map(Conn::Cluster)
+                .map_err(fail),
+        }
     }
-    pub fn conn(&self) -> ConnectionManager {
+    pub fn conn(&self) -> Conn {
         self.conn.clone()
+    }
+
+    /// Whether this queue talks to a Redis Cluster (`redis+cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.client, conn::Client::Cluster(_))
+    }
+
+    /// After a write that must survive a failover (a recorded result, a listed run): `WAIT`
+    /// until `redis.wait_replicas` replicas have it, at most `redis.wait_timeout_ms`. Redis
+    /// replicates asynchronously, so without this a master that dies right after answering
+    /// can take the write with it when its replica is promoted. Too few acknowledgements are
+    /// logged, not failed: the write is on the master, and stopping the fleet would not bring
+    /// a replica back; and WAITs pause for [`WAIT_PAUSE`]. Also a failed WAIT (the connection
+    /// cut by that very failover) is only logged.
+    pub(crate) async fn replicate(&self) {
+        use std::sync::atomic::Ordering;
+        let now_ms = || u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if self.wait_replicas == 0 || now_ms() < self.wait_paused_until.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut c = self.conn();
+        match redis::cmd("WAIT")
+            .arg(self.wait_replicas)
+            .arg(self.wait_timeout_ms)
+            .query_async::<u64>(&mut c)
+            .await
+        {
+            Ok(acked) if acked >= u64::from(self.wait_replicas) => {}
+            Ok(acked) => {
+                let until = now_ms().saturating_add(WAIT_PAUSE.as_millis() as u64);
+                // One warning per pause, whichever task saw it first.
+                if self.wait_paused_until.swap(until, Ordering::Relaxed) < now_ms() {
+                    tracing::warn!(
+                        acked,
+                        wanted = self.wait_replicas,
+                        timeout_ms = self.wait_timeout_ms,
+                        "fewer Redis replicas than redis.wait_replicas acknowledged a write in \
+                         time: a failover now could lose it. Results are not waited for in \
+                         the next 30 s. If the master has no replica, set \
+                         redis.wait_replicas = 0"
+                    );
+                }
+            }
+            // The write itself succeeded; a WAIT cut off by a failover says nothing new, and
+            // one refused (an ACL user without WAIT) would be refused every time.
+            Err(e) => {
+                let until = now_ms().saturating_add(WAIT_PAUSE.as_millis() as u64);
+                if self.wait_paused_until.swap(until, Ordering::Relaxed) < now_ms() {
+                    tracing::warn!(error = %e, "WAIT for Redis replicas failed; not waited for \
+                                                in the next 30 s");
+                }
+            }
+        }
     }
 
     /// When Redis (re)started, in seconds since the epoch on its clock (`TIME` minus

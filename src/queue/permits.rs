@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use crate::queue::Conn;
 
 use super::keys;
 use super::{Queue, QueueError, scripts};
@@ -54,7 +54,7 @@ impl Queue {
     /// that endpoint were out with it.
     pub async fn permit_wait(
         &self,
-        blocking: &mut MultiplexedConnection,
+        blocking: &mut Conn,
         waiting: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<Option<(usize, u32)>, QueueError> {

@@ -102,7 +102,11 @@ impl Queue {
             .invoke_async(&mut c)
             .await?;
         match listed {
-            1 => Ok(()),
+            1 => {
+                // The run's tasks went through this connection before: one WAIT covers them.
+                self.replicate().await;
+                Ok(())
+            }
             _ => Err(QueueError::NoSuchRun(run.to_string())),
         }
     }

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::queue::Conn;
 use redis::Value;
-use redis::aio::ConnectionManager;
 
 use super::QueueError;
 use super::model::{Delivery, Stage, TaskOutcome, TaskRecord, TaskState};
@@ -91,10 +91,7 @@ pub fn task_record(run: &str, h: &HashMap<String, String>) -> Result<TaskRecord,
     })
 }
 
-pub async fn hgetall(
-    c: &mut ConnectionManager,
-    key: String,
-) -> Result<HashMap<String, String>, QueueError> {
+pub async fn hgetall(c: &mut Conn, key: String) -> Result<HashMap<String, String>, QueueError> {
     Ok(redis::cmd("HGETALL").arg(key).query_async(c).await?)
 }
 

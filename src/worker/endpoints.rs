@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
+use crate::queue::Conn;
 
 use super::Shared;
 use crate::config::{LlmConfig, MaxInFlight};
@@ -54,7 +54,7 @@ pub(super) struct Endpoints {
     /// Where the next call starts looking, so calls spread over endpoints with room.
     next: AtomicUsize,
     /// Dedicated connections for blocking on a wake list, reused between waits.
-    blocking: tokio::sync::Mutex<Vec<MultiplexedConnection>>,
+    blocking: tokio::sync::Mutex<Vec<Conn>>,
 }
 
 /// A call's place: the endpoint, and its permit when the endpoint is capped.

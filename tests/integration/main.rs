@@ -20,6 +20,7 @@ mod llm_ollama;
 mod multicall;
 mod only_new;
 mod queue_redis;
+mod redis_cluster;
 mod redis_faults;
 mod redis_tls;
 mod reliability;

@@ -339,7 +339,7 @@ fn redis_password_file_works_against_requirepass() {
 }
 
 /// The ACL line the README documents for tars, with `password` in place of its placeholder.
-fn documented_acl(password: &str) -> Vec<String> {
+pub(crate) fn documented_acl(password: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(crate::util::repo_root().join("README.md")).unwrap();
     let line = readme
         .lines()
