@@ -30,6 +30,7 @@ mod scan_cli;
 mod scan_corpus;
 mod scan_hostile;
 mod secret_redaction;
+mod swarm;
 mod terminal_paths;
 mod terminal_progress;
 mod untrusted_text;
