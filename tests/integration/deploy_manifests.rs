@@ -1,8 +1,9 @@
 //! The deployment files, checked as far as this machine allows (no cluster runs here): the
 //! Kubernetes manifests against the Kubernetes schemas of current versions
 //! (`kubernetes-validate`, PyPI, offline), every container with resource limits and a
-//! securityContext; the KEDA ScaledObject against what the workers really use (the stream key,
-//! the consumer group, the Deployment's name); the Prometheus config with `promtool`; the
+//! securityContext; the KEDA ScaledObject against KEDA's CRD schema (`cloudcoil.models.keda`,
+//! PyPI) and against what the workers really use (the stream key, the consumer group, the
+//! Deployment's name); the Prometheus config with `promtool`; the
 //! Grafana dashboard's queries against the metrics `/metrics` exports.
 
 use std::path::PathBuf;
@@ -135,6 +136,98 @@ print("ok")
             tars_fleet::queue::keys::GROUP.into(),
             repo_root().join("deploy/kubernetes/tars-fleet.yaml").into(),
         ],
+    );
+}
+
+/// The ScaledObject and its TriggerAuthentication against KEDA's CRD schema, as the models that
+/// `cloudcoil.models.keda` (PyPI) generates from KEDA 2.16.1's CRDs: every field's type and
+/// enum, every required field, and (checked here, since the models ignore extras) no field the
+/// CRD does not have, at any depth. A typo is shown to fail.
+#[test]
+fn the_keda_objects_validate_against_kedas_crd_schema() {
+    let Some(python) = venv_python() else {
+        return;
+    };
+    let check = r#"
+import sys, typing, yaml, pydantic
+from cloudcoil.models.keda import v1alpha1 as keda
+
+def models(annotation):
+    """The pydantic models an annotation can hold (through Optional, List, Dict, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        if issubclass(annotation, pydantic.RootModel):
+            return models(annotation.model_fields["root"].annotation)
+        return [annotation]
+    return [m for a in typing.get_args(annotation) for m in models(a)]
+
+def unknown(model, value, path):
+    """Paths of keys in `value` that the CRD (the model) does not define."""
+    if isinstance(value, list):
+        return [u for i, v in enumerate(value) for u in unknown(model, v, f"{path}[{i}]")]
+    if not isinstance(value, dict) or model is None:
+        return []
+    by_key = {(f.alias or n): f for n, f in model.model_fields.items()}
+    out = []
+    for k, v in value.items():
+        f = by_key.get(k)
+        if f is None:
+            out.append(f"{path}.{k}")
+            continue
+        inner = models(f.annotation)
+        origin = [typing.get_origin(a) for a in typing.get_args(f.annotation)] + [typing.get_origin(f.annotation)]
+        if dict in origin and isinstance(v, dict) and inner:
+            out += [u for kk, vv in v.items() for u in unknown(inner[0], vv, f"{path}.{k}.{kk}")]
+        else:
+            out += unknown(inner[0] if inner else None, v, f"{path}.{k}")
+    return out
+
+def validate(doc):
+    cls = getattr(keda, doc["kind"])
+    cls.model_validate(doc)
+    extra = unknown(cls, doc, doc["kind"])
+    assert not extra, f"fields KEDA's CRD does not have: {extra}"
+
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+assert sorted(d["kind"] for d in docs) == ["ScaledObject", "TriggerAuthentication"], docs
+for d in docs:
+    validate(d)
+# The check can fail: a misspelt field, a wrong type, a missing required field.
+so = next(d for d in docs if d["kind"] == "ScaledObject")
+import copy
+for mutate, what in [
+    (lambda s: s["spec"].__setitem__("maxReplicaCont", 3), "maxReplicaCont"),
+    (lambda s: s["spec"]["triggers"][0].__setitem__("authRef", {}), "authRef"),
+    (lambda s: s["spec"].__setitem__("pollingInterval", "often"), "pollingInterval"),
+    (lambda s: s["spec"].pop("scaleTargetRef"), "scaleTargetRef"),
+]:
+    bad = copy.deepcopy(so)
+    mutate(bad)
+    try:
+        validate(bad)
+    except (AssertionError, pydantic.ValidationError) as e:
+        assert what in str(e), (what, str(e))
+    else:
+        raise SystemExit(f"a ScaledObject with {what} wrong passed")
+print("ok")
+"#;
+    let ok = Command::new(&python)
+        .args(["-c", "import cloudcoil.models.keda"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            !in_ci(),
+            "cloudcoil.models.keda is required in CI: run scripts/setup-test-deps"
+        );
+        eprintln!("SKIPPED: cloudcoil.models.keda is not installed (scripts/setup-test-deps)");
+        return;
+    }
+    run_check(
+        &python,
+        check,
+        &[repo_root()
+            .join("deploy/kubernetes/keda-scaledobject.yaml")
+            .into()],
     );
 }
 
