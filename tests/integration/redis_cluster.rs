@@ -336,52 +336,8 @@ fn a_run_survives_the_failover_of_the_master_holding_tars() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), run_id);
 
-    // Every task done, exactly one result each, the counters equal to a recount.
-    let ids: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(format!("{{tars}}:run:{run_id}:tasks"))
-        .query(&mut c)
-        .expect("tasks");
-    assert_eq!(ids.len(), TASKS);
-    let mut attempts_over_one = 0;
-    for id in &ids {
-        let t = hgetall(&mut c, &format!("{{tars}}:task:{run_id}:{id}"));
-        assert_eq!(
-            t.get("state").map(String::as_str),
-            Some("done"),
-            "{id}: {t:?}"
-        );
-        if t.get("attempts")
-            .and_then(|a| a.parse::<u32>().ok())
-            .unwrap_or(1)
-            > 1
-        {
-            attempts_over_one += 1;
-        }
-    }
-    let h = hgetall(&mut c, &format!("{{tars}}:run:{run_id}"));
-    assert_eq!(h.get("done"), Some(&TASKS.to_string()), "{h:?}");
-    let results: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg("{tars}:stream:results")
-        .arg("-")
-        .arg("+")
-        .query(&mut c)
-        .expect("results");
-    let mut per_task: HashMap<String, usize> = HashMap::new();
-    for (_, f) in results {
-        if f.get("run") == Some(&run_id) {
-            *per_task
-                .entry(f.get("task").cloned().unwrap_or_default())
-                .or_default() += 1;
-        }
-    }
-    for id in &ids {
-        assert_eq!(
-            per_task.get(id),
-            Some(&1),
-            "{id}: {:?} results",
-            per_task.get(id)
-        );
-    }
+    // Every task done, exactly one result each.
+    let attempts_over_one = crate::util::check_every_task_done_once(&mut c, &run_id, TASKS);
     assert!(
         !worker_logs.contains("NOPERM") && !worker_logs.contains("lacks a permission"),
         "the documented ACL user lacked a permission:\n{worker_logs}"

@@ -8,7 +8,6 @@
 //! spread over both, one on the second node is killed and the second node is drained mid-run.
 //! The engine's swarm state is left as found: a swarm a test initialised is left again.
 
-use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -521,52 +520,7 @@ fn swarm_run(two_nodes: bool) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), run);
 
     // Every task done, exactly one result each.
-    let ids: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(format!("{{tars}}:run:{run}:tasks"))
-        .query(&mut c)
-        .expect("tasks");
-    assert_eq!(ids.len(), TASKS);
-    let mut redone = 0;
-    for id in &ids {
-        let t: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(format!("{{tars}}:task:{run}:{id}"))
-            .query(&mut c)
-            .expect("task");
-        assert_eq!(
-            t.get("state").map(String::as_str),
-            Some("done"),
-            "{id}: {t:?}"
-        );
-        if t.get("attempts")
-            .and_then(|a| a.parse::<u32>().ok())
-            .unwrap_or(1)
-            > 1
-        {
-            redone += 1;
-        }
-    }
-    let results: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-        .arg("{tars}:stream:results")
-        .arg("-")
-        .arg("+")
-        .query(&mut c)
-        .expect("results");
-    let mut per_task: HashMap<String, usize> = HashMap::new();
-    for (_, f) in results {
-        if f.get("run") == Some(&run) {
-            *per_task
-                .entry(f.get("task").cloned().unwrap_or_default())
-                .or_default() += 1;
-        }
-    }
-    for id in &ids {
-        assert_eq!(
-            per_task.get(id),
-            Some(&1),
-            "{id}: {:?} results",
-            per_task.get(id)
-        );
-    }
+    let redone = crate::util::check_every_task_done_once(&mut c, &run, TASKS);
     let patches = std::fs::read_dir(out_dir.path())
         .map(|d| {
             d.flatten()

@@ -732,3 +732,67 @@ fn failed_exit_code_assertions_show_the_command_its_status_and_output() {
     });
     assert!(msg.contains("signal: 9"), "{msg}");
 }
+
+/// What a user checks of a run after faults: every one of its `total` tasks ended `done`, the
+/// run's `done` counter says so, and the results stream holds exactly one result per task.
+/// Returns how many tasks were attempted more than once. Any connection (one server or a
+/// cluster): every key is in `{tars}`'s slot.
+pub fn check_every_task_done_once(
+    c: &mut impl redis::ConnectionLike,
+    run: &str,
+    total: usize,
+) -> usize {
+    let ids: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{{tars}}:run:{run}:tasks"))
+        .query(c)
+        .expect("the run's tasks");
+    assert_eq!(ids.len(), total, "tasks of run {run}");
+    let mut redone = 0;
+    for id in &ids {
+        let t: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("{{tars}}:task:{run}:{id}"))
+            .query(c)
+            .expect("task");
+        assert_eq!(
+            t.get("state").map(String::as_str),
+            Some("done"),
+            "{id}: {t:?}"
+        );
+        if t.get("attempts")
+            .and_then(|a| a.parse::<u32>().ok())
+            .unwrap_or(1)
+            > 1
+        {
+            redone += 1;
+        }
+    }
+    let done: Option<String> = redis::cmd("HGET")
+        .arg(format!("{{tars}}:run:{run}"))
+        .arg("done")
+        .query(c)
+        .expect("run");
+    assert_eq!(done, Some(total.to_string()), "the run's done counter");
+    let results: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg("{tars}:stream:results")
+        .arg("-")
+        .arg("+")
+        .query(c)
+        .expect("results");
+    let mut per_task: std::collections::HashMap<String, usize> = Default::default();
+    for (_, f) in results {
+        if f.get("run").map(String::as_str) == Some(run) {
+            *per_task
+                .entry(f.get("task").cloned().unwrap_or_default())
+                .or_default() += 1;
+        }
+    }
+    for id in &ids {
+        assert_eq!(
+            per_task.get(id),
+            Some(&1),
+            "{id}: {:?} results",
+            per_task.get(id)
+        );
+    }
+    redone
+}
