@@ -223,7 +223,10 @@ pub struct RedisConfig {
     /// After recording a result or listing a run, wait until this many replicas have it
     /// (`WAIT`), so that a failover does not lose it. Unset: 1 for a cluster URL, 0 otherwise.
     pub wait_replicas: Option<u32>,
-    /// How long that wait may take, in milliseconds, before going on with a warning.
+    /// How long that wait may take, in milliseconds, before going on with a warning. At most
+    /// 2000: `WAIT` must go on the connection that wrote (it waits for that client's writes),
+    /// and Redis answers one connection's commands in order, so the lease renewals and other
+    /// results queued behind it wait too (and past the 10 s response timeout they would fail).
     pub wait_timeout_ms: u64,
     /// A file holding the Redis password (a Docker or Kubernetes secret mounted at
     /// `/run/secrets/...`), so the password is in neither the URL nor the environment, where
@@ -310,7 +313,7 @@ impl Default for RedisConfig {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
             wait_replicas: None,
-            wait_timeout_ms: 1_000,
+            wait_timeout_ms: 500,
             password_file: None,
             password: None,
             ca_file: None,
@@ -620,11 +623,12 @@ impl Config {
                  redis+cluster://HOST:PORT[,HOST:PORT...]",
             ));
         }
-        if self.redis.wait_timeout_ms == 0 || self.redis.wait_timeout_ms > 60_000 {
+        if self.redis.wait_timeout_ms == 0 || self.redis.wait_timeout_ms > 2_000 {
             return Err(invalid(
                 "redis.wait_timeout_ms",
                 self.redis.wait_timeout_ms,
-                "a whole number of milliseconds from 1 to 60000",
+                "a whole number of milliseconds from 1 to 2000 (WAIT holds up the commands \
+                 queued behind it on its connection)",
             ));
         }
         if self.redis.wait_replicas.is_some_and(|n| n > 16) {

@@ -340,7 +340,7 @@ fn cluster_urls_and_the_replica_wait_are_checked() {
         cfg.redis.wait_replicas, None,
         "unset: 1 for a cluster, 0 otherwise"
     );
-    assert_eq!(cfg.redis.wait_timeout_ms, 1_000);
+    assert_eq!(cfg.redis.wait_timeout_ms, 500);
     load(&[
         ("TARS_REDIS__URL", "rediss+cluster://a:7000"),
         ("TARS_REDIS__WAIT_REPLICAS", "0"),
@@ -349,6 +349,7 @@ fn cluster_urls_and_the_replica_wait_are_checked() {
     for (key, value, named) in [
         ("TARS_REDIS__URL", "cluster://a:7000", "redis+cluster://"),
         ("TARS_REDIS__WAIT_TIMEOUT_MS", "0", "redis.wait_timeout_ms"),
+        ("TARS_REDIS__WAIT_TIMEOUT_MS", "5000", "from 1 to 2000"),
         ("TARS_REDIS__WAIT_REPLICAS", "99", "redis.wait_replicas"),
     ] {
         let err = load(&[(key, value)]).unwrap_err().to_string();

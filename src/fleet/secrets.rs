@@ -160,18 +160,37 @@ fn non_empty(v: &str) -> Option<&str> {
 }
 
 /// `url` without the password of its userinfo (the user name stays: an ACL user is no
-/// secret), and the password, percent-decoded as the Redis client decodes it.
+/// secret), and the password, percent-decoded as the Redis client decodes it. Read from the
+/// text, not through a URL parser: a cluster URL lists several hosts
+/// (`redis+cluster://:pw@a:7000,b:7001`), which no URL parser takes, and must lose its password
+/// all the same.
 pub fn split_password(url: &str) -> (String, Option<Secret>) {
-    let Ok(mut u) = reqwest::Url::parse(url) else {
+    let Some(scheme_end) = url.find("://") else {
         return (url.to_string(), None);
     };
-    let Some(password) = u.password().map(percent_decode) else {
+    let start = scheme_end + 3;
+    let rest = &url[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
         return (url.to_string(), None);
     };
-    if u.set_password(None).is_err() {
+    let userinfo = &authority[..at];
+    let Some((user, password)) = userinfo.split_once(':') else {
+        return (url.to_string(), None);
+    };
+    if password.is_empty() {
         return (url.to_string(), None);
     }
-    (u.to_string(), Some(Secret::new(password)))
+    // No user left: no userinfo at all (`redis://host`), as the URL parser wrote it.
+    let after = if user.is_empty() {
+        &rest[at + 1..]
+    } else {
+        &rest[at..]
+    };
+    (
+        format!("{}{user}{after}", &url[..start]),
+        Some(Secret::new(percent_decode(password))),
+    )
 }
 
 fn percent_decode(s: &str) -> String {
@@ -379,6 +398,29 @@ mod tests {
             "decoded, from the flag"
         );
         assert_eq!(w.secrets[1].value.expose(), "sk-live-1");
+    }
+
+    #[test]
+    fn a_cluster_urls_password_leaves_it_too() {
+        for (url, stripped, password) in [
+            (
+                "redis+cluster://:pw%2F1@a:7000,b:7001",
+                "redis+cluster://a:7000,b:7001",
+                "pw/1",
+            ),
+            (
+                "rediss+cluster://tars:p@ss@[::1]:7000,c:7002/",
+                "rediss+cluster://tars@[::1]:7000,c:7002/",
+                "p@ss",
+            ),
+        ] {
+            let (u, p) = split_password(url);
+            assert_eq!(u, stripped);
+            assert_eq!(p.map(|p| p.expose().to_string()).as_deref(), Some(password));
+        }
+        for plain in ["redis://a:1", "redis://tars@a:1", "unix:///run/redis.sock"] {
+            assert_eq!(split_password(plain), (plain.to_string(), None));
+        }
     }
 
     #[test]
